@@ -1,0 +1,1 @@
+"""The event backbone: topics, Avro serde, Kafka clients, the local broker."""

@@ -1,0 +1,88 @@
+"""Dead-letter topics: where a consumer group puts the messages it cannot decode or process.
+
+The original key and value are kept byte for byte, on the same partition number, with headers in
+Kafka Connect's convention naming where they came from and why they failed, so an operator can
+inspect them and reinject them to the original topic once the cause is fixed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from confluent_kafka import Message, Producer
+
+from tiltstream.streams.catalogue import Catalogue
+from tiltstream.streams.producer import Delivery, wait_for_deliveries
+
+__all__ = [
+    "HEADER_CLASS",
+    "HEADER_GROUP",
+    "HEADER_MESSAGE",
+    "HEADER_OFFSET",
+    "HEADER_PARTITION",
+    "HEADER_TIME",
+    "HEADER_TOPIC",
+    "DeadLetterSink",
+    "dead_letter_headers",
+]
+
+HEADER_TOPIC = "__connect.errors.topic"
+HEADER_PARTITION = "__connect.errors.partition"
+HEADER_OFFSET = "__connect.errors.offset"
+HEADER_CLASS = "__connect.errors.exception.class.name"
+HEADER_MESSAGE = "__connect.errors.exception.message"
+HEADER_GROUP = "tiltstream.errors.group"
+HEADER_TIME = "tiltstream.errors.time"
+
+
+def dead_letter_headers(
+    message: Message, error: BaseException, group_id: str
+) -> list[tuple[str, str | bytes | None]]:
+    """The original headers plus where the message came from and the error that stopped it."""
+    raw = message.headers() or []
+    original = list(raw.items()) if isinstance(raw, dict) else list(raw)
+    error_class = f"{type(error).__module__}.{type(error).__qualname__}"
+    return [
+        *original,
+        (HEADER_TOPIC, str(message.topic()).encode()),
+        (HEADER_PARTITION, str(message.partition()).encode()),
+        (HEADER_OFFSET, str(message.offset()).encode()),
+        (HEADER_CLASS, error_class.encode()),
+        (HEADER_MESSAGE, str(error).encode()),
+        (HEADER_GROUP, group_id.encode()),
+        (HEADER_TIME, datetime.now(UTC).isoformat(timespec="milliseconds").encode()),
+    ]
+
+
+class DeadLetterSink:
+    """Send failed messages to ``<prefix>.dlq.<group>`` and wait until the broker has them.
+
+    Parameters
+    ----------
+    producer
+        An idempotent producer (from :func:`~tiltstream.streams.clients.create_producer`).
+    catalogue
+        Names the dead-letter topic.
+    group_id
+        The consumer group whose dead letters these are.
+    """
+
+    def __init__(self, producer: Producer, catalogue: Catalogue, group_id: str) -> None:
+        self.producer = producer
+        self.topic = catalogue.dlq(group_id)
+        self.group_id = group_id
+
+    def send(self, message: Message, error: BaseException, timeout: float = 60.0) -> Delivery:
+        """Dead-letter ``message`` and block until acknowledged, so its offset can then be stored."""
+        delivery = Delivery(self.topic.name, None)
+        partition = message.partition()
+        self.producer.produce(
+            self.topic.name,
+            message.value(),
+            message.key(),
+            partition=partition if partition is not None and partition < self.topic.partitions else -1,
+            headers=dead_letter_headers(message, error, self.group_id),
+            on_delivery=delivery._on_delivery,
+        )
+        wait_for_deliveries(self.producer, [delivery], timeout)
+        return delivery
