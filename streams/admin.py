@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -51,7 +52,9 @@ class TopicDescription:
     config: dict[str, str]
 
 
-def describe_topics(admin: AdminClient, names: Iterable[str], timeout: float = 30.0) -> dict[str, TopicDescription]:
+def describe_topics(
+    admin: AdminClient, names: Iterable[str], timeout: float = 30.0
+) -> dict[str, TopicDescription]:
     """Partitions, replication and the configuration keys tiltstream sets, for the topics that exist."""
     metadata = admin.list_topics(timeout=timeout)
     present = [name for name in names if name in metadata.topics and metadata.topics[name].error is None]
@@ -118,15 +121,49 @@ def apply_topics(
             details.extend(f"{k} {current.config.get(k)} -> {v}" for k, v in sorted(differing.items()))
             if not dry_run:
                 entries = [
-                    ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in differing.items()
+                    ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                    for k, v in differing.items()
                 ]
                 resource = ConfigResource(ResourceType.TOPIC, topic.name, incremental_configs=entries)
                 _wait(admin.incremental_alter_configs([resource]), timeout)
+                _wait_for_config(admin, topic.name, differing, timeout)
         action = ApplyAction.UPDATED if details else ApplyAction.UNCHANGED
         changes.append(TopicChange(topic.name, action, tuple(details)))
     if to_create and not dry_run:
         _wait(admin.create_topics(to_create, operation_timeout=timeout), timeout)
+        _wait_for_leaders(admin, [t.topic for t in to_create], timeout)
     return changes
+
+
+def _wait_for_config(admin: AdminClient, name: str, wanted: dict[str, str], timeout: float) -> None:
+    """Block until the broker reports ``wanted`` (it applies the controller's records asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = describe_topics(admin, [name], timeout).get(name)
+        if current is not None and all(current.config.get(k) == v for k, v in wanted.items()):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name}: configuration {wanted} not visible after {timeout} s")
+        time.sleep(0.1)
+
+
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Block until every partition of ``names`` has a leader, so the topics are usable at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = admin.list_topics(timeout=timeout)
+        ready = all(
+            name in metadata.topics
+            and metadata.topics[name].error is None
+            and metadata.topics[name].partitions
+            and all(p.leader >= 0 and p.error is None for p in metadata.topics[name].partitions.values())
+            for name in names
+        )
+        if ready:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topics {names} have no leader after {timeout} s")
+        time.sleep(0.1)
 
 
 def _wait(futures: Mapping[Any, Future[Any]], timeout: float) -> None:

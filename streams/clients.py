@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
@@ -33,6 +34,9 @@ def common_config(settings: KafkaSettings) -> dict[str, Any]:
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": settings.client_id,
         "security.protocol": settings.security_protocol.lower(),
+        # librdkafka's own log lines go through Python logging (configured once by the entry point)
+        "logger": logging.getLogger("tiltstream.librdkafka"),
+        "log.connection.close": False,
     }
     if settings.security_protocol.startswith("SASL"):
         if settings.sasl_mechanism is None:

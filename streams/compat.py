@@ -62,7 +62,7 @@ class _Checker:
                 if match is None:
                     raise ValueError(f"unknown named type {node!r}")
                 node = match
-            elif isinstance(node, dict) and not node.get("type") in ("record", "error", "enum", "fixed"):
+            elif isinstance(node, dict) and node.get("type") not in ("record", "error", "enum", "fixed"):
                 kind = node["type"]
                 if kind in ("array", "map"):
                     return node
@@ -93,9 +93,7 @@ class _Checker:
             return True
         r_kind, w_kind = self._kind(reader), self._kind(writer)
         if w_kind == "union":
-            return all(
-                [self.check(reader, branch, f"{path}<{self._kind(branch)}>") for branch in writer]
-            )
+            return all([self.check(reader, branch, f"{path}<{self._kind(branch)}>") for branch in writer])
         if r_kind == "union":
             for branch in reader:
                 trial = _Checker.__new__(_Checker)

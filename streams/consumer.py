@@ -99,7 +99,11 @@ class EventConsumer:
                 raise KafkaException(error)
             log.warning("consumer error", error=str(error))
             return None
-        topic, partition, offset = str(message.topic()), int(message.partition() or 0), int(message.offset() or 0)
+        topic, partition, offset = (
+            str(message.topic()),
+            int(message.partition() or 0),
+            int(message.offset() or 0),
+        )
         try:
             event = self.serde.decode(
                 message.value(), reader=self._reader(topic), topic=topic, partition=partition, offset=offset

@@ -24,5 +24,7 @@ class UndecodableEventError(Exception):
         self.topic = topic
         self.partition = partition
         self.offset = offset
-        where = f"{topic or '?'}[{'?' if partition is None else partition}]@{'?' if offset is None else offset}"
+        where = (
+            f"{topic or '?'}[{'?' if partition is None else partition}]@{'?' if offset is None else offset}"
+        )
         super().__init__(f"undecodable event at {where}: {reason}")

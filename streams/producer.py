@@ -53,7 +53,9 @@ def wait_for_deliveries(producer: Producer, deliveries: Iterable[Delivery], time
     while any(not d.done for d in pending):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise DeliveryError(f"{sum(not d.done for d in pending)} message(s) not acknowledged in {timeout} s")
+            raise DeliveryError(
+                f"{sum(not d.done for d in pending)} message(s) not acknowledged in {timeout} s"
+            )
         producer.flush(min(remaining, 1.0))
     failed = [d for d in pending if d.error is not None]
     if failed:
@@ -99,7 +101,11 @@ class EventProducer:
         while True:
             try:
                 self.producer.produce(
-                    name, payload, key.encode(), headers=list(headers or []), on_delivery=delivery._on_delivery
+                    name,
+                    payload,
+                    key.encode(),
+                    headers=list(headers or []),
+                    on_delivery=delivery._on_delivery,
                 )
                 break
             except BufferError:  # local queue full: serve callbacks and try again

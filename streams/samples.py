@@ -19,7 +19,9 @@ _PIXEL = 1.34
 _DOSE = 3.0
 
 
-def dose_symmetric_angles(max_degrees: float = 60.0, step_degrees: float = 3.0, group: int = 2) -> list[float]:
+def dose_symmetric_angles(
+    max_degrees: float = 60.0, step_degrees: float = 3.0, group: int = 2
+) -> list[float]:
     """Tilt angles in Hagen's dose-symmetric order: 0, then groups alternating + and -."""
     steps = round(max_degrees / step_degrees)
     plus = [i * step_degrees for i in range(1, steps + 1)]
@@ -107,7 +109,9 @@ def sample_event(record: str, series: int = 1, tilt: int = 0) -> dict[str, Any]:
             "tilt_angle_degrees": angle,
             "micrograph": micrograph,
             "micrograph_not_dose_weighted": None,
-            "thumbnail": _path("processed", "cm40000-1", "motioncorr", f"Position_{series}_{tilt + 1:03d}.png"),
+            "thumbnail": _path(
+                "processed", "cm40000-1", "motioncorr", f"Position_{series}_{tilt + 1:03d}.png"
+            ),
             "drift_plot": None,
             "pixel_size_angstroms": _PIXEL,
             "total_motion_angstroms": 9.1,
@@ -151,7 +155,9 @@ def sample_event(record: str, series: int = 1, tilt: int = 0) -> dict[str, Any]:
                 "movie_id": event_id("movie", series, i),
                 "acquisition_order": i,
                 "tilt_angle_degrees": a,
-                "micrograph": _path("processed", "cm40000-1", "motioncorr", f"Position_{series}_{i + 1:03d}.mrc"),
+                "micrograph": _path(
+                    "processed", "cm40000-1", "motioncorr", f"Position_{series}_{i + 1:03d}.mrc"
+                ),
                 "prior_dose_e_per_angstrom2": _DOSE * i,
                 "dose_e_per_angstrom2": _DOSE,
                 "defocus_u_angstroms": 40250.0,
@@ -197,7 +203,9 @@ def sample_event(record: str, series: int = 1, tilt: int = 0) -> dict[str, Any]:
             "request_id": request_id,
             "version": 1,
             "tomogram": tomogram,
-            "aligned_stack": _path("processed", "cm40000-1", "tomograms", f"Position_{series}.v1.aligned.mrc"),
+            "aligned_stack": _path(
+                "processed", "cm40000-1", "tomograms", f"Position_{series}.v1.aligned.mrc"
+            ),
             "central_slice": None,
             "xy_projection": None,
             "xz_projection": None,
@@ -225,7 +233,9 @@ def sample_event(record: str, series: int = 1, tilt: int = 0) -> dict[str, Any]:
             "request_id": request_id,
             "version": 1,
             "tomogram": tomogram,
-            "denoised_tomogram": _path("processed", "cm40000-1", "tomograms", f"Position_{series}.v1.denoised.mrc"),
+            "denoised_tomogram": _path(
+                "processed", "cm40000-1", "tomograms", f"Position_{series}.v1.denoised.mrc"
+            ),
             "central_slice": None,
             "model": "unet-3d-10a",
             "patch_size_pixels": 96,

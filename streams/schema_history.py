@@ -71,7 +71,9 @@ def check_history(registry: SchemaRegistry, records: tuple[str, ...] = EVENT_REC
         versions = registry.history(record)
         problems = []
         for old in versions:
-            problems += [f"vs v{old.version}: {p}" for p in full_incompatibilities(current.schema, old.schema)]
+            problems += [
+                f"vs v{old.version}: {p}" for p in full_incompatibilities(current.schema, old.schema)
+            ]
         if problems:
             report.incompatible[current.name] = problems
         if not versions or _canonical_json(versions[-1].schema) != _canonical_json(current.schema):

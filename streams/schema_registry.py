@@ -92,9 +92,7 @@ def expand_schema(schema: Schema, named: Mapping[str, Schema]) -> Schema:
                 node.pop("namespace", None)
                 if kind in ("record", "error"):
                     inner_ns = full.rpartition(".")[0] or None
-                    node["fields"] = [
-                        {**fld, "type": walk(fld["type"], inner_ns)} for fld in node["fields"]
-                    ]
+                    node["fields"] = [{**fld, "type": walk(fld["type"], inner_ns)} for fld in node["fields"]]
                 return node
             if kind == "array":
                 return {**node, "items": walk(node["items"], namespace)}

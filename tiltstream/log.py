@@ -35,7 +35,8 @@ def configure_logging(settings: LoggingSettings | None = None) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: structlog.types.Processor
-    if settings.format == "json":
+    json_lines = settings.format == "json" or (settings.format == "auto" and not sys.stderr.isatty())
+    if json_lines:
         renderer = structlog.processors.JSONRenderer()
         shared.append(structlog.processors.format_exc_info)
     else:
@@ -46,7 +47,11 @@ def configure_logging(settings: LoggingSettings | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True
+    )
+    # librdkafka reports every reconnect at info level; keep its warnings and errors only
+    logging.getLogger("tiltstream.librdkafka").setLevel(max(level, logging.WARNING))
     _configured = True
 
 

@@ -97,12 +97,15 @@ class LocalBrokerSettings(BaseSettings):
 
 
 class LoggingSettings(BaseSettings):
-    """Log output (``TILTSTREAM_LOG_*``): JSON lines for services, coloured console for people."""
+    """Log output (``TILTSTREAM_LOG_*``): JSON lines for services, coloured console for people.
+
+    ``auto`` picks the console renderer when standard error is a terminal and JSON otherwise.
+    """
 
     model_config = SettingsConfigDict(env_prefix="TILTSTREAM_LOG_", frozen=True, extra="ignore")
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    format: Literal["json", "console"] = "json"
+    format: Literal["auto", "json", "console"] = "auto"
 
 
 class CliSettings(BaseSettings):

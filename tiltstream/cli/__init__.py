@@ -1,0 +1,36 @@
+"""The ``tiltstream`` command line: one Typer application built by :func:`create_app`."""
+
+from __future__ import annotations
+
+import typer
+
+from tiltstream.log import configure_logging
+from tiltstream.settings import CliSettings
+
+__all__ = ["create_app", "main"]
+
+
+def create_app(settings: CliSettings | None = None) -> typer.Typer:
+    """Build the ``tiltstream`` command with every sub-command bound to ``settings``."""
+    from tiltstream.cli import broker, demo, events, schemas, topics
+
+    settings = settings or CliSettings()
+    app = typer.Typer(
+        name="tiltstream",
+        help="Live cryo-ET processing on Kafka: topics, events, the local broker and the pipeline.",
+        no_args_is_help=True,
+        pretty_exceptions_show_locals=False,
+    )
+    app.registered_commands += demo.create_app(settings).registered_commands
+    app.add_typer(topics.create_app(settings), name="topics")
+    app.add_typer(events.create_app(settings), name="events")
+    app.add_typer(schemas.create_app(settings), name="schemas")
+    app.add_typer(broker.create_app(settings), name="broker")
+    return app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    settings = CliSettings()
+    configure_logging(settings.log)
+    create_app(settings)()

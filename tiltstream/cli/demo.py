@@ -1,0 +1,189 @@
+"""``tiltstream demo``: the local stack, the pipeline's topics and a live view of its events."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from tiltstream.cli._common import console
+from tiltstream.cli.topics import topic_retention
+from tiltstream.settings import CliSettings, KafkaSettings
+from tiltstream.streams.admin import apply_topics, describe_topics
+from tiltstream.streams.broker import BrokerError, KafkaFetchError, LocalBroker, fetch_kafka
+from tiltstream.streams.catalogue import Catalogue
+from tiltstream.streams.clients import create_admin, create_producer
+from tiltstream.streams.producer import EventProducer
+from tiltstream.streams.reader import ReadEvent, StartAt, read_events
+from tiltstream.streams.sample_session import SampleSession
+
+__all__ = ["create_app", "summarise"]
+
+_COLOURS = {
+    "MovieAcquired": "cyan",
+    "TiltSeriesAcquisitionEnded": "cyan",
+    "MovieMotionCorrected": "green",
+    "CtfEstimated": "green",
+    "ReconstructionRequested": "yellow",
+    "TomogramReconstructed": "magenta",
+    "TomogramDenoised": "magenta",
+    "ProcessingFailed": "red",
+    "TiltSeriesStatus": "blue",
+}
+
+
+def summarise(record: str | None, event: dict[str, Any] | None) -> str:
+    """One short line of what an event says, for people watching the stream."""
+    if record is None or event is None:
+        return "undecodable"
+    if record == "MovieAcquired":
+        return f"tilt {event['acquisition_order']:>2} at {event['tilt_angle_degrees']:+5.1f}°"
+    if record == "MovieMotionCorrected":
+        return f"tilt {event['acquisition_order']:>2} motion {event['total_motion_angstroms']:.1f} Å"
+    if record == "CtfEstimated":
+        mean = (event["defocus_u_angstroms"] + event["defocus_v_angstroms"]) / 2e4
+        fit = event["fit_resolution_angstroms"]
+        return f"tilt {event['acquisition_order']:>2} defocus {mean:.2f} µm, fit {fit:.1f} Å"
+    if record == "TiltSeriesAcquisitionEnded":
+        return f"{event['acquired_tilt_count']} of {event['expected_tilt_count']} tilts ({event['reason']})"
+    if record == "ReconstructionRequested":
+        used = sum(not t["excluded"] for t in event["tilts"])
+        return f"v{event['version']}: {used} tilts used, {len(event['tilts']) - used} excluded"
+    if record == "TomogramReconstructed":
+        size = f"{event['size_x_pixels']}x{event['size_y_pixels']}x{event['size_z_pixels']}"
+        spacing = event["pixel_spacing_angstroms"]
+        return f"v{event['version']}: {size} at {spacing:.2f} Å → {event['tomogram']['path']}"
+    if record == "TomogramDenoised":
+        return f"v{event['version']}: {event['model']} → {event['denoised_tomogram']['path']}"
+    if record == "ProcessingFailed":
+        return f"{event['stage']}: {event['error_class']}: {event['error_message']}"
+    if record == "TiltSeriesStatus":
+        return f"{event['state']}: {event['acquired_tilts']} acquired, {event['corrected_tilts']} corrected"
+    return ""
+
+
+def _line(event: ReadEvent, prefix: str) -> str:
+    colour = _COLOURS.get(event.record or "", "white")
+    when = datetime.fromtimestamp(event.timestamp_ms / 1000).strftime("%H:%M:%S")
+    topic = event.topic.removeprefix(f"{prefix}.")
+    return (
+        f"[dim]{when}[/] [{colour}]{topic:<36}[/] {event.key or '-':<22} "
+        f"[bold]{event.record or '?':<27}[/] {summarise(event.record, event.value)}"
+    )
+
+
+def _follow(
+    settings: CliSettings,
+    kafka: KafkaSettings,
+    catalogue: Catalogue,
+    *,
+    duration: float | None,
+    rate: float,
+    positions: int,
+    tilts: int,
+) -> Counter[str]:
+    """Run the sample session and print every event of every topic until ``duration`` or Ctrl-C."""
+    ready, stop = threading.Event(), threading.Event()
+    session = SampleSession(
+        EventProducer(create_producer(kafka), catalogue), rate=rate, positions=positions, tilts=tilts
+    )
+
+    def start_session() -> None:
+        if ready.wait(60):
+            session.start()
+
+    threading.Thread(target=start_session, daemon=True).start()
+    timer = threading.Timer(duration, stop.set) if duration else None
+    if timer:
+        timer.start()
+    counts: Counter[str] = Counter()
+    events = read_events(kafka, catalogue.topics(), start=StartAt.END, follow=True, ready=ready, stop=stop)
+    try:
+        for event in events:
+            counts[event.record or "undecodable"] += 1
+            console.print(_line(event, settings.topics.prefix), highlight=False)
+    except KeyboardInterrupt:
+        console.print("\nstopping…")
+    finally:
+        events.close()
+        if timer:
+            timer.cancel()
+        session.stop()
+        if session.is_alive():
+            session.join(10)
+    return counts
+
+
+def create_app(settings: CliSettings) -> typer.Typer:
+    """Build the ``demo`` command."""
+    app = typer.Typer()
+
+    @app.command("demo")
+    def demo(
+        duration: float | None = typer.Option(None, help="Stop after this many seconds (default: Ctrl-C)."),
+        rate: float = typer.Option(4.0, min=0.1, help="Sample events per second."),
+        positions: int = typer.Option(3, min=1, help="Tilt series acquired in parallel (PACE positions)."),
+        tilts: int = typer.Option(9, min=1, max=41, help="Tilts per series."),
+        keep_broker: bool = typer.Option(False, "--keep-broker", help="Leave the broker running at the end."),
+    ) -> None:
+        """Start the local Kafka broker, lay out the topics, and follow the pipeline's events live."""
+        broker = LocalBroker(settings.broker)
+        version = settings.broker.kafka_version
+        try:
+            with console.status(
+                f"Kafka {version}: fetching its jars from Maven Central (cached after once)…"
+            ):
+                fetch_kafka(settings.broker)
+            with console.status(f"Kafka {version}: starting a single-node KRaft broker…"):
+                started = broker.start()
+        except (KafkaFetchError, BrokerError) as exc:
+            console.print(f"[red]could not start the local broker:[/] {exc}")
+            raise typer.Exit(1) from None
+        bootstrap = broker.bootstrap_servers
+        state = "started" if started else "already running"
+        console.print(
+            f"[green]Kafka {version}[/] {state} on [bold]{bootstrap}[/] (state in {broker.state_dir})"
+        )
+        kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
+        catalogue = Catalogue(settings.topics)
+        admin = create_admin(kafka)
+        changes = apply_topics(admin, catalogue.topics())
+        created = sum(c.action.value == "created" for c in changes)
+        found = describe_topics(admin, [t.name for t in catalogue.topics()])
+        table = Table("topic", "record", "partitions", "cleanup", "retention", title="the pipeline's topics")
+        for topic in catalogue.topics():
+            table.add_row(
+                topic.name,
+                topic.record or "",
+                str(found[topic.name].partitions),
+                topic.config["cleanup.policy"],
+                topic_retention(
+                    int(topic.config["retention.ms"]) if "retention.ms" in topic.config else None
+                ),
+            )
+        console.print(table)
+        console.print(f"{created} topic(s) created, {len(changes) - created} already in place.")
+        console.print(
+            "[dim]Sample events of a small PACE session stand in for the microscope and the processing "
+            "services until they join the demo. Ctrl-C stops.[/]"
+        )
+        try:
+            counts = _follow(
+                settings, kafka, catalogue, duration=duration, rate=rate, positions=positions, tilts=tilts
+            )
+        finally:
+            # every client of _follow is gone by now, so stopping the broker leaves none retrying
+            if started and not keep_broker:
+                with console.status("stopping the broker…"):
+                    broker.stop()
+                console.print("broker stopped")
+            elif started:
+                console.print(f"broker left running on {bootstrap}: `tiltstream broker stop` stops it")
+        seen = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        console.print(f"{sum(counts.values())} events seen: {seen}")
+
+    return app
