@@ -1,0 +1,1 @@
+"""Consumer-group processing services: motion correction, CTF, reconstruction, denoising."""

@@ -1,0 +1,85 @@
+"""The distribution: one top-level package, schemas inside, torch only in the gpu extra."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        cwd=out,
+    )
+    (path,) = out.glob("tiltstream-*.whl")
+    return zipfile.ZipFile(path)
+
+
+def test_top_level_folders_of_design_exist() -> None:
+    for name in (
+        "schemas",
+        "streams",
+        "processors",
+        "connectors",
+        "k8s",
+        "tests",
+        "pyproject.toml",
+        "README.md",
+    ):
+        assert (ROOT / name).exists(), name
+
+
+def test_wheel_installs_only_the_tiltstream_package(wheel: zipfile.ZipFile) -> None:
+    top = {name.split("/")[0] for name in wheel.namelist()}
+    dist_info = {t for t in top if t.endswith(".dist-info")}
+    assert top - dist_info == {"tiltstream"}
+    names = set(wheel.namelist())
+    for module in (
+        "streams/serde.py",
+        "streams/catalogue.py",
+        "processors/__init__.py",
+        "connectors/__init__.py",
+    ):
+        assert f"tiltstream/{module}" in names, module
+    assert "tiltstream/schemas/tiltstream.events.MovieAcquired.avsc" in names
+    assert "tiltstream/schemas/history/MovieAcquired/v1.avsc" in names
+
+
+def test_light_install_does_not_need_torch(wheel: zipfile.ZipFile) -> None:
+    (meta_name,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+    metadata = Parser().parsestr(wheel.read(meta_name).decode())
+    requires = metadata.get_all("Requires-Dist") or []
+    core = [r for r in requires if "extra ==" not in r]
+    assert core, "core dependencies missing"
+    assert not any(r.lower().startswith("torch") for r in core)
+    assert any(r.lower().startswith("torch") and 'extra == "gpu"' in r for r in requires)
+    assert any(r.lower().startswith("faust-streaming") and 'extra == "aggregator"' in r for r in requires)
+
+
+def test_light_services_import_without_torch() -> None:
+    code = (
+        "import sys, tiltstream.cli, tiltstream.streams.serde, tiltstream.streams.consumer;"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
