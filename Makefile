@@ -1,0 +1,40 @@
+# The two commands a new user needs:  make demo   and   make test
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint typecheck unit bench clean
+
+$(BIN)/tiltstream: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# Python packages from PyPI and Kafka's jars from Maven Central (cached in ~/.cache/tiltstream).
+install: $(BIN)/tiltstream
+	$(BIN)/tiltstream broker fetch
+
+# Bring up the local stack (Kafka in KRaft mode), lay out the topics and follow the events live.
+demo: install
+	$(BIN)/tiltstream demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest
+
+# Everything CI runs: lint, strict typing, the test suite against a real broker.
+test: lint typecheck unit
+
+bench: install
+	$(BIN)/python benchmarks/serde_throughput.py
+	$(BIN)/python benchmarks/roundtrip_latency.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

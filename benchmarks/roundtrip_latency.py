@@ -1,0 +1,180 @@
+"""Produce -> consume round-trip latency on the local broker, p50 and p99.
+
+Sends paced ``MovieAcquired`` events through the project's own path (Avro single-object encoding,
+idempotent ``acks=all`` producer, cooperative-sticky group consumer with decoding) and, as the
+baseline in the same run, the same records as plain JSON bytes through bare clients with librdkafka's
+defaults. Prints the percentiles of both and their ratio. Usage::
+
+    python benchmarks/roundtrip_latency.py [--events 2000] [--rate 400]
+
+Uses ``TILTSTREAM_TEST_BOOTSTRAP_SERVERS`` when set; otherwise starts a throw-away local broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+
+from tiltstream.log import configure_logging
+from tiltstream.settings import KafkaSettings, LocalBrokerSettings, LoggingSettings, TopicSettings
+from tiltstream.streams.admin import apply_topics
+from tiltstream.streams.broker import LocalBroker
+from tiltstream.streams.catalogue import Catalogue
+from tiltstream.streams.clients import create_admin, create_consumer, create_producer
+from tiltstream.streams.samples import sample_event
+from tiltstream.streams.serde import AvroSerde
+
+
+@contextlib.contextmanager
+def _bootstrap() -> Iterator[str]:
+    existing = os.environ.get("TILTSTREAM_TEST_BOOTSTRAP_SERVERS")
+    if existing:
+        yield existing
+        return
+    with tempfile.TemporaryDirectory() as state:
+        broker = LocalBroker(LocalBrokerSettings(state_dir=Path(state), port=0, controller_port=0))
+        broker.start()
+        try:
+            yield broker.bootstrap_servers
+        finally:
+            broker.stop()
+
+
+def _measure(
+    send: Callable[[int], None], poll: Callable[[], int | None], events: int, rate: float
+) -> list[float]:
+    """Pace ``events`` sends at ``rate``/s; a poller thread records each arrival's latency."""
+    sent: dict[int, float] = {}
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def consume() -> None:
+        while len(latencies) < events and not done.is_set():
+            index = poll()
+            if index is not None and index in sent:
+                latencies.append(time.perf_counter() - sent[index])
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    start = time.perf_counter()
+    for i in range(events):
+        target = start + i / rate
+        while (now := time.perf_counter()) < target:
+            time.sleep(min(target - now, 0.001))
+        sent[i] = time.perf_counter()
+        send(i)
+    thread.join(timeout=60)
+    done.set()
+    return latencies
+
+
+def _percentiles(latencies: list[float]) -> tuple[float, float]:
+    cuts = statistics.quantiles(latencies, n=100)
+    return cuts[49] * 1000, cuts[98] * 1000
+
+
+def _wait_assigned(consumer: Consumer) -> None:
+    deadline = time.monotonic() + 30
+    while not consumer.assignment() and time.monotonic() < deadline:
+        consumer.poll(0.2)
+
+
+def main() -> None:
+    """Run both paths against one broker and print p50/p99 and the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=400.0, help="events per second")
+    args = parser.parse_args()
+    configure_logging(LoggingSettings(level="WARNING", format="console"))
+    records = [sample_event("MovieAcquired", 1 + i % 12, i % 41) for i in range(args.events)]
+    with _bootstrap() as bootstrap:
+        kafka = KafkaSettings(bootstrap_servers=bootstrap)
+        catalogue = Catalogue(TopicSettings(prefix=f"bench{uuid.uuid4().hex[:8]}", partitions=6))
+        admin = create_admin(kafka)
+        apply_topics(admin, catalogue.topics())
+        topic = catalogue.topic("movie.acquired").name
+        serde = AvroSerde()
+
+        # tiltstream's path
+        producer = create_producer(kafka)
+        consumer = create_consumer(kafka, f"bench-{uuid.uuid4().hex[:8]}")
+        consumer.subscribe([topic])
+        _wait_assigned(consumer)
+        index_of = {r["metadata"]["event_id"] + str(i): i for i, r in enumerate(records)}
+        keyed: list[dict[str, Any]] = [
+            {**r, "metadata": {**r["metadata"], "event_id": r["metadata"]["event_id"] + str(i)}}
+            for i, r in enumerate(records)
+        ]
+
+        def send_avro(i: int) -> None:
+            value = keyed[i]
+            producer.produce(topic, serde.encode("MovieAcquired", value), value["metadata"]["tilt_series_id"])
+            producer.poll(0)
+
+        def poll_avro() -> int | None:
+            message = consumer.poll(0.1)
+            if message is None or message.error():
+                return None
+            event = serde.decode(message.value(), reader="MovieAcquired")
+            consumer.store_offsets(message)
+            return index_of[event.value["metadata"]["event_id"]]
+
+        ours = _measure(send_avro, poll_avro, args.events, args.rate)
+        producer.flush(10)
+        consumer.close()
+
+        # baseline: JSON bytes through bare clients
+        base_topic = catalogue.topic("micrograph.ctf-estimated").name
+        quiet = {"bootstrap.servers": bootstrap, "logger": logging.getLogger("tiltstream.librdkafka")}
+        bare_producer = Producer(quiet)
+        bare_consumer = Consumer(
+            {
+                **quiet,
+                "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+            }
+        )
+        bare_consumer.subscribe([base_topic])
+        _wait_assigned(bare_consumer)
+        payloads = [json.dumps({"i": i, **r}, default=str).encode() for i, r in enumerate(records)]
+
+        def send_json(i: int) -> None:
+            bare_producer.produce(base_topic, payloads[i], records[i]["metadata"]["tilt_series_id"])
+            bare_producer.poll(0)
+
+        def poll_json() -> int | None:
+            message = bare_consumer.poll(0.1)
+            if message is None or message.error():
+                return None
+            return int(json.loads(message.value() or b"{}")["i"])
+
+        baseline = _measure(send_json, poll_json, args.events, args.rate)
+        bare_producer.flush(10)
+        bare_consumer.close()
+
+    p50, p99 = _percentiles(ours)
+    b50, b99 = _percentiles(baseline)
+    print(
+        f"events: {args.events} at {args.rate:g}/s, "
+        f"received: tiltstream {len(ours)}, baseline {len(baseline)}"
+    )
+    print(f"tiltstream (avro, idempotent acks=all, linger 5 ms): p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
+    print(f"baseline (json bytes, librdkafka defaults):          p50 {b50:6.2f} ms  p99 {b99:6.2f} ms")
+    print(f"ratio tiltstream/baseline: p50 {p50 / b50:.2f}x  p99 {p99 / b99:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
