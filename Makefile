@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install demo test lint typecheck unit compat bench clean
 
 $(BIN)/tiltstream: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,13 @@ typecheck: install
 unit: install
 	$(BIN)/pytest
 
+# The broker and client tests again on the newest Kafka release, so both versions stay proven.
+compat: install
+	TILTSTREAM_BROKER_KAFKA_VERSION=4.4.0 $(BIN)/tiltstream broker fetch
+	TILTSTREAM_BROKER_KAFKA_VERSION=4.4.0 $(BIN)/pytest tests/test_broker.py -q
+
 # Everything CI runs: lint, strict typing, the test suite against a real broker.
-test: lint typecheck unit
+test: lint typecheck unit compat
 
 bench: install
 	$(BIN)/python benchmarks/serde_throughput.py
