@@ -129,11 +129,17 @@ class Catalogue:
         """Every pipeline topic, in pipeline order (dead-letter topics are per group: :meth:`dlq`)."""
         return [self._topic(spec) for spec in TOPIC_SPECS]
 
+    def all_topics(self) -> list[Topic]:
+        """What ``topics apply`` lays out: the pipeline topics and the schemas topic."""
+        return [*self.topics(), self.schemas_topic()]
+
     def topic(self, suffix_or_name: str) -> Topic:
         """A topic by full name (``tiltstream.movie.acquired``) or suffix (``movie.acquired``)."""
         for topic in self.topics():
             if suffix_or_name in (topic.name, topic.name.removeprefix(f"{self.settings.prefix}.")):
                 return topic
+        if suffix_or_name in (f"{self.settings.prefix}.schemas", "schemas"):
+            return self.schemas_topic()
         if suffix_or_name.startswith(f"{self.settings.prefix}.dlq."):
             return self.dlq(suffix_or_name.removeprefix(f"{self.settings.prefix}.dlq."))
         raise KeyError(f"no topic {suffix_or_name!r} in the catalogue")
@@ -145,6 +151,21 @@ class Catalogue:
             if topic.record == short:
                 return topic
         raise KeyError(f"no topic carries {record!r}")
+
+    def schemas_topic(self) -> Topic:
+        """``<prefix>.schemas``: every writer schema in use, by fingerprint; compacted, one partition."""
+        return Topic(
+            name=f"{self.settings.prefix}.schemas",
+            record=None,
+            doc="Writer schemas by CRC-64-AVRO fingerprint (hex), for readers older than their writers.",
+            partitions=1,
+            replication_factor=self.settings.replication_factor,
+            config={
+                "cleanup.policy": "compact",
+                "min.insync.replicas": str(self.settings.min_insync_replicas),
+            },
+            key="fingerprint",
+        )
 
     def dlq(self, group_id: str) -> Topic:
         """The dead-letter topic of a consumer group: the original bytes plus error headers."""

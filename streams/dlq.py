@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from confluent_kafka import Message, Producer
 
 from tiltstream.streams.catalogue import Catalogue
-from tiltstream.streams.producer import Delivery, wait_for_deliveries
+from tiltstream.streams.delivery import Delivery, wait_for_deliveries
 
 __all__ = [
     "HEADER_CLASS",

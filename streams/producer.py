@@ -2,65 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import Producer
 
 from tiltstream.streams.catalogue import Catalogue
+from tiltstream.streams.delivery import Delivery, DeliveryError, wait_for_deliveries
+from tiltstream.streams.schema_topic import publish_schemas
 from tiltstream.streams.serde import AvroSerde
 
-__all__ = ["Delivery", "DeliveryError", "EventProducer", "wait_for_deliveries"]
+__all__ = ["EventProducer"]
 
 Headers = Sequence[tuple[str, bytes | str]]
-
-
-class DeliveryError(Exception):
-    """The broker did not acknowledge a message (it may or may not have been written)."""
-
-
-@dataclass
-class Delivery:
-    """Acknowledgement state of one produced message, filled in by the delivery callback."""
-
-    topic: str
-    key: str | None
-    done: bool = False
-    error: KafkaError | None = None
-    partition: int | None = None
-    offset: int | None = None
-
-    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
-        self.done = True
-        self.error = error
-        if error is None:
-            self.partition = message.partition()
-            self.offset = message.offset()
-
-
-def wait_for_deliveries(producer: Producer, deliveries: Iterable[Delivery], timeout: float = 60.0) -> None:
-    """Serve delivery callbacks until every delivery is acknowledged.
-
-    Raises
-    ------
-    DeliveryError
-        When one failed, or was not acknowledged within ``timeout`` seconds.
-    """
-    pending = list(deliveries)
-    deadline = time.monotonic() + timeout
-    while any(not d.done for d in pending):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise DeliveryError(
-                f"{sum(not d.done for d in pending)} message(s) not acknowledged in {timeout} s"
-            )
-        producer.flush(min(remaining, 1.0))
-    failed = [d for d in pending if d.error is not None]
-    if failed:
-        first = failed[0]
-        raise DeliveryError(f"{len(failed)} message(s) failed; first to {first.topic}: {first.error}")
 
 
 class EventProducer:
@@ -74,12 +28,24 @@ class EventProducer:
         Names the topic for each record.
     serde
         Encodes values in the single-object encoding.
+    publish_schemas
+        Before the first event of each record, write its schema to the schemas topic and wait for the
+        acknowledgement, so that readers built from older schemas can resolve it.
     """
 
-    def __init__(self, producer: Producer, catalogue: Catalogue, serde: AvroSerde | None = None) -> None:
+    def __init__(
+        self,
+        producer: Producer,
+        catalogue: Catalogue,
+        serde: AvroSerde | None = None,
+        *,
+        publish_schemas: bool = True,
+    ) -> None:
         self.producer = producer
         self.catalogue = catalogue
         self.serde = serde or AvroSerde()
+        self.publish_schemas = publish_schemas
+        self._published: set[int] = set()
 
     def send(
         self,
@@ -95,6 +61,8 @@ class EventProducer:
         to :meth:`wait` before storing the offset of the input it was made from.
         """
         name = topic or self.catalogue.for_record(record).name
+        if self.publish_schemas:
+            self._publish_schema(record)
         key = str(value["metadata"]["tilt_series_id"])
         payload = self.serde.encode(record, value)
         delivery = Delivery(name, key)
@@ -112,6 +80,13 @@ class EventProducer:
                 self.producer.poll(0.1)
         self.producer.poll(0)
         return delivery
+
+    def _publish_schema(self, record: str) -> None:
+        entry = self.serde.registry.current(record)
+        if entry.fingerprint in self._published:
+            return
+        publish_schemas(self.producer, self.catalogue.schemas_topic(), [entry])
+        self._published.add(entry.fingerprint)
 
     def wait(self, deliveries: Iterable[Delivery], timeout: float = 60.0) -> None:
         """Block until ``deliveries`` are acknowledged (see :func:`wait_for_deliveries`)."""

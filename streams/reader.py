@@ -238,6 +238,9 @@ def _decode(message: Any, topic: Topic, serde: AvroSerde, key: str | None) -> Re
     _, timestamp = message.timestamp()
     partition, offset = int(message.partition()), int(message.offset())
     value = message.value()
+    if topic.key == "fingerprint" and value is not None:  # the schemas topic holds JSON, not events
+        schema = json.loads(value)
+        return ReadEvent(topic.name, partition, offset, int(timestamp), key, "schema", schema, headers)
     common = {"topic": topic.name, "partition": partition, "offset": offset}
     try:
         decoded = serde.decode(value, reader=topic.record, **common)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from fastavro import parse_schema
 from fastavro.schema import to_parsing_canonical_form
 
 from tiltstream.streams.crc64 import crc64_avro
@@ -115,6 +116,7 @@ class RegisteredSchema:
     version: int | None  # None for the current schema in schemas/, N for history/<Name>/vN.avsc
     schema: Schema = field(repr=False, compare=False)
     fingerprint: int = 0
+    discovered: bool = False  # learned at run time from the schemas topic, not from this package
 
     @property
     def short_name(self) -> str:
@@ -186,6 +188,30 @@ class SchemaRegistry:
             return self._by_fingerprint[fingerprint]
         except KeyError:
             raise UnknownSchemaError(f"no schema with fingerprint {fingerprint:016x}") from None
+
+    def known(self) -> list[RegisteredSchema]:
+        """Every schema a reader can resolve by fingerprint: current, frozen and discovered."""
+        return list(self._by_fingerprint.values())
+
+    def discovered(self, schema: Schema) -> RegisteredSchema:
+        """An entry for a writer schema learned at run time (e.g. from the schemas topic).
+
+        A service deployed before a schema change learns the newer writer's schema this way and reads
+        its events into its own, older, version of the record. The registry itself is not changed:
+        the caller (a serde) keeps what it learned.
+
+        Raises
+        ------
+        fastavro.schema.SchemaParseException
+            When ``schema`` is not a valid self-contained Avro schema.
+        """
+        fingerprint = schema_fingerprint(schema)
+        existing = self._by_fingerprint.get(fingerprint)
+        if existing is not None:
+            return existing
+        parse_schema(schema, _write_hint=False)  # refuse what would fail at the first decode
+        name = _full_name(schema["name"], schema.get("namespace"))
+        return RegisteredSchema(name, None, schema, fingerprint, discovered=True)
 
     def __iter__(self) -> Iterator[RegisteredSchema]:
         return iter(self._current[name] for name in self.names())

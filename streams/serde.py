@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,10 +52,19 @@ class AvroSerde:
     ----------
     registry
         Where schemas come from; the installed package's ``schemas/`` by default.
+    resolver
+        Called with a fingerprint the registry does not hold; returns the writer schema or None
+        (see :class:`~tiltstream.streams.schema_topic.SchemaTopicResolver`).
     """
 
-    def __init__(self, registry: SchemaRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: SchemaRegistry | None = None,
+        resolver: Callable[[int], dict[str, Any] | None] | None = None,
+    ) -> None:
         self.registry = registry or default_registry()
+        self.resolver = resolver
+        self._discovered: dict[int, RegisteredSchema] = {}
         self._parsed: dict[tuple[int, int], Any] = {}
         self._writers: dict[str, tuple[bytes, Any]] = {}
 
@@ -64,6 +73,26 @@ class AvroSerde:
         if key not in self._parsed:
             self._parsed[key] = parse_schema(entry.schema, _write_hint=False)
         return self._parsed[key]
+
+    def writer_schema(self, fingerprint: int) -> RegisteredSchema:
+        """The writer schema for ``fingerprint``: from the registry, or learned through the resolver.
+
+        Raises
+        ------
+        UnknownSchemaError
+            When neither knows it.
+        """
+        try:
+            return self.registry.by_fingerprint(fingerprint)
+        except UnknownSchemaError:
+            if fingerprint in self._discovered:
+                return self._discovered[fingerprint]
+            learned = self.resolver(fingerprint) if self.resolver else None
+            if learned is None:
+                raise
+            entry = self.registry.discovered(learned)
+            self._discovered[fingerprint] = entry
+            return entry
 
     def encode(self, record: str, value: Mapping[str, Any]) -> bytes:
         """Encode ``value`` as the current version of ``record`` (e.g. ``"MovieAcquired"``).
@@ -125,7 +154,7 @@ class AvroSerde:
             raise fail(f"not Avro single-object encoding (starts {data[:2].hex() or 'empty'})")
         _, fingerprint = _HEADER.unpack_from(data)
         try:
-            writer = self.registry.by_fingerprint(fingerprint)
+            writer = self.writer_schema(fingerprint)
             target = self.registry.current(reader) if reader else self.registry.current(writer.name)
         except UnknownSchemaError as exc:
             raise fail(str(exc), exc) from exc

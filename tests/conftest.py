@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +21,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from tiltstream.settings import CliSettings, KafkaSettings, LocalBrokerSettings, TopicSettings
 from tiltstream.streams.broker import LocalBroker
+from tiltstream.streams.schema_history import freeze_history
+from tiltstream.streams.schema_registry import SchemaRegistry, schemas_directory
 
 BOOTSTRAP_ENV = "TILTSTREAM_TEST_BOOTSTRAP_SERVERS"
 
@@ -87,3 +91,18 @@ def pipeline_settings(kafka_bootstrap: str) -> CliSettings:
         kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, client_id="tiltstream-test"),
         topics=TopicSettings(prefix=f"t{uuid.uuid4().hex[:10]}", partitions=3),
     )
+
+
+@pytest.fixture
+def evolved_schemas(tmp_path: Path) -> Path:
+    """A copy of schemas/ where MovieAcquired gained an optional field, frozen as history v2."""
+    directory = tmp_path / "evolved-schemas"
+    shutil.copytree(schemas_directory(), directory)
+    path = directory / "tiltstream.events.MovieAcquired.avsc"
+    schema = json.loads(path.read_text())
+    schema["fields"].append(
+        {"name": "stage_z_micrometres", "type": ["null", "double"], "default": None, "doc": "Stage z."}
+    )
+    path.write_text(json.dumps(schema))
+    freeze_history(SchemaRegistry(directory))
+    return directory

@@ -43,7 +43,7 @@ def test_poison_message_is_dead_lettered_and_consumer_continues(
     pipeline_settings: CliSettings, group_id: str
 ) -> None:
     catalogue = Catalogue(pipeline_settings.topics)
-    apply_topics(create_admin(pipeline_settings.kafka), [*catalogue.topics(), catalogue.dlq(group_id)])
+    apply_topics(create_admin(pipeline_settings.kafka), [*catalogue.all_topics(), catalogue.dlq(group_id)])
     topic = catalogue.topic("movie.acquired")
     raw = create_producer(pipeline_settings.kafka)
     producer = EventProducer(raw, catalogue)
@@ -109,7 +109,7 @@ def test_poison_message_is_dead_lettered_and_consumer_continues(
 def test_uncommitted_work_is_redelivered(pipeline_settings: CliSettings, group_id: str) -> None:
     """At least once: an event not marked done comes back to the next member of the group."""
     catalogue = Catalogue(pipeline_settings.topics)
-    apply_topics(create_admin(pipeline_settings.kafka), catalogue.topics())
+    apply_topics(create_admin(pipeline_settings.kafka), catalogue.all_topics())
     raw = create_producer(pipeline_settings.kafka)
     producer = EventProducer(raw, catalogue)
     producer.wait([producer.send("CtfEstimated", sample_event("CtfEstimated", 2, i)) for i in range(3)])

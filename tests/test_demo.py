@@ -28,7 +28,7 @@ def test_demo_runs_and_stops_its_broker(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     output = result.output
     assert "the pipeline's topics" in output
-    assert f"{len(TOPIC_SPECS)} topic(s) created" in output
+    assert f"{len(TOPIC_SPECS) + 1} topic(s) created" in output  # and the schemas topic
     for record in ("MovieAcquired", "MovieMotionCorrected", "CtfEstimated", "TomogramDenoised"):
         assert record in output
     seen = re.search(r"(\d+) events seen", output)

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.kafka
 @pytest.fixture
 def produced(pipeline_settings: CliSettings) -> EventProducer:
     catalogue = Catalogue(pipeline_settings.topics)
-    apply_topics(create_admin(pipeline_settings.kafka), catalogue.topics())
+    apply_topics(create_admin(pipeline_settings.kafka), catalogue.all_topics())
     return EventProducer(create_producer(pipeline_settings.kafka), catalogue)
 
 
@@ -118,3 +118,14 @@ def test_tail_follows_new_events(pipeline_settings: CliSettings, produced: Event
     thread.join(40)
     assert not thread.is_alive()
     assert received == [("MovieAcquired", 1), ("MovieAcquired", 2), ("TomogramDenoised", None)]
+
+
+def test_dump_shows_the_schemas_topic_as_json(pipeline_settings: CliSettings) -> None:
+    app = create_app(pipeline_settings)
+    runner = CliRunner()
+    assert runner.invoke(app, ["topics", "apply"]).exit_code == 0
+    lines = _lines(runner.invoke(app, ["events", "dump", "schemas"]).stdout)
+    assert len(lines) == 9
+    assert {line["record"] for line in lines} == {"schema"}
+    names = {line["event"]["name"] for line in lines}  # type: ignore[index]
+    assert "tiltstream.events.MovieAcquired" in names

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import struct
 from pathlib import Path
@@ -15,7 +14,6 @@ from fastavro.utils import generate_many
 from tiltstream.streams.catalogue import EVENT_RECORDS
 from tiltstream.streams.errors import UndecodableEventError
 from tiltstream.streams.samples import sample_event
-from tiltstream.streams.schema_history import freeze_history
 from tiltstream.streams.schema_registry import SchemaRegistry, schemas_directory
 from tiltstream.streams.serde import MAGIC, AvroSerde
 
@@ -95,30 +93,16 @@ def test_tombstone_is_undecodable(serde: AvroSerde) -> None:
         serde.decode(None, topic="t", partition=0, offset=9)
 
 
-def _evolved(tmp_path: Path) -> Path:
-    """schemas/ with MovieAcquired v2: one new optional field, frozen as history v2."""
-    directory = tmp_path / "schemas"
-    shutil.copytree(schemas_directory(), directory)
-    path = directory / "tiltstream.events.MovieAcquired.avsc"
-    schema = json.loads(path.read_text())
-    schema["fields"].append(
-        {"name": "stage_z_micrometres", "type": ["null", "double"], "default": None, "doc": "Stage z."}
-    )
-    path.write_text(json.dumps(schema))
-    freeze_history(SchemaRegistry(directory))
-    return directory
-
-
-def test_new_reader_reads_old_writer_with_defaults(tmp_path: Path, serde: AvroSerde) -> None:
+def test_new_reader_reads_old_writer_with_defaults(evolved_schemas: Path, serde: AvroSerde) -> None:
     old_bytes = serde.encode("MovieAcquired", sample_event("MovieAcquired", tilt=4))
-    new = AvroSerde(SchemaRegistry(_evolved(tmp_path)))
+    new = AvroSerde(SchemaRegistry(evolved_schemas))
     decoded = new.decode(old_bytes, reader="MovieAcquired")
     assert decoded.value["stage_z_micrometres"] is None
     assert decoded.value["tilt_angle_degrees"] == sample_event("MovieAcquired", tilt=4)["tilt_angle_degrees"]
 
 
-def test_old_reader_reads_new_writer_by_fingerprint(tmp_path: Path) -> None:
-    directory = _evolved(tmp_path)
+def test_old_reader_reads_new_writer_by_fingerprint(tmp_path: Path, evolved_schemas: Path) -> None:
+    directory = evolved_schemas
     new = AvroSerde(SchemaRegistry(directory))
     value = {**sample_event("MovieAcquired"), "stage_z_micrometres": 12.5}
     new_bytes = new.encode("MovieAcquired", value)

@@ -23,17 +23,19 @@ def test_apply_twice_via_cli_changes_nothing_the_second_time(pipeline_settings: 
     runner = CliRunner()
     first = runner.invoke(app, ["topics", "apply"])
     assert first.exit_code == 0, first.output
-    assert f"{len(TOPIC_SPECS)} were created" in first.output
+    assert f"{len(TOPIC_SPECS) + 1} were created" in first.output  # with the schemas topic
+    assert "Published 9 schema(s)" in first.output
     second = runner.invoke(app, ["topics", "apply"])
     assert second.exit_code == 0, second.output
     assert "Nothing to change" in second.output
 
     catalogue = Catalogue(pipeline_settings.topics)
-    found = describe_topics(create_admin(pipeline_settings.kafka), [t.name for t in catalogue.topics()])
-    assert set(found) == {t.name for t in catalogue.topics()}
+    found = describe_topics(create_admin(pipeline_settings.kafka), [t.name for t in catalogue.all_topics()])
+    assert set(found) == {t.name for t in catalogue.all_topics()}
     for topic in catalogue.topics():
         assert found[topic.name].partitions == pipeline_settings.topics.partitions
         assert found[topic.name].config["cleanup.policy"] == topic.config["cleanup.policy"]
+    assert found[catalogue.schemas_topic().name].config["cleanup.policy"] == "compact"
     status = found[catalogue.topic("tiltseries.status").name]
     assert status.config["cleanup.policy"] == "compact"
     assert found[catalogue.topic("movie.acquired").name].config["retention.ms"] == "-1"
@@ -44,13 +46,15 @@ def test_list_shows_partition_counts(pipeline_settings: CliSettings) -> None:
     runner = CliRunner()
     before = runner.invoke(app, ["topics", "list", "--json"])
     rows = [json.loads(line) for line in before.stdout.splitlines()]
-    assert len(rows) == len(TOPIC_SPECS)
+    assert len(rows) == len(TOPIC_SPECS) + 1
     assert not any(row["exists"] for row in rows)
     runner.invoke(app, ["topics", "apply"])
     after = runner.invoke(app, ["topics", "list", "--json"])
     rows = [json.loads(line) for line in after.stdout.splitlines()]
-    assert {row["partitions"] for row in rows} == {pipeline_settings.topics.partitions}
-    assert {row["record"] for row in rows} == {spec.record for spec in TOPIC_SPECS}
+    assert {row["partitions"] for row in rows if row["record"] != "(schema JSON)"} == {
+        pipeline_settings.topics.partitions
+    }
+    assert {row["record"] for row in rows} == {spec.record for spec in TOPIC_SPECS} | {"(schema JSON)"}
 
 
 def test_apply_repairs_drift(pipeline_settings: CliSettings) -> None:

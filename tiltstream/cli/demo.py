@@ -151,14 +151,14 @@ def create_app(settings: CliSettings) -> typer.Typer:
         kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
         catalogue = Catalogue(settings.topics)
         admin = create_admin(kafka)
-        changes = apply_topics(admin, catalogue.topics())
+        changes = apply_topics(admin, catalogue.all_topics())
         created = sum(c.action.value == "created" for c in changes)
-        found = describe_topics(admin, [t.name for t in catalogue.topics()])
+        found = describe_topics(admin, [t.name for t in catalogue.all_topics()])
         table = Table("topic", "record", "partitions", "cleanup", "retention", title="the pipeline's topics")
-        for topic in catalogue.topics():
+        for topic in catalogue.all_topics():
             table.add_row(
                 topic.name,
-                topic.record or "",
+                topic.record or "(schemas by fingerprint)",
                 str(found[topic.name].partitions),
                 topic.config["cleanup.policy"],
                 topic_retention(

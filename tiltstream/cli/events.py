@@ -11,6 +11,7 @@ from tiltstream.cli._common import err_console
 from tiltstream.settings import CliSettings
 from tiltstream.streams.catalogue import Catalogue, Topic
 from tiltstream.streams.reader import StartAt, read_events, to_json_line
+from tiltstream.streams.schema_topic import schema_aware_serde
 
 __all__ = ["create_app", "resolve_topics"]
 
@@ -54,7 +55,8 @@ def create_app(settings: CliSettings) -> typer.Typer:
     def emit(topics: list[Topic], **kwargs: object) -> None:
         count = 0
         try:
-            for event in read_events(settings.kafka, topics, **kwargs):  # type: ignore[arg-type]
+            serde = schema_aware_serde(settings.kafka, catalogue)
+            for event in read_events(settings.kafka, topics, serde=serde, **kwargs):  # type: ignore[arg-type]
                 sys.stdout.write(to_json_line(event) + "\n")
                 sys.stdout.flush()
                 count += 1

@@ -10,8 +10,10 @@ from rich.table import Table
 from tiltstream.cli._common import console
 from tiltstream.settings import CliSettings
 from tiltstream.streams.admin import ApplyAction, apply_topics, describe_topics
-from tiltstream.streams.catalogue import Catalogue
-from tiltstream.streams.clients import create_admin
+from tiltstream.streams.catalogue import EVENT_RECORDS, Catalogue
+from tiltstream.streams.clients import create_admin, create_producer
+from tiltstream.streams.schema_registry import default_registry
+from tiltstream.streams.schema_topic import sync_schemas
 
 __all__ = ["create_app"]
 
@@ -34,7 +36,7 @@ def create_app(settings: CliSettings) -> typer.Typer:
     ) -> None:
         """Create missing topics and bring partitions and configuration up to the catalogue."""
         admin = create_admin(settings.kafka)
-        changes = apply_topics(admin, catalogue.topics(), dry_run=dry_run)
+        changes = apply_topics(admin, catalogue.all_topics(), dry_run=dry_run)
         table = Table(
             "topic", "action", "details", title="tiltstream topics apply" + (" (dry run)" if dry_run else "")
         )
@@ -42,8 +44,18 @@ def create_app(settings: CliSettings) -> typer.Typer:
             style = {"created": "green", "updated": "yellow", "unchanged": "dim"}[change.action.value]
             table.add_row(change.topic, f"[{style}]{change.action.value}[/]", "; ".join(change.details))
         console.print(table)
-        if all(c.action is ApplyAction.UNCHANGED for c in changes):
-            console.print(f"Nothing to change: all {len(changes)} topics match the catalogue.")
+        published, present = 0, 0
+        if not dry_run:
+            entries = [e for e in default_registry().known() if e.short_name in EVENT_RECORDS]
+            producer = create_producer(settings.kafka)
+            published, present = sync_schemas(settings.kafka, producer, catalogue, entries)
+            if published:
+                console.print(f"Published {published} schema(s) to {catalogue.schemas_topic().name}.")
+        if all(c.action is ApplyAction.UNCHANGED for c in changes) and not published:
+            console.print(
+                f"Nothing to change: all {len(changes)} topics match the catalogue and "
+                f"{catalogue.schemas_topic().name} holds all {present} event schemas."
+            )
         else:
             counts = {a: sum(c.action is a for c in changes) for a in ApplyAction}
             verb = "would be" if dry_run else "were"
@@ -57,7 +69,7 @@ def create_app(settings: CliSettings) -> typer.Typer:
     def list_(as_json: bool = typer.Option(False, "--json", help="One JSON object per topic.")) -> None:
         """Show the catalogue's topics with their partition counts on the cluster."""
         admin = create_admin(settings.kafka)
-        topics = catalogue.topics()
+        topics = catalogue.all_topics()
         present = describe_topics(admin, [t.name for t in topics])
         metadata = admin.list_topics(timeout=30)
         dlqs = sorted(name for name in metadata.topics if name.startswith(f"{settings.topics.prefix}.dlq."))
@@ -69,7 +81,8 @@ def create_app(settings: CliSettings) -> typer.Typer:
             rows.append(
                 {
                     "topic": topic.name,
-                    "record": topic.record or "(raw bytes)",
+                    "record": topic.record
+                    or ("(schema JSON)" if topic.key == "fingerprint" else "(raw bytes)"),
                     "partitions": found.partitions if found else None,
                     "replication_factor": found.replication_factor if found else None,
                     "cleanup_policy": topic.config.get("cleanup.policy"),
