@@ -12,7 +12,7 @@ from typing import Any
 
 from tiltstream.streams.metadata import event_id, make_metadata
 
-__all__ = ["SAMPLE_RECORDS", "dose_symmetric_angles", "sample_event"]
+__all__ = ["dose_symmetric_angles", "sample_event"]
 
 _START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 _PIXEL = 1.34
@@ -280,16 +280,3 @@ def sample_event(record: str, series: int = 1, tilt: int = 0) -> dict[str, Any]:
             "message": None,
         }
     raise KeyError(f"no sample for record {record!r}")
-
-
-SAMPLE_RECORDS: tuple[str, ...] = (
-    "MovieAcquired",
-    "TiltSeriesAcquisitionEnded",
-    "MovieMotionCorrected",
-    "CtfEstimated",
-    "ReconstructionRequested",
-    "TomogramReconstructed",
-    "TomogramDenoised",
-    "ProcessingFailed",
-    "TiltSeriesStatus",
-)

@@ -6,6 +6,7 @@ import time
 
 import pytest
 from confluent_kafka import Consumer
+from kafka_helpers import drain
 
 from tiltstream.settings import CliSettings
 from tiltstream.streams.admin import apply_topics
@@ -26,17 +27,6 @@ from tiltstream.streams.producer import EventProducer
 from tiltstream.streams.samples import sample_event
 
 pytestmark = pytest.mark.kafka
-
-
-def _drain(consumer: EventConsumer, want: int, timeout: float = 60.0) -> list[ConsumedEvent]:
-    got: list[ConsumedEvent] = []
-    deadline = time.monotonic() + timeout
-    while len(got) < want and time.monotonic() < deadline:
-        event = consumer.poll(0.5)
-        if event is not None:
-            got.append(event)
-            consumer.done(event)
-    return got
 
 
 def test_poison_message_is_dead_lettered_and_consumer_continues(
@@ -60,7 +50,7 @@ def test_poison_message_is_dead_lettered_and_consumer_continues(
         DeadLetterSink(raw, catalogue, group_id),
     )
     consumer.subscribe([topic.name])
-    events = _drain(consumer, 2)
+    events = drain(consumer, 3)  # two events and the poison message between them
     consumer.close()
     assert [e.event.value["acquisition_order"] for e in events] == [0, 1]
     assert consumer.dead_lettered == 1
@@ -101,7 +91,7 @@ def test_poison_message_is_dead_lettered_and_consumer_continues(
         DeadLetterSink(raw, catalogue, group_id),
     )
     again.subscribe([topic.name])
-    assert _drain(again, 1, timeout=8) == []
+    assert drain(again, 1, timeout=8) == []
     assert again.dead_lettered == 0
     again.close()
 
@@ -136,6 +126,6 @@ def test_uncommitted_work_is_redelivered(pipeline_settings: CliSettings, group_i
         DeadLetterSink(raw, catalogue, group_id),
     )
     second.subscribe([topic])
-    again = _drain(second, 2)
+    again = drain(second, 2)
     second.close()
     assert sorted(e.event.value["acquisition_order"] for e in again) == [1, 2]

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from kafka_helpers import drain
 
 from tiltstream.settings import CliSettings
 from tiltstream.streams.admin import apply_topics
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_admin, create_consumer, create_producer
-from tiltstream.streams.consumer import ConsumedEvent, EventConsumer
+from tiltstream.streams.consumer import EventConsumer
 from tiltstream.streams.dlq import DeadLetterSink
 from tiltstream.streams.producer import EventProducer
 from tiltstream.streams.samples import sample_event
@@ -21,17 +21,6 @@ from tiltstream.streams.schema_topic import SchemaTopicResolver, schema_aware_se
 from tiltstream.streams.serde import AvroSerde
 
 pytestmark = pytest.mark.kafka
-
-
-def _consume(consumer: EventConsumer, want: int, timeout: float = 30.0) -> list[ConsumedEvent]:
-    got: list[ConsumedEvent] = []
-    deadline = time.monotonic() + timeout
-    while len(got) + consumer.dead_lettered < want and time.monotonic() < deadline:
-        event = consumer.poll(0.5)
-        if event is not None:
-            got.append(event)
-            consumer.done(event)
-    return got
 
 
 def test_old_consumer_reads_newer_writer_through_schemas_topic(
@@ -53,7 +42,7 @@ def test_old_consumer_reads_newer_writer_through_schemas_topic(
         schema_aware_serde(pipeline_settings.kafka, catalogue),
     )
     old.subscribe([catalogue.topic("movie.acquired").name])
-    events = _consume(old, 3)
+    events = drain(old, 3)
     old.close()
     assert old.dead_lettered == 0
     assert [e.event.value["movie_id"] for e in events] == [v["movie_id"] for v in values]
@@ -76,7 +65,7 @@ def test_without_the_schemas_topic_the_newer_event_is_dead_lettered(
         DeadLetterSink(raw, catalogue, group_id),
     )
     blind.subscribe([catalogue.topic("movie.acquired").name])
-    assert _consume(blind, 1) == []
+    assert drain(blind, 1) == []
     blind.close()
     assert blind.dead_lettered == 1
 
