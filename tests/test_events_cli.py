@@ -117,7 +117,10 @@ def test_tail_follows_new_events(pipeline_settings: CliSettings, produced: Event
     produced.wait([produced.send("TomogramDenoised", sample_event("TomogramDenoised", 5, 0))])
     thread.join(40)
     assert not thread.is_alive()
-    assert received == [("MovieAcquired", 1), ("MovieAcquired", 2), ("TomogramDenoised", None)]
+    # order holds within a partition (one series, one topic); across topics it is not defined
+    assert [r for r in received if r[0] == "MovieAcquired"] == [("MovieAcquired", 1), ("MovieAcquired", 2)]
+    assert ("TomogramDenoised", None) in received
+    assert len(received) == 3
 
 
 def test_dump_shows_the_schemas_topic_as_json(pipeline_settings: CliSettings) -> None:
