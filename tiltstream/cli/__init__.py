@@ -12,7 +12,7 @@ __all__ = ["create_app", "main"]
 
 def create_app(settings: CliSettings | None = None) -> typer.Typer:
     """Build the ``tiltstream`` command with every sub-command bound to ``settings``."""
-    from tiltstream.cli import broker, demo, dlq, events, replay, reprocess, schemas, topics
+    from tiltstream.cli import broker, demo, dlq, events, replay, reprocess, schemas, status, topics
 
     settings = settings or CliSettings()
     app = typer.Typer(
@@ -24,6 +24,7 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
     app.registered_commands += demo.create_app(settings).registered_commands
     app.registered_commands += replay.create_app(settings).registered_commands
     app.registered_commands += reprocess.create_app(settings).registered_commands
+    app.registered_commands += status.create_app(settings).registered_commands
     app.add_typer(topics.create_app(settings), name="topics")
     app.add_typer(events.create_app(settings), name="events")
     app.add_typer(schemas.create_app(settings), name="schemas")
