@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import urllib.error
 import urllib.request
 from contextlib import redirect_stderr
 
@@ -83,3 +84,23 @@ def test_metrics_endpoint_serves_the_registry() -> None:
     finally:
         server.close()
     assert 'tiltstream_processed_total{stage="motioncorr"} 3.0' in body
+
+
+def test_health_and_readiness_probes() -> None:
+    ready = {"value": False}
+    server = start_metrics_server(
+        0, address="127.0.0.1", registry=CollectorRegistry(), ready=lambda: ready["value"]
+    )
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        assert urllib.request.urlopen(f"{base}/healthz", timeout=5).status == 200
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/readyz", timeout=5)
+        assert refused.value.code == 503
+        ready["value"] = True
+        assert urllib.request.urlopen(f"{base}/readyz", timeout=5).status == 200
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"{base}/nothing", timeout=5)
+        assert missing.value.code == 404
+    finally:
+        server.close()
