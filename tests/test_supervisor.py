@@ -64,7 +64,14 @@ def test_stop_drains_services_with_sigterm(tmp_path: Path) -> None:
 
 
 def test_stubborn_service_is_killed_after_the_timeout(tmp_path: Path) -> None:
-    stubborn = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('up', flush=True)\ntime.sleep(60)"
+    stubborn = "\n".join(
+        [
+            "import signal, time",
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)",
+            "print('up', flush=True)",
+            "time.sleep(60)",
+        ]
+    )
     supervisor = Supervisor(
         [ServiceSpec("stubborn", [sys.executable, "-c", stubborn])],
         tmp_path / "logs",
