@@ -12,7 +12,7 @@ __all__ = ["create_app", "main"]
 
 def create_app(settings: CliSettings | None = None) -> typer.Typer:
     """Build the ``tiltstream`` command with every sub-command bound to ``settings``."""
-    from tiltstream.cli import broker, demo, dlq, events, replay, reprocess, schemas, status, topics
+    from tiltstream.cli import broker, demo, dlq, events, k8s, replay, reprocess, schemas, status, topics
 
     settings = settings or CliSettings()
     app = typer.Typer(
@@ -30,6 +30,7 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
     app.add_typer(schemas.create_app(settings), name="schemas")
     app.add_typer(broker.create_app(settings), name="broker")
     app.add_typer(dlq.create_app(settings), name="dlq")
+    app.add_typer(k8s.create_app(settings), name="k8s")
     return app
 
 

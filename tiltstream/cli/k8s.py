@@ -1,0 +1,80 @@
+"""``tiltstream k8s``: the Kubernetes manifests that are generated from code, and rendering ``k8s/``.
+
+PyYAML comes with the ``k8s`` extra, so it is imported by the commands, not here: the light image's
+CLI starts without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tiltstream.cli._common import err_console
+from tiltstream.settings import CliSettings, TopicSettings
+from tiltstream.streams.catalogue import Catalogue
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: CliSettings) -> typer.Typer:
+    """Build the ``k8s`` command group."""
+    app = typer.Typer(
+        help="Kubernetes: generate the Strimzi topics, render the Kustomize tree.", no_args_is_help=True
+    )
+    defaults = settings.topics
+
+    @app.command("topics")
+    def topics(
+        cluster: Annotated[str, typer.Option(help="Name of the Strimzi Kafka resource.")] = "tiltstream",
+        prefix: Annotated[str, typer.Option(help="Topic name prefix.")] = defaults.prefix,
+        partitions: Annotated[
+            int, typer.Option(min=1, help="Partitions of every topic.")
+        ] = defaults.partitions,
+        replication_factor: Annotated[int, typer.Option(min=1)] = defaults.replication_factor,
+        min_insync_replicas: Annotated[int, typer.Option(min=1)] = defaults.min_insync_replicas,
+        dlq_group: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--dlq-group", help="Group whose dead-letter topic to declare (default: the pipeline's)."
+            ),
+        ] = None,
+        output: Annotated[
+            Path | None, typer.Option("--output", "-o", help="Write here, not to stdout.")
+        ] = None,
+    ) -> None:
+        """Write a Strimzi KafkaTopic for every catalogue topic and every group's dead-letter topic."""
+        from tiltstream.k8s.topics import PIPELINE_GROUPS, kafka_topics_yaml  # PyYAML: the k8s extra
+
+        topic_settings = TopicSettings(
+            prefix=prefix,
+            partitions=partitions,
+            replication_factor=replication_factor,
+            min_insync_replicas=min_insync_replicas,
+        )
+        groups = dlq_group or list(PIPELINE_GROUPS)
+        text = kafka_topics_yaml(Catalogue(topic_settings), cluster=cluster, dlq_groups=groups)
+        if output is None:
+            typer.echo(text, nl=False)
+        else:
+            output.write_text(text)
+            err_console.print(f"Wrote {text.count('kind: KafkaTopic')} KafkaTopics to {output}.")
+
+    @app.command("render")
+    def render(
+        directory: Annotated[Path, typer.Argument(help="A folder with a kustomization.yaml.")],
+    ) -> None:
+        """Print what a kustomization renders to (the Kustomize subset of tiltstream.k8s.kustomize)."""
+        import yaml
+
+        from tiltstream.k8s.kustomize import KustomizeError, render_kustomization
+
+        try:
+            manifests = render_kustomization(directory)
+        except KustomizeError as error:
+            err_console.print(f"[red]{error}[/]")
+            raise typer.Exit(1) from error
+        typer.echo(yaml.safe_dump_all(manifests, sort_keys=False, width=1000), nl=False)
+
+    return app
