@@ -111,7 +111,9 @@ class AvroSerde:
         buffer = io.BytesIO()
         buffer.write(header)
         try:
-            schemaless_writer(buffer, parsed, value, strict=True)
+            # strict: an unknown or missing field is an error, except a missing field that has a
+            # default (code written before a compatible schema change keeps working)
+            schemaless_writer(buffer, parsed, value, strict_allow_default=True)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise ValueError(f"value does not match schema {record}: {exc}") from exc
         return buffer.getvalue()

@@ -56,6 +56,18 @@ def test_encode_rejects_wrong_value(serde: AvroSerde) -> None:
     del value["tilt_angle_degrees"]
     with pytest.raises(ValueError, match="MovieAcquired"):
         serde.encode("MovieAcquired", value)
+    with pytest.raises(ValueError, match="MovieAcquired"):
+        serde.encode("MovieAcquired", {**sample_event("MovieAcquired"), "tilt_angel_degrees": 3.0})
+
+
+def test_missing_fields_with_defaults_take_the_default(serde: AvroSerde) -> None:
+    """Producers written before a compatible schema change (a field added with a default) still encode."""
+    value = sample_event("MovieAcquired")
+    del value["position_name"]  # optional, default null
+    del value["metadata"]["causation_id"]
+    decoded = serde.decode(serde.encode("MovieAcquired", value)).value
+    assert decoded["position_name"] is None
+    assert decoded["metadata"]["causation_id"] is None
 
 
 @pytest.mark.parametrize(
