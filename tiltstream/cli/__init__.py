@@ -12,7 +12,22 @@ __all__ = ["create_app", "main"]
 
 def create_app(settings: CliSettings | None = None) -> typer.Typer:
     """Build the ``tiltstream`` command with every sub-command bound to ``settings``."""
-    from tiltstream.cli import broker, demo, dlq, events, k8s, replay, reprocess, schemas, status, topics
+    from tiltstream.cli import (
+        acquisition,
+        broker,
+        demo,
+        dlq,
+        events,
+        k8s,
+        replay,
+        reprocess,
+        schemas,
+        simulate,
+        sink,
+        status,
+        topics,
+        watch,
+    )
 
     settings = settings or CliSettings()
     app = typer.Typer(
@@ -31,6 +46,10 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
     app.add_typer(broker.create_app(settings), name="broker")
     app.add_typer(dlq.create_app(settings), name="dlq")
     app.add_typer(k8s.create_app(settings), name="k8s")
+    app.add_typer(sink.create_app(settings), name="sink")
+    app.registered_commands += simulate.create_app(settings).registered_commands
+    app.registered_commands += watch.create_app(settings).registered_commands
+    app.add_typer(acquisition.create_app(settings), name="acquisition")
     return app
 
 

@@ -1,0 +1,146 @@
+"""The values of the events the source connector emits, with deterministic ids."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tiltstream.connectors.source.mdoc import MdocInfo, MdocTilt
+from tiltstream.connectors.source.movie_check import MovieHeader
+from tiltstream.streams.metadata import event_id, make_metadata
+
+__all__ = ["SERVICE", "SeriesContext", "acquisition_ended", "movie_acquired", "movie_id", "processing_failed"]
+
+#: The producing service's name in every event's metadata.
+SERVICE = "source"
+
+
+class SeriesContext:
+    """Who a series belongs to: ids shared by all its events."""
+
+    def __init__(
+        self, *, microscope: str, session_id: str, tilt_series_id: str, instance: str | None
+    ) -> None:
+        self.microscope = microscope
+        self.session_id = session_id
+        self.tilt_series_id = tilt_series_id
+        self.instance = instance
+
+    def metadata(self, record: str, key: tuple[object, ...], occurred_at: datetime) -> dict[str, Any]:
+        """Event metadata; the id depends only on the record, the series and ``key``."""
+        return make_metadata(
+            record,
+            service=SERVICE,
+            microscope=self.microscope,
+            session_id=self.session_id,
+            tilt_series_id=self.tilt_series_id,
+            key=key,
+            occurred_at=occurred_at,
+            instance=self.instance,
+        )
+
+
+def movie_id(tilt_series_id: str, movie_name: str) -> str:
+    """Deterministic id of a movie file: a retake (a new file) has a new id."""
+    return event_id("Movie", tilt_series_id, movie_name)
+
+
+def movie_acquired(
+    ctx: SeriesContext,
+    *,
+    tilt: MdocTilt,
+    info: MdocInfo,
+    header: MovieHeader,
+    movie: dict[str, str],
+    mdoc: dict[str, str] | None,
+    position_name: str,
+    voltage_kv: float,
+    spherical_aberration_mm: float,
+    amplitude_contrast: float,
+) -> dict[str, Any]:
+    """A ``MovieAcquired`` value; ``occurred_at`` is the tilt's mdoc time, so a re-emission is identical."""
+    mid = movie_id(ctx.tilt_series_id, tilt.sub_frame_name)
+    shift = tilt.image_shift_micrometres
+    pixel = tilt.pixel_size_angstroms or info.pixel_size_angstroms
+    if pixel is None:
+        raise ValueError("no PixelSpacing")  # checked by the caller before
+    return {
+        "metadata": ctx.metadata("MovieAcquired", (mid,), tilt.acquired_at),
+        "movie_id": mid,
+        "movie": movie,
+        "movie_format": header.movie_format,
+        "mdoc": mdoc,
+        "gain_reference": None,
+        "acquisition_order": tilt.z_value,
+        "tilt_angle_degrees": tilt.tilt_angle_degrees,
+        "tilt_axis_angle_degrees": info.tilt_axis_angle_degrees or 0.0,
+        "acquired_at": tilt.acquired_at,
+        "pixel_size_angstroms": pixel,
+        "voltage_kv": voltage_kv,
+        "spherical_aberration_mm": spherical_aberration_mm,
+        "amplitude_contrast": amplitude_contrast,
+        "dose_e_per_angstrom2": tilt.dose_e_per_angstrom2,
+        "prior_dose_e_per_angstrom2": tilt.prior_dose_e_per_angstrom2,
+        "exposure_time_seconds": tilt.exposure_time_seconds or 0.0,
+        "frame_count": header.frame_count,
+        "image_width_pixels": header.width_pixels,
+        "image_height_pixels": header.height_pixels,
+        "target_defocus_micrometres": tilt.target_defocus_micrometres,
+        "image_shift_x_micrometres": shift[0] if shift else None,
+        "image_shift_y_micrometres": shift[1] if shift else None,
+        "position_name": position_name,
+    }
+
+
+def acquisition_ended(
+    ctx: SeriesContext,
+    *,
+    info: MdocInfo,
+    mdoc: dict[str, str] | None,
+    reason: str,
+    ended_at: datetime,
+    acquired_tilt_count: int,
+    key: str = "acquisition-ended",
+) -> dict[str, Any]:
+    """A ``TiltSeriesAcquisitionEnded`` value (one per series from the watcher: the id ignores content).
+
+    ``expected_tilt_count`` counts the mdoc's sections and ``acquired_tilt_count`` the movies announced,
+    retakes included (the aggregator waits for that many movies and picks the newest per angle).
+    """
+    return {
+        "metadata": ctx.metadata("TiltSeriesAcquisitionEnded", (key,), ended_at),
+        "ended_at": ended_at,
+        "expected_tilt_count": len(info.tilts),  # its [ZValue] sections, retakes included
+        "acquired_tilt_count": acquired_tilt_count,
+        "mdoc": mdoc,
+        "reason": reason,
+        "tilt_axis_angle_degrees": info.tilt_axis_angle_degrees,
+        "pixel_size_angstroms": info.pixel_size_angstroms,
+    }
+
+
+def processing_failed(
+    ctx: SeriesContext,
+    *,
+    subject_id: str,
+    error: BaseException,
+    occurred_at: datetime,
+    movie: str | None = None,
+    failure_kind: str = "permanent",
+    attempts: int = 1,
+) -> dict[str, Any]:
+    """A ``ProcessingFailed`` value with stage ``acquisition``; its id is the subject and error class."""
+    return {
+        "metadata": ctx.metadata("ProcessingFailed", (subject_id, type(error).__name__), occurred_at),
+        "stage": "acquisition",
+        "subject_id": subject_id,
+        "movie_id": movie,
+        "request_id": None,
+        "error_class": type(error).__name__,
+        "error_message": str(error),
+        "failure_kind": failure_kind,
+        "attempts": attempts,
+        "input_topic": None,
+        "input_partition": None,
+        "input_offset": None,
+    }

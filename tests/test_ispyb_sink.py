@@ -1,0 +1,157 @@
+"""The ISPyB sink as a consumer group on the real broker, against SQLite, MariaDB and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from ispyb_fixtures import table_snapshot
+from sqlalchemy.engine import Engine
+
+from tiltstream.connectors.ispyb.samples import SessionEvent, sample, session_events
+from tiltstream.connectors.ispyb.schema import SchemaMismatchError, create_tables
+from tiltstream.connectors.ispyb.settings import IspybSinkSettings
+from tiltstream.connectors.ispyb.sink import IspybSink, create_engine
+from tiltstream.localdb import LocalMariaDB
+from tiltstream.settings import CliSettings
+from tiltstream.streams.admin import apply_topics
+from tiltstream.streams.catalogue import Catalogue
+from tiltstream.streams.clients import create_admin, create_consumer, create_producer
+from tiltstream.streams.dlq import HEADER_MESSAGE
+from tiltstream.streams.producer import EventProducer
+from tiltstream.streams.serde import AvroSerde
+
+pytestmark = pytest.mark.kafka
+
+SERIES, TILTS = 3, 12
+
+
+def publish(settings: CliSettings, events: list[SessionEvent]) -> None:
+    producer = EventProducer(create_producer(settings.kafka), Catalogue(settings.topics))
+    producer.wait([producer.send(record, value) for record, value in events])
+
+
+@pytest.fixture
+def topics(pipeline_settings: CliSettings) -> CliSettings:
+    apply_topics(create_admin(pipeline_settings.kafka), Catalogue(pipeline_settings.topics).all_topics())
+    return pipeline_settings
+
+
+def sink_settings(settings: CliSettings, url: str, group: str | None = None) -> IspybSinkSettings:
+    return IspybSinkSettings(
+        database_url=url,
+        kafka=settings.kafka,
+        topics=settings.topics,
+        group_id=group or f"ispyb-{uuid.uuid4().hex[:8]}",
+        batch_size=50,
+        linger_seconds=0.2,
+        retry_initial_seconds=0.2,
+        retry_max_seconds=1.0,
+    )
+
+
+def count(engine: Engine, table: str) -> int:
+    quote = "`" if engine.dialect.name == "mysql" else '"'
+    with engine.connect() as connection:
+        return int(connection.execute(sa.text(f"SELECT COUNT(*) FROM {quote}{table}{quote}")).scalar_one())
+
+
+def test_session_then_replay_twice_gives_identical_tables(topics: CliSettings, ispyb_engine: Engine) -> None:
+    events = session_events(SERIES, TILTS, failed_series=2)
+    publish(topics, events)
+    url = ispyb_engine.url.render_as_string(hide_password=False)
+    IspybSink(sink_settings(topics, url), engine=ispyb_engine).run(until_caught_up=True)
+    first = table_snapshot(ispyb_engine)
+    assert len(first["Movie"]) == SERIES * TILTS
+    assert len(first["CTF"]) == SERIES * TILTS - 1
+    assert len(first["Tomogram"]) == SERIES
+    assert len(first["TiltImageAlignment"]) == SERIES * TILTS
+    for _ in range(2):  # a new group reads every topic from its first offset
+        IspybSink(sink_settings(topics, url), engine=ispyb_engine).run(until_caught_up=True)
+        assert table_snapshot(ispyb_engine) == first
+
+
+@pytest.mark.parametrize("ispyb_url", ["mariadb"], indirect=True)
+def test_poison_record_goes_to_the_dead_letter_topic(topics: CliSettings, ispyb_engine: Engine) -> None:
+    poison = sample("MovieAcquired", 7, 1)
+    poison["movie"] = {"root": "raw", "path": "p" * 300 + ".tiff"}
+    events = [("MovieAcquired", sample("MovieAcquired", 7, 0)), ("MovieAcquired", poison)]
+    events += [("MovieAcquired", sample("MovieAcquired", 7, 2))]
+    publish(topics, events)
+    encoded_poison = AvroSerde().encode("MovieAcquired", poison)
+    group = f"ispyb-{uuid.uuid4().hex[:8]}"
+    url = ispyb_engine.url.render_as_string(hide_password=False)
+    sink = IspybSink(sink_settings(topics, url, group), engine=ispyb_engine)
+    sink.run(until_caught_up=True)
+    assert count(ispyb_engine, "Movie") == 2  # the records around it are written
+    assert sink.dead_lettered._value.get() == 1
+    dlq = Catalogue(topics.topics).dlq(group)
+    reader = create_consumer(topics.kafka, f"reader-{uuid.uuid4().hex[:8]}")
+    reader.assign([TopicPartition(dlq.name, p, OFFSET_BEGINNING) for p in range(dlq.partitions)])
+    deadline = time.monotonic() + 30
+    message = None
+    while (message is None or message.error() is not None) and time.monotonic() < deadline:
+        message = reader.poll(0.5)
+    reader.close()
+    assert message is not None
+    assert message.error() is None
+    assert message.value() == encoded_poison
+    headers = dict(message.headers() or [])
+    reason = headers[HEADER_MESSAGE]
+    assert isinstance(reason, bytes)
+    assert b"Movie.movieFullPath holds 255 characters" in reason
+
+
+def test_schema_check_at_start(topics: CliSettings, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    with pytest.raises(SchemaMismatchError, match="table Person"):
+        IspybSink(sink_settings(topics, url)).run(until_caught_up=True)
+
+
+@pytest.fixture
+def own_mariadb(database_root: Path) -> Iterator[LocalMariaDB]:
+    with LocalMariaDB(database_root / f"outage-{uuid.uuid4().hex[:6]}") as server:
+        yield server
+
+
+def test_database_outage_loses_nothing(topics: CliSettings, own_mariadb: LocalMariaDB) -> None:
+    engine = create_engine(own_mariadb.url)
+    create_tables(engine)
+    events = session_events(SERIES, TILTS)
+    half = len(events) // 2
+    sink = IspybSink(sink_settings(topics, own_mariadb.url), engine=engine)
+    stop = threading.Event()
+    runner = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        publish(topics, events[:half])
+        deadline = time.monotonic() + 60
+        while count(engine, "Movie") < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        own_mariadb.stop()
+        publish(topics, events[half:])
+        deadline = time.monotonic() + 60
+        while sink.retries._value.get() < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sink.retries._value.get() >= 3  # it kept trying while the database was down
+        own_mariadb.start()
+        deadline = time.monotonic() + 90
+        while count(engine, "TiltImageAlignment") < SERIES * TILTS and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        runner.join(60)
+    assert not runner.is_alive()
+    snapshot = table_snapshot(engine)
+    assert len(snapshot["Movie"]) == SERIES * TILTS
+    assert len(snapshot["MotionCorrection"]) == SERIES * TILTS
+    assert len(snapshot["CTF"]) == SERIES * TILTS
+    assert len(snapshot["Tomogram"]) == SERIES
+    assert len(snapshot["ProcessedTomogram"]) == 2 * SERIES
+    engine.dispose()

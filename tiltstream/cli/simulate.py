@@ -1,0 +1,112 @@
+"""``tiltstream simulate SESSION_DIR``: write a realistic tomography session (movies, mdocs, truth)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tiltstream.cli._common import console, err_console
+from tiltstream.settings import CliSettings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: CliSettings) -> typer.Typer:
+    """Build the ``simulate`` command."""
+    app = typer.Typer()
+
+    @app.command("simulate")
+    def simulate(
+        session_dir: Annotated[Path, typer.Argument(help="Session directory to write (created if needed).")],
+        positions: Annotated[
+            int | None, typer.Option(help="PACE positions (series acquired together).")
+        ] = None,
+        size: Annotated[int | None, typer.Option(help="Frame size in pixels (512 to 4096).")] = None,
+        frames: Annotated[int | None, typer.Option(help="Frames per movie.")] = None,
+        movie_format: Annotated[str | None, typer.Option("--format", help="tiff (LZW) or mrc.")] = None,
+        scheme: Annotated[str | None, typer.Option(help="dose-symmetric or bidirectional.")] = None,
+        max_tilt: Annotated[float | None, typer.Option(help="Largest tilt angle in degrees.")] = None,
+        step: Annotated[float | None, typer.Option(help="Tilt step in degrees.")] = None,
+        pixel_size: Annotated[float | None, typer.Option(help="Pixel size in angstroms.")] = None,
+        dose: Annotated[float | None, typer.Option(help="Dose per tilt in e/Å².")] = None,
+        defocus: Annotated[float | None, typer.Option(help="Target defocus in µm (negative: under).")] = None,
+        rate: Annotated[
+            float | None, typer.Option(help="Movies per second (0: as fast as possible).")
+        ] = None,
+        seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same session).")] = None,
+        session_id: Annotated[str | None, typer.Option(help="Session id [folder name].")] = None,
+        microscope: Annotated[str | None, typer.Option(help="Microscope name written in the mdoc.")] = None,
+        start_time: Annotated[str | None, typer.Option(help="First tilt's time, ISO 8601, or 'now'.")] = None,
+        fault: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="KIND:POSITION[:TILT]: retake, dark, truncated, corrupt, missing, cancel, mdoc-order."
+            ),
+        ] = None,
+    ) -> None:
+        """Simulate a tomography session as a microscope writes it.
+
+        Movies appear frame by frame and each series' mdoc grows tilt by tilt.
+
+        ground_truth/ holds what really happened: angles, defocus, drift, shifts, the phantom.
+        """
+        from tiltstream.connectors.simulator import (
+            SimulatedMovie,
+            SimulatorSettings,
+            parse_fault,
+            tilt_scheme,
+        )
+        from tiltstream.connectors.simulator import simulate_session as run
+
+        given: dict[str, Any] = {
+            "positions": positions,
+            "size_pixels": size,
+            "frames": frames,
+            "movie_format": movie_format,
+            "scheme": scheme,
+            "max_tilt_degrees": max_tilt,
+            "tilt_step_degrees": step,
+            "pixel_size_angstroms": pixel_size,
+            "dose_per_tilt_e_per_angstrom2": dose,
+            "target_defocus_micrometres": defocus,
+            "rate_movies_per_second": rate,
+            "seed": seed,
+            "session_id": session_id,
+            "microscope": microscope,
+        }
+        if start_time is not None:
+            given["start_time"] = (
+                datetime.now(UTC).replace(microsecond=0)
+                if start_time == "now"
+                else datetime.fromisoformat(start_time)
+            )
+        try:
+            faults = [parse_fault(f) for f in fault or []]
+            sim = SimulatorSettings(**{k: v for k, v in given.items() if v is not None})
+        except ValueError as exc:
+            err_console.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from None
+        angles = tilt_scheme(
+            sim.scheme,
+            max_tilt_degrees=sim.max_tilt_degrees,
+            step_degrees=sim.tilt_step_degrees,
+            group=sim.dose_symmetric_group,
+            start_degrees=sim.bidirectional_start_degrees,
+        )
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task(f"simulating {session_dir.name}", total=sim.positions * len(angles))
+
+            def advance(movie: SimulatedMovie) -> None:
+                progress.advance(task)
+                progress.update(task, description=f"{movie.position_name} {movie.tilt_angle_degrees:+.1f}°")
+
+            truths = run(session_dir, sim, faults, on_movie=advance)
+        movies = sum(len(t.tilts) for t in truths)
+        console.print(f"Wrote {movies} movies of {len(truths)} tilt series to {session_dir}.")
+
+    return app
