@@ -126,6 +126,9 @@ def sample_event(record: str, series: int = 1, tilt: int = 0) -> dict[str, Any]:
             "patches_x": 5,
             "patches_y": 5,
             "binning": 1,
+            "voltage_kv": 300.0,
+            "spherical_aberration_mm": 2.7,
+            "amplitude_contrast": 0.07,
             **svc,
         }
     if record == "CtfEstimated":
@@ -147,6 +150,7 @@ def sample_event(record: str, series: int = 1, tilt: int = 0) -> dict[str, Any]:
             "box_size_pixels": 512,
             "min_resolution_angstroms": 30.0,
             "max_resolution_angstroms": 5.0,
+            "sample_thickness_angstroms": None,
             **svc,
         }
     if record == "ReconstructionRequested":

@@ -19,6 +19,7 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
         dlq,
         events,
         k8s,
+        process,
         replay,
         reprocess,
         schemas,
@@ -50,6 +51,7 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
     app.registered_commands += simulate.create_app(settings).registered_commands
     app.registered_commands += watch.create_app(settings).registered_commands
     app.add_typer(acquisition.create_app(settings), name="acquisition")
+    app.add_typer(process.create_app(settings), name="process")
     return app
 
 

@@ -1,0 +1,153 @@
+"""The CTF step: ``MovieMotionCorrected`` in, ``CtfEstimated`` out."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import mrcfile
+import numpy as np
+
+from tiltstream.processors.ctf.ctffind import CtffindCommand, run_ctffind
+from tiltstream.processors.ctf.outputs import write_power_spectrum_png
+from tiltstream.processors.ctf.result import CtfParameters, CtfResult
+from tiltstream.processors.ctf.settings import CtfSettings
+from tiltstream.processors.runtime import (
+    CorruptInputError,
+    DataRoots,
+    ImpossibleParametersError,
+    Job,
+    Output,
+    Processor,
+)
+from tiltstream.streams.metadata import make_metadata
+
+__all__ = ["CtfProcessor"]
+
+
+def read_micrograph(path: Path) -> np.ndarray:
+    """A 2-D micrograph from an MRC file as float32 ``(h, w)``."""
+    try:
+        with mrcfile.open(path, mode="r", permissive=False) as mrc:
+            data = np.array(mrc.data, dtype=np.float32)
+    except (ValueError, EOFError) as exc:
+        raise CorruptInputError(f"{path.name}: cannot read as MRC: {exc}") from exc
+    data = data[0] if data.ndim == 3 and data.shape[0] == 1 else data
+    if data.ndim != 2 or not np.isfinite(data).all():
+        raise CorruptInputError(f"{path.name}: not a finite 2-D micrograph (shape {data.shape})")
+    return data
+
+
+class CtfProcessor(Processor[np.ndarray]):
+    """Fit the CTF of one micrograph; the PNG goes to ``<session>/<output_folder>/<stem>.ctf.png``."""
+
+    stage = "ctf"
+    input_record = "MovieMotionCorrected"
+    output_record = "CtfEstimated"
+
+    def __init__(self, settings: CtfSettings, roots: DataRoots | None = None) -> None:
+        super().__init__(roots or DataRoots(settings.data_roots), settings.output_root)
+        self.settings = settings
+        self._device: Any = None
+
+    def parameters_of(self, value: dict[str, Any]) -> CtfParameters:
+        """Optics from the event (settings for older events) and search ranges from the settings."""
+        s = self.settings
+        pixel = float(value["pixel_size_angstroms"])
+        voltage = value.get("voltage_kv") or s.default_voltage_kv
+        if pixel <= 0 or voltage <= 0 or s.max_resolution_angstroms < 2 * pixel:
+            raise ImpossibleParametersError(
+                f"cannot fit: pixel {pixel} Å, voltage {voltage} kV, "
+                f"max resolution {s.max_resolution_angstroms} Å"
+            )
+        return CtfParameters(
+            pixel_size_angstroms=pixel,
+            voltage_kv=float(voltage),
+            spherical_aberration_mm=float(
+                value.get("spherical_aberration_mm") or s.default_spherical_aberration_mm
+            ),
+            amplitude_contrast=float(value.get("amplitude_contrast") or s.default_amplitude_contrast),
+            box_size_pixels=s.box_size_pixels,
+            min_resolution_angstroms=s.min_resolution_angstroms,
+            max_resolution_angstroms=s.max_resolution_angstroms,
+            min_defocus_angstroms=s.min_defocus_angstroms,
+            max_defocus_angstroms=s.max_defocus_angstroms,
+            defocus_step_angstroms=s.defocus_step_angstroms,
+        )
+
+    def load(self, value: dict[str, Any]) -> np.ndarray | None:
+        """Read the micrograph (the builtin backend; CTFFIND reads the file itself)."""
+        if self.settings.backend != "builtin":
+            return None
+        return read_micrograph(self.roots.resolve(value["micrograph"]))
+
+    def _output(self, value: dict[str, Any], suffix: str) -> tuple[dict[str, str], Path]:
+        stem = PurePosixPath(str(value["micrograph"]["path"])).stem
+        relative = f"{value['metadata']['session_id']}/{self.settings.output_folder}/{stem}{suffix}"
+        return self.roots.output(self.output_root, relative)
+
+    def _estimate(self, value: dict[str, Any], micrograph: np.ndarray | None) -> CtfResult:
+        parameters = self.parameters_of(value)
+        if self.settings.backend == "ctffind":
+            _, diagnostic = self._output(value, ".ctffind.mrc")
+            command = CtffindCommand(
+                self.settings.ctffind_executable,
+                self.roots.resolve(value["micrograph"]),
+                diagnostic,
+                parameters,
+            )
+            return run_ctffind(command, self.settings.ctffind_timeout_seconds)
+        from tiltstream.processors.ctf.builtin import estimate_ctf_builtin
+        from tiltstream.processors.device import resolve_device
+
+        if self._device is None:
+            self._device = resolve_device(self.settings.device)
+        image = micrograph if micrograph is not None else self.load(value)
+        assert image is not None
+        return estimate_ctf_builtin(
+            image, parameters, self._device, estimate_thickness=self.settings.estimate_thickness
+        )
+
+    def process(self, job: Job, inputs: np.ndarray | None) -> list[Output]:
+        """Fit, write the power-spectrum PNG, build the event."""
+        start = time.monotonic()
+        value = job.value
+        result = self._estimate(value, inputs)
+        spectrum_path = None
+        if result.diagnostic is not None:
+            spectrum_path, local = self._output(value, ".ctf.png")
+            write_power_spectrum_png(local, result.diagnostic)
+        meta = value["metadata"]
+        event: dict[str, Any] = {
+            "metadata": make_metadata(
+                self.output_record,
+                service=self.stage,
+                microscope=meta["microscope"],
+                session_id=meta["session_id"],
+                tilt_series_id=meta["tilt_series_id"],
+                key=(value["movie_id"],),
+                causation_id=job.event_id,
+                attempt=int(meta.get("attempt") or 1),
+                instance=self.settings.instance,
+            ),
+            "movie_id": value["movie_id"],
+            "acquisition_order": value["acquisition_order"],
+            "tilt_angle_degrees": value["tilt_angle_degrees"],
+            "micrograph": value["micrograph"],
+            "defocus_u_angstroms": result.defocus_u_angstroms,
+            "defocus_v_angstroms": result.defocus_v_angstroms,
+            "astigmatism_angstroms": result.defocus_u_angstroms - result.defocus_v_angstroms,
+            "astigmatism_angle_degrees": result.astigmatism_angle_degrees,
+            "fit_resolution_angstroms": result.fit_resolution_angstroms,
+            "fit_score": result.fit_score,
+            "phase_shift_degrees": result.phase_shift_degrees,
+            "power_spectrum": spectrum_path,
+            "box_size_pixels": result.box_size_pixels,
+            "min_resolution_angstroms": self.settings.min_resolution_angstroms,
+            "max_resolution_angstroms": self.settings.max_resolution_angstroms,
+            "backend": result.backend,
+            "duration_seconds": time.monotonic() - start,
+            "sample_thickness_angstroms": result.sample_thickness_angstroms,
+        }
+        return [Output(self.output_record, event)]

@@ -1,0 +1,38 @@
+"""Settings of the CTF-estimation service (``TILTSTREAM_CTF_*``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from tiltstream.processors.runtime.settings import ProcessorSettings
+
+__all__ = ["CtfSettings"]
+
+
+class CtfSettings(ProcessorSettings):
+    """CTF estimation: consumes ``movie.motion-corrected``, emits ``micrograph.ctf-estimated``.
+
+    The optics (voltage, Cs, amplitude contrast) come from the event; the values here are used
+    only for events written before those fields existed.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TILTSTREAM_CTF_", frozen=True, extra="ignore")
+
+    group_id: str = "ctf"
+    backend: Literal["builtin", "ctffind"] = "builtin"
+    box_size_pixels: int = Field(default=512, ge=64)
+    min_resolution_angstroms: float = Field(default=30.0, gt=0)
+    max_resolution_angstroms: float = Field(default=5.0, gt=0)
+    min_defocus_angstroms: float = Field(default=5000.0, ge=0)
+    max_defocus_angstroms: float = Field(default=80000.0, gt=0)
+    defocus_step_angstroms: float = Field(default=500.0, gt=0)
+    estimate_thickness: bool = False
+    default_voltage_kv: float = 300.0
+    default_spherical_aberration_mm: float = 2.7
+    default_amplitude_contrast: float = 0.07
+    output_folder: str = "ctf"
+    ctffind_executable: str = "ctffind"
+    ctffind_timeout_seconds: float = Field(default=600.0, gt=0)

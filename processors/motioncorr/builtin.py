@@ -1,0 +1,91 @@
+"""The builtin backend: teamtomo's torch-motion-correction, on CUDA or CPU."""
+
+from __future__ import annotations
+
+import functools
+import types
+
+import numpy as np
+import torch
+import torch_motion_correction as tmc
+import torch_motion_correction.estimate_motion_optimizer as _optimizer
+import tqdm  # type: ignore[import-untyped]
+from torch_fourier_rescale import fourier_rescale_2d
+
+from tiltstream.processors.motioncorr.dose import dose_weighted_sum
+from tiltstream.processors.motioncorr.result import MotionParameters, MotionResult
+from tiltstream.processors.motioncorr.subpixel import refine_frame_shifts
+
+__all__ = ["correct_movie_builtin"]
+
+# the local fit draws a tqdm progress bar on standard error: not in a service's log
+setattr(_optimizer, "tqdm", types.SimpleNamespace(tqdm=functools.partial(tqdm.tqdm, disable=True)))  # noqa: B010
+
+
+def _even(n: int) -> int:
+    return max(32, n - n % 2)
+
+
+def correct_movie_builtin(
+    frames: np.ndarray,  # (t, h, w)
+    gain: np.ndarray | None,  # (h, w)
+    parameters: MotionParameters,
+    device: torch.device,
+) -> MotionResult:
+    """Align and sum a movie.
+
+    1. gain-correct, Fourier-crop by ``binning``;
+    2. whole-frame motion by cross-correlation (whole pixels), refined to sub-pixel precision
+       against the sum of the other frames (:func:`refine_frame_shifts`);
+    3. with more than one patch, a smooth local deformation field fitted from the global one;
+    4. frames interpolated along the field and summed, plain and dose-weighted.
+
+    The library's field is the displacement of each frame; the shift applied to align it is its
+    negative (checked against movies drifted by known shifts in the tests).
+    """
+    with torch.no_grad():
+        movie = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(device)  # (t, h, w)
+        if gain is not None:
+            movie = movie * torch.from_numpy(gain.astype(np.float32)).to(device)
+        pixel = parameters.pixel_size_angstroms
+        if parameters.binning > 1:
+            movie, (pixel, _) = fourier_rescale_2d(movie, pixel, pixel * parameters.binning)
+        t, h, w = movie.shape
+        coarse = tmc.estimate_global_motion(movie, pixel, device=device)  # whole pixels
+        displacement = refine_frame_shifts(movie, coarse.data[:, :, 0, 0].T / pixel, pixel) * pixel
+        field = tmc.DeformationField.from_frame_shifts(displacement / pixel, pixel, device=device)
+    if parameters.patches_x * parameters.patches_y > 1:
+        local_patch = _even(min(h // parameters.patches_y, w // parameters.patches_x))
+        field, _ = tmc.estimate_local_motion(
+            movie,
+            pixel,
+            (t, parameters.patches_y, parameters.patches_x),
+            tmc.PatchSamplingConfig(patch_shape=(local_patch, local_patch)),
+            initial_deformation_field=field,
+            optimization=tmc.OptimizationConfig(early_stopping=True),
+            device=device,
+        )
+    with torch.no_grad():
+        aligned = tmc.correct_motion(movie, field, pixel, device=device)  # (t, h, w)
+        summed = aligned.sum(0)
+        weighted = (
+            dose_weighted_sum(
+                aligned,
+                pixel,
+                parameters.dose_per_frame_e_per_angstrom2,
+                parameters.prior_dose_e_per_angstrom2,
+                parameters.voltage_kv,
+            )
+            if parameters.dose_weighting
+            else None
+        )
+    applied = -displacement.flip(1).cpu().numpy().astype(np.float64)  # (t, 2) xy
+    return MotionResult(
+        summed=summed.cpu().numpy(),
+        dose_weighted=None if weighted is None else weighted.cpu().numpy(),
+        shifts_angstroms=applied,
+        pixel_size_angstroms=float(pixel),
+        patches_x=parameters.patches_x,
+        patches_y=parameters.patches_y,
+        backend=f"torch-motion-correction {tmc.__version__}",
+    )

@@ -1,0 +1,129 @@
+"""The external backend: MotionCor2 / MotionCor3 run as a command, its shifts parsed from its output.
+
+MotionCor2 prints one line per frame after the full-frame alignment, e.g.
+``...... Frame (  1) shift:    -1.38      0.48`` (x, y in pixels of the output), and, with
+``-LogDir``, writes ``<output stem>-Full.log`` (or ``<stem>0-Full.log``): ``#`` comment lines, then
+one ``frame  shift_x  shift_y`` row per frame. Both forms are parsed; shifts are those applied to
+align each frame, relative to the reference frame.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+
+from tiltstream.processors.motioncorr.result import MotionParameters, MotionResult
+from tiltstream.processors.runtime.errors import CorruptInputError, TransientError
+
+__all__ = ["MotionCorCommand", "parse_motioncor_shifts", "run_motioncor"]
+
+_FRAME_LINE = re.compile(r"Frame\s*\(\s*(\d+)\)\s*shift:\s*([-+0-9.eE]+)\s+([-+0-9.eE]+)")
+
+
+@dataclass(frozen=True)
+class MotionCorCommand:
+    """The arguments of one MotionCor2/3 run."""
+
+    executable: str
+    movie: Path
+    movie_format: str
+    output: Path
+    log_dir: Path
+    parameters: MotionParameters
+    gain: Path | None = None
+    gpu: str = "0"
+    iterations: int = 10
+    tolerance_pixels: float = 0.5
+
+    def argv(self) -> list[str]:
+        """The command line (see MotionCor2's user manual for each option)."""
+        p = self.parameters
+        flag = {"mrc": "-InMrc", "tiff": "-InTiff", "tif": "-InTiff", "eer": "-InEer"}[self.movie_format]
+        argv = [
+            self.executable,
+            flag, str(self.movie),
+            "-OutMrc", str(self.output),
+            "-Patch", str(p.patches_x), str(p.patches_y),
+            "-Iter", str(self.iterations),
+            "-Tol", f"{self.tolerance_pixels:g}",
+            "-PixSize", f"{p.pixel_size_angstroms:g}",
+            "-kV", f"{p.voltage_kv:g}",
+            "-FtBin", str(p.binning),
+            "-Gpu", self.gpu,
+            "-LogDir", f"{self.log_dir}/",
+        ]  # fmt: skip
+        if p.dose_weighting:
+            argv += [
+                "-FmDose", f"{p.dose_per_frame_e_per_angstrom2:g}",
+                "-InitDose", f"{p.prior_dose_e_per_angstrom2:g}",
+            ]  # fmt: skip
+        if self.gain is not None:
+            argv += ["-Gain", str(self.gain)]
+        return argv
+
+
+def parse_motioncor_shifts(text: str) -> np.ndarray:
+    """Per-frame (x, y) shifts in pixels, ``(t, 2)``, from MotionCor2's stdout or its ``-Full.log``.
+
+    Raises
+    ------
+    CorruptInputError
+        No shift found: the run did not align the movie.
+    """
+    rows = [(int(m[1]), float(m[2]), float(m[3])) for m in _FRAME_LINE.finditer(text)]
+    if not rows:
+        for line in text.splitlines():
+            fields = line.split()
+            if not fields or line.lstrip().startswith("#"):
+                continue
+            try:
+                rows.append((int(float(fields[0])), float(fields[1]), float(fields[2])))
+            except (ValueError, IndexError):
+                continue
+    if not rows:
+        raise CorruptInputError("MotionCor2 output holds no frame shifts")
+    rows.sort()
+    return np.array([[x, y] for _, x, y in rows], dtype=np.float64)
+
+
+def run_motioncor(command: MotionCorCommand, timeout_seconds: float) -> MotionResult:
+    """Run MotionCor2/3 and read back its micrograph(s) and shifts.
+
+    A missing executable or a crash is transient (retried: the GPU may be busy); output that cannot
+    be parsed is permanent.
+    """
+    command.log_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            command.argv(), capture_output=True, text=True, timeout=timeout_seconds, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise TransientError(f"MotionCor2 did not run: {exc}") from exc
+    if done.returncode != 0:
+        raise TransientError(f"MotionCor2 exited with {done.returncode}: {done.stderr[-500:]}")
+    full_logs = sorted(command.log_dir.glob(f"{command.output.stem}*-Full.log"))
+    shifts = parse_motioncor_shifts(full_logs[0].read_text() if full_logs else done.stdout)
+    pixel = command.parameters.pixel_size_angstroms * command.parameters.binning
+    with mrcfile.open(command.output, permissive=True) as mrc:
+        main = np.asarray(mrc.data, dtype=np.float32)
+    summed, weighted = main, None
+    not_weighted = command.output.with_name(f"{command.output.stem}_DW{command.output.suffix}")
+    if command.parameters.dose_weighting and not_weighted.exists():
+        # MotionCor2 writes the plain sum to -OutMrc and the dose-weighted one beside it as _DW
+        with mrcfile.open(not_weighted, permissive=True) as mrc:
+            weighted = np.asarray(mrc.data, dtype=np.float32)
+    version = re.search(r"MotionCor[23]?\s*(?:version\s*)?([0-9][0-9.]*)", done.stdout)
+    return MotionResult(
+        summed=summed,
+        dose_weighted=weighted,
+        shifts_angstroms=shifts * pixel,
+        pixel_size_angstroms=pixel,
+        patches_x=command.parameters.patches_x,
+        patches_y=command.parameters.patches_y,
+        backend=f"MotionCor2 {version[1] if version else 'unknown'}",
+    )

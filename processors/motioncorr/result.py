@@ -1,0 +1,36 @@
+"""What a motion-correction backend returns (numpy only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["MotionParameters", "MotionResult"]
+
+
+@dataclass(frozen=True)
+class MotionParameters:
+    """The inputs a backend needs besides the frames."""
+
+    pixel_size_angstroms: float
+    dose_per_frame_e_per_angstrom2: float
+    prior_dose_e_per_angstrom2: float
+    voltage_kv: float
+    patches_x: int = 1
+    patches_y: int = 1
+    binning: int = 1
+    dose_weighting: bool = True
+
+
+@dataclass(frozen=True)
+class MotionResult:
+    """A corrected micrograph and the whole-frame shifts that aligned it."""
+
+    summed: np.ndarray  # (h, w) plain sum of the aligned frames
+    dose_weighted: np.ndarray | None  # (h, w) dose-weighted sum, when asked for
+    shifts_angstroms: np.ndarray  # (t, 2) shifts (x, y) applied to align each frame, in angstroms
+    pixel_size_angstroms: float  # of the micrograph, after binning
+    patches_x: int
+    patches_y: int
+    backend: str

@@ -1,0 +1,37 @@
+"""Settings of the motion-correction service (``TILTSTREAM_MOTIONCORR_*``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from tiltstream.processors.runtime.settings import ProcessorSettings
+
+__all__ = ["MotionCorrectionSettings"]
+
+
+class MotionCorrectionSettings(ProcessorSettings):
+    """Motion correction: consumes ``movie.acquired``, emits ``movie.motion-corrected``.
+
+    ``patches_x`` x ``patches_y`` of 1 x 1 fits only whole-frame (global) motion; more adds the
+    patch-based local fit. ``binning`` 2 Fourier-crops super-resolution movies.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TILTSTREAM_MOTIONCORR_", frozen=True, extra="ignore")
+
+    group_id: str = "motioncorr"
+    backend: Literal["builtin", "motioncor2"] = "builtin"
+    patches_x: int = Field(default=5, ge=1, le=20)
+    patches_y: int = Field(default=5, ge=1, le=20)
+    binning: Literal[1, 2] = 1
+    dose_weighting: bool = True
+    write_not_dose_weighted: bool = True
+    thumbnail_pixels: int = Field(default=512, ge=64)
+    output_folder: str = "motioncorr"
+    motioncor_executable: str = "MotionCor2"
+    motioncor_gpu: str = "0"
+    motioncor_iterations: int = Field(default=10, ge=1)
+    motioncor_tolerance_pixels: float = Field(default=0.5, gt=0)
+    motioncor_timeout_seconds: float = Field(default=1800.0, gt=0)

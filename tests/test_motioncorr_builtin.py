@@ -1,0 +1,132 @@
+"""Motion correction with the builtin backend on seeded synthetic movies with a known drift (CPU).
+
+Drift tolerance: the issue asks for 0.5 px RMS. On these movies (1 count per pixel per frame, specimen
+contrast 10 %, a 1.2 px-per-frame random walk) the backend measured 0.18-0.27 px RMS at 256² over
+seeds 0-3, and 0.05-0.08 px at 512² binned by 2; the tests assert the issue's 0.5 px.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mrcfile
+import numpy as np
+import pytest
+import tifffile
+from motioncorr_fixtures import drift_rms_pixels, synthetic_movie, write_movie
+
+from tiltstream.processors.motioncorr import MotionCorrectionProcessor, MotionCorrectionSettings
+from tiltstream.processors.motioncorr.trajectory import drift_fields
+from tiltstream.processors.runtime import CorruptInputError, ImpossibleParametersError, Job
+from tiltstream.streams.samples import sample_event
+
+PIXEL = 1.5
+SNR = {"counts": 1.0, "contrast": 0.1}
+
+
+def _settings(tmp_path: Path, **overrides: Any) -> MotionCorrectionSettings:
+    fields: dict[str, Any] = {
+        "data_roots": {"raw": tmp_path / "raw", "processed": tmp_path / "processed"},
+        "device": "cpu",
+        "patches_x": 1,
+        "patches_y": 1,
+    }
+    (tmp_path / "processed").mkdir(exist_ok=True)
+    return MotionCorrectionSettings(**(fields | overrides))
+
+
+def _event(relative: str, movie: np.ndarray, movie_format: str, **extra: Any) -> dict[str, Any]:
+    value = sample_event("MovieAcquired", 1, 3)
+    value.update(
+        movie={"root": "raw", "path": relative},
+        movie_format=movie_format,
+        frame_count=movie.shape[0],
+        image_height_pixels=movie.shape[1],
+        image_width_pixels=movie.shape[2],
+        pixel_size_angstroms=PIXEL,
+        dose_e_per_angstrom2=3.0,
+        **extra,
+    )
+    return value
+
+
+def _run(processor: MotionCorrectionProcessor, value: dict[str, Any]) -> dict[str, Any]:
+    job = Job(value=value, topic="movie.acquired", partition=0, offset=0, attempt=1)
+    (output,) = processor.process(job, processor.load(value))
+    assert output.record == "MovieMotionCorrected"
+    return output.value
+
+
+def test_lzw_tiff_movie_drift_recovered_and_outputs_written(tmp_path: Path) -> None:
+    movie, drift = synthetic_movie(0, size=256, frames=8, **SNR)
+    write_movie(tmp_path / "raw" / "cm1" / "Position_1_004.tiff", movie, PIXEL)
+    assert (
+        tifffile.TiffFile(tmp_path / "raw" / "cm1" / "Position_1_004.tiff").pages[0].compression == 5
+    )  # LZW
+    processor = MotionCorrectionProcessor(_settings(tmp_path))
+    value = _event("cm1/Position_1_004.tiff", movie, "tiff")
+    event = _run(processor, value)
+
+    applied = np.array([[s["shift_x_angstroms"], s["shift_y_angstroms"]] for s in event["frame_shifts"]])
+    assert drift_rms_pixels(applied / PIXEL, drift) < 0.5
+    truth = drift_fields(-drift * PIXEL)
+    assert event["total_motion_angstroms"] == pytest.approx(truth["total_motion_angstroms"], rel=0.15)
+    assert event["early_motion_angstroms"] + event["late_motion_angstroms"] == pytest.approx(
+        event["total_motion_angstroms"]
+    )
+    assert event["metadata"]["causation_id"] == value["metadata"]["event_id"]
+    assert event["dose_weighted"] is True
+    assert event["backend"].startswith("torch-motion-correction")
+    processed = tmp_path / "processed"
+    assert event["micrograph"] == {"root": "processed", "path": "cm40000-1/motioncorr/Position_1_004.mrc"}
+    with mrcfile.open(processed / event["micrograph"]["path"]) as mrc:
+        assert mrc.data.shape == (256, 256)
+        assert float(mrc.voxel_size.x) == pytest.approx(PIXEL)
+    for key in ("thumbnail", "drift_plot", "micrograph_not_dose_weighted"):
+        path = processed / event[key]["path"]
+        assert path.stat().st_size > 0, key
+    assert (processed / event["thumbnail"]["path"]).read_bytes()[:4] == b"\x89PNG"
+    trajectory = np.loadtxt(processed / "cm40000-1/motioncorr/Position_1_004.drift.csv", delimiter=",")
+    np.testing.assert_allclose(trajectory, applied)
+
+    # redelivery: same outputs, same event id, no stray temporary files
+    again = _run(processor, value)
+    assert again["metadata"]["event_id"] == event["metadata"]["event_id"]
+    assert not list(processed.rglob(".*tmp*"))
+
+
+def test_mrc_super_resolution_movie_with_gain_binned_by_two(tmp_path: Path) -> None:
+    movie, drift = synthetic_movie(1, size=512, frames=8, step_pixels=2.4, **SNR)
+    gain = np.random.default_rng(7).uniform(0.8, 1.25, movie.shape[1:]).astype(np.float32)
+    write_movie(tmp_path / "raw" / "cm1" / "super.mrc", movie.astype(np.float32) / gain, PIXEL / 2)
+    with mrcfile.new(tmp_path / "raw" / "cm1" / "gain.mrc") as mrc:
+        mrc.set_data(gain)
+    processor = MotionCorrectionProcessor(_settings(tmp_path, binning=2, patches_x=2, patches_y=2))
+    value = _event("cm1/super.mrc", movie, "mrc", gain_reference={"root": "raw", "path": "cm1/gain.mrc"})
+    value["pixel_size_angstroms"] = PIXEL / 2
+    event = _run(processor, value)
+    assert event["binning"] == 2
+    assert event["pixel_size_angstroms"] == pytest.approx(PIXEL)
+    assert (event["patches_x"], event["patches_y"]) == (2, 2)
+    applied = np.array([[s["shift_x_angstroms"], s["shift_y_angstroms"]] for s in event["frame_shifts"]])
+    assert drift_rms_pixels(applied / PIXEL, drift / 2) < 0.5
+    with mrcfile.open(tmp_path / "processed" / event["micrograph"]["path"]) as mrc:
+        assert mrc.data.shape == (256, 256)
+        assert float(mrc.voxel_size.x) == pytest.approx(PIXEL)
+
+
+def test_corrupt_and_impossible_movies_fail_permanently(tmp_path: Path) -> None:
+    movie, _ = synthetic_movie(2, size=128, frames=4, **SNR)
+    path = tmp_path / "raw" / "cm1" / "broken.tiff"
+    write_movie(path, movie, PIXEL)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])  # truncated transfer
+    processor = MotionCorrectionProcessor(_settings(tmp_path))
+    with pytest.raises(CorruptInputError):
+        processor.load(_event("cm1/broken.tiff", movie, "tiff"))
+    write_movie(path, movie, PIXEL)
+    with pytest.raises(CorruptInputError, match="4 frames on disk, 9 announced"):
+        processor.load(_event("cm1/broken.tiff", movie, "tiff") | {"frame_count": 9})
+    job = Job(_event("cm1/broken.tiff", movie, "tiff") | {"pixel_size_angstroms": 0.0}, "t", 0, 0, 1)
+    with pytest.raises(ImpossibleParametersError):
+        processor.process(job, None)
