@@ -24,7 +24,7 @@ from tiltstream.streams.broker import LocalBroker
 from tiltstream.streams.schema_history import freeze_history
 from tiltstream.streams.schema_registry import SchemaRegistry, schemas_directory
 
-pytest_plugins = ["ispyb_fixtures", "source_fixtures"]
+pytest_plugins = ["ispyb_fixtures", "source_fixtures", "aggregator_fixtures"]
 
 BOOTSTRAP_ENV = "TILTSTREAM_TEST_BOOTSTRAP_SERVERS"
 

@@ -14,6 +14,7 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
     """Build the ``tiltstream`` command with every sub-command bound to ``settings``."""
     from tiltstream.cli import (
         acquisition,
+        aggregate,
         broker,
         demo,
         dlq,
@@ -45,6 +46,7 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
     app.add_typer(events.create_app(settings), name="events")
     app.add_typer(schemas.create_app(settings), name="schemas")
     app.add_typer(broker.create_app(settings), name="broker")
+    app.add_typer(aggregate.create_app(settings), name="aggregate")
     app.add_typer(dlq.create_app(settings), name="dlq")
     app.add_typer(k8s.create_app(settings), name="k8s")
     app.add_typer(sink.create_app(settings), name="sink")

@@ -1,0 +1,126 @@
+"""The aggregator's decision: is a tilt series ready, and what to emit (pure).
+
+``decide(state, now_ms, rules)`` looks at a series' state and the time and returns the new state,
+the commands to emit and the status to publish when it changed. It is called after every input
+event and by the grace timer; the Faust application around it only stores states and sends values.
+
+A series is *ready* when its acquisition has ended, every movie the source connector announced has
+been seen, and every tilt angle's newest movie is settled (a micrograph with its CTF, a terminal
+failure, or an exclusion known in advance). Until then it waits, but never longer than
+``rules.grace_seconds`` after the end of acquisition was seen; then the command goes out with the
+unsettled tilts marked ``missing``. After a decision, any change of what a command would say (a late
+tilt, a retake, a missing tilt that arrived) waits again until settled or a grace period has passed,
+and leads to the next version. Every decision has the deterministic ``request_id`` series + version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tiltstream.streams.aggregator.outputs import (
+    content_signature,
+    failure_value,
+    request_value,
+    status_value,
+)
+from tiltstream.streams.aggregator.rules import Rules
+from tiltstream.streams.aggregator.state import DecisionRecord, SeriesState, request_id_for
+from tiltstream.streams.aggregator.tilts import TiltChoice, select_tilts
+
+__all__ = ["Command", "Decision", "decide", "next_deadline_ms"]
+
+
+@dataclass(frozen=True)
+class Command:
+    """An event to emit: ``record`` (short name) and its value."""
+
+    record: str
+    value: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What :func:`decide` returns: the new state, commands to emit, and the status if it changed."""
+
+    state: SeriesState
+    commands: tuple[Command, ...]
+    status: dict[str, Any] | None
+
+
+def _ready(state: SeriesState, tilts: list[TiltChoice]) -> bool:
+    ended = state.ended
+    if ended is None or len(state.movies) < ended.acquired_tilt_count:
+        return False
+    return all(t.settled for t in tilts)
+
+
+def _reason(
+    state: SeriesState, tilts: list[TiltChoice], signature: str, now_ms: int, rules: Rules
+) -> str | None:
+    """Why a decision is due now, or None."""
+    ended = state.ended
+    if ended is None:
+        return None
+    ready = _ready(state, tilts)
+    if state.latest is None:
+        if ready:
+            return "complete"
+        return "grace-period-expired" if now_ms >= ended.seen_at_ms + rules.grace_ms else None
+    if signature == state.latest.signature or state.dirty_since_ms is None:
+        return None
+    return "late-tilt" if ready or now_ms >= state.dirty_since_ms + rules.grace_ms else None
+
+
+def decide(state: SeriesState, now_ms: int, rules: Rules) -> Decision:
+    """The decision for ``state`` at wall-clock time ``now_ms`` (milliseconds since the epoch).
+
+    Calling it again on the returned state at the same time changes nothing and emits nothing.
+    """
+    tilts = select_tilts(state, rules)
+    signature = content_signature(tilts)
+    if state.latest is not None:
+        dirty = None if signature == state.latest.signature else (state.dirty_since_ms or now_ms)
+        if dirty != state.dirty_since_ms:
+            state = state.with_(dirty_since_ms=dirty)
+    commands: tuple[Command, ...] = ()
+    reason = _reason(state, tilts, signature, now_ms, rules)
+    if reason is not None:
+        version = (state.latest.version if state.latest else 0) + 1
+        request_id = request_id_for(state.tilt_series_id, version)
+        emitted = request_value(state, tilts, version, request_id, reason, now_ms, rules) if tilts else None
+        usable = sum(not t["excluded"] for t in emitted["tilts"]) if emitted else 0
+        if emitted is not None and usable >= rules.min_usable_tilts:
+            commands = (Command("ReconstructionRequested", emitted),)
+            kind = "requested"
+        else:
+            commands = (
+                Command("ProcessingFailed", failure_value(state, tilts, version, request_id, now_ms, rules)),
+            )
+            kind = "failed"
+        record = DecisionRecord(
+            version=version,
+            request_id=request_id,
+            kind=kind,
+            reason=reason,
+            signature=signature,
+            decided_at_ms=now_ms,
+            excluded_tilts=len(tilts) - usable,
+            missing_tilts=sum(not t.settled for t in tilts),
+        )
+        state = state.with_(latest=record, dirty_since_ms=None)
+    status_signature, status = status_value(state, tilts, now_ms)
+    if status_signature == state.status_signature:
+        return Decision(state, commands, None)
+    return Decision(state.with_(status_signature=status_signature), commands, status)
+
+
+def next_deadline_ms(state: SeriesState, rules: Rules) -> int | None:
+    """When :func:`decide` may next act without a new event (a grace period ending), or None."""
+    if state.ended is None:
+        return None
+    if state.latest is None:
+        return state.ended.seen_at_ms + rules.grace_ms
+    if state.dirty_since_ms is not None:
+        return state.dirty_since_ms + rules.grace_ms
+    return None

@@ -1,0 +1,165 @@
+"""Folding one input event into a tilt series' state (pure).
+
+Every fact is merged by a total order on ``(attempt, event_id)``: the same event twice changes
+nothing, and a set of events gives the same state in any order. The one exception is
+:attr:`Ended.seen_at_ms`, the wall-clock time the aggregator first saw the end of acquisition (the
+earliest ``now`` wins), which only moves the grace deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, TypeVar
+
+from tiltstream.streams.aggregator.state import (
+    Acquired,
+    Corrected,
+    CtfFit,
+    Ended,
+    Failure,
+    SeriesState,
+    TomogramResult,
+    version_from_request_id,
+)
+
+__all__ = ["INPUT_RECORDS", "SERIES_STAGES", "apply_event", "to_ms"]
+
+#: The records the aggregator folds into its state.
+INPUT_RECORDS: tuple[str, ...] = (
+    "MovieAcquired",
+    "MovieMotionCorrected",
+    "CtfEstimated",
+    "ProcessingFailed",
+    "TiltSeriesAcquisitionEnded",
+    "TomogramReconstructed",
+    "TomogramDenoised",
+)
+
+#: ``ProcessingFailed`` stages that concern a whole series, not one tilt.
+SERIES_STAGES = frozenset({"aggregate", "reconstruct", "denoise"})
+
+_T = TypeVar("_T", Acquired, Corrected, CtfFit, Failure)
+
+
+def to_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch of a timezone-aware datetime."""
+    return round(moment.timestamp() * 1000)
+
+
+def _rank(fact: Any) -> tuple[int, str]:
+    return (getattr(fact, "attempt", 1), fact.event_id)
+
+
+def _merge(facts: dict[str, _T], key: str, fact: _T) -> dict[str, _T]:
+    old = facts.get(key)
+    if old is not None and _rank(old) >= _rank(fact):
+        return facts
+    return {**facts, key: fact}
+
+
+def _newer(old: TomogramResult | None, new: TomogramResult) -> TomogramResult:
+    if old is not None and (old.version, old.event_id) >= (new.version, new.event_id):
+        return old
+    return new
+
+
+def apply_event(state: SeriesState, record: str, value: Mapping[str, Any], now_ms: int) -> SeriesState:
+    """The state after the event ``value`` of ``record`` (short name), seen at ``now_ms``.
+
+    Records the aggregator does not use leave the state unchanged.
+    """
+    meta = value["metadata"]
+    event_id: str = meta["event_id"]
+    attempt: int = meta.get("attempt", 1)
+    if not state.microscope:
+        state = state.with_(microscope=meta["microscope"], session_id=meta["session_id"])
+    if record == "MovieAcquired":
+        movie = Acquired(
+            movie_id=value["movie_id"],
+            event_id=event_id,
+            acquisition_order=value["acquisition_order"],
+            tilt_angle_degrees=value["tilt_angle_degrees"],
+            acquired_at_ms=to_ms(value["acquired_at"]),
+            dose_e_per_angstrom2=value["dose_e_per_angstrom2"],
+            prior_dose_e_per_angstrom2=value["prior_dose_e_per_angstrom2"],
+            tilt_axis_angle_degrees=value["tilt_axis_angle_degrees"],
+            pixel_size_angstroms=value["pixel_size_angstroms"],
+            voltage_kv=value["voltage_kv"],
+            spherical_aberration_mm=value["spherical_aberration_mm"],
+            amplitude_contrast=value["amplitude_contrast"],
+        )
+        return state.with_(movies=_merge(state.movies, movie.movie_id, movie))
+    if record == "MovieMotionCorrected":
+        corrected = Corrected(
+            movie_id=value["movie_id"],
+            event_id=event_id,
+            attempt=attempt,
+            micrograph_root=value["micrograph"]["root"],
+            micrograph_path=value["micrograph"]["path"],
+            pixel_size_angstroms=value["pixel_size_angstroms"],
+            total_motion_angstroms=value["total_motion_angstroms"],
+        )
+        return state.with_(corrected=_merge(state.corrected, corrected.movie_id, corrected))
+    if record == "CtfEstimated":
+        fit = CtfFit(
+            movie_id=value["movie_id"],
+            event_id=event_id,
+            attempt=attempt,
+            defocus_u_angstroms=value["defocus_u_angstroms"],
+            defocus_v_angstroms=value["defocus_v_angstroms"],
+            astigmatism_angle_degrees=value["astigmatism_angle_degrees"],
+            fit_resolution_angstroms=value["fit_resolution_angstroms"],
+        )
+        return state.with_(ctf=_merge(state.ctf, fit.movie_id, fit))
+    if record == "TiltSeriesAcquisitionEnded":
+        ended = Ended(
+            event_id=event_id,
+            ended_at_ms=to_ms(value["ended_at"]),
+            expected_tilt_count=value["expected_tilt_count"],
+            acquired_tilt_count=value["acquired_tilt_count"],
+            reason=value["reason"],
+            seen_at_ms=now_ms,
+        )
+        old = state.ended
+        if old is not None:
+            keep = old if (old.ended_at_ms, old.event_id) >= (ended.ended_at_ms, ended.event_id) else ended
+            ended = replace(keep, seen_at_ms=min(old.seen_at_ms, now_ms))
+        return state.with_(ended=ended)
+    if record == "ProcessingFailed":
+        return _apply_failure(state, value, event_id, attempt)
+    if record in ("TomogramReconstructed", "TomogramDenoised"):
+        denoised = record == "TomogramDenoised"
+        path = value["denoised_tomogram"] if denoised else value["tomogram"]
+        result = TomogramResult(
+            version=value["version"],
+            event_id=event_id,
+            at_ms=to_ms(meta["occurred_at"]),
+            root=path["root"],
+            path=path["path"],
+        )
+        if denoised:
+            return state.with_(denoised=_newer(state.denoised, result))
+        return state.with_(reconstructed=_newer(state.reconstructed, result))
+    return state
+
+
+def _apply_failure(state: SeriesState, value: Mapping[str, Any], event_id: str, attempt: int) -> SeriesState:
+    stage: str = value["stage"]
+    if stage in SERIES_STAGES:
+        version = version_from_request_id(value.get("request_id") or value["subject_id"])
+        if stage == "aggregate" or version is None:
+            return state
+        failure = TomogramResult(
+            version=version,
+            event_id=event_id,
+            at_ms=to_ms(value["metadata"]["occurred_at"]),
+            error=f"{stage}: {value['error_class']}: {value['error_message']}",
+        )
+        return state.with_(reconstruct_failed=_newer(state.reconstruct_failed, failure))
+    movie_id = value.get("movie_id") or value["subject_id"]
+    failure_fact = Failure(
+        movie_id=movie_id, event_id=event_id, attempt=attempt, stage=stage, error_class=value["error_class"]
+    )
+    return state.with_(failures=_merge(state.failures, f"{stage}/{movie_id}", failure_fact))

@@ -1,0 +1,202 @@
+"""The event values the aggregator emits, built from a series' state (pure).
+
+``ReconstructionRequested`` and the aggregator's ``ProcessingFailed`` carry event ids that depend only
+on the series and the version, so a command re-emitted after a crash is the same fact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from tiltstream.streams.aggregator.rules import Rules
+from tiltstream.streams.aggregator.state import SeriesState
+from tiltstream.streams.aggregator.tilts import TiltChoice
+from tiltstream.streams.metadata import make_metadata
+
+__all__ = [
+    "SERVICE",
+    "content_signature",
+    "exclusion_counts",
+    "failure_value",
+    "from_ms",
+    "request_value",
+    "series_state_name",
+    "status_value",
+]
+
+#: The ``producer.service`` of every event the aggregator writes.
+SERVICE = "aggregator"
+
+
+def from_ms(ms: int | None) -> datetime | None:
+    """A UTC datetime from milliseconds since the epoch (None stays None)."""
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _digest(payload: object) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _marked(tilts: list[TiltChoice]) -> list[tuple[TiltChoice, bool, str | None]]:
+    """Each tilt with its exclusion as emitted: unsettled tilts are ``missing``."""
+    return [(t, True, "missing") if not t.settled else (t, t.excluded, t.reason) for t in tilts]
+
+
+def content_signature(tilts: list[TiltChoice]) -> str:
+    """What a command built from ``tilts`` would say, as a digest (a change means a new version)."""
+    return _digest([[t.movie.movie_id, ex, why, t.micrograph] for t, ex, why in _marked(tilts)])
+
+
+def _metadata(state: SeriesState, record: str, key: tuple[object, ...], now_ms: int) -> dict[str, Any]:
+    return make_metadata(
+        record,
+        service=SERVICE,
+        microscope=state.microscope,
+        session_id=state.session_id,
+        tilt_series_id=state.tilt_series_id,
+        key=key,
+        occurred_at=from_ms(now_ms),
+    )
+
+
+def request_value(
+    state: SeriesState,
+    tilts: list[TiltChoice],
+    version: int,
+    request_id: str,
+    reason: str,
+    now_ms: int,
+    rules: Rules,
+) -> dict[str, Any]:
+    """A ``ReconstructionRequested`` value for ``tilts`` (at least one) as version ``version``."""
+    marked = _marked(tilts)
+    first = tilts[0].movie
+    used = [t for t, excluded, _ in marked if not excluded]
+    pixel = next(
+        (
+            state.corrected[t.movie.movie_id].pixel_size_angstroms
+            for t in used
+            if t.movie.movie_id in state.corrected
+        ),
+        first.pixel_size_angstroms,
+    )
+    return {
+        "metadata": _metadata(state, "ReconstructionRequested", (version,), now_ms),
+        "request_id": request_id,
+        "version": version,
+        "reason": reason,
+        "tilts": [
+            {
+                "movie_id": t.movie.movie_id,
+                "acquisition_order": t.movie.acquisition_order,
+                "tilt_angle_degrees": t.movie.tilt_angle_degrees,
+                "micrograph": {"root": t.micrograph[0], "path": t.micrograph[1]} if t.micrograph else None,
+                "prior_dose_e_per_angstrom2": t.movie.prior_dose_e_per_angstrom2,
+                "dose_e_per_angstrom2": t.movie.dose_e_per_angstrom2,
+                "defocus_u_angstroms": t.ctf.defocus_u_angstroms if t.ctf else None,
+                "defocus_v_angstroms": t.ctf.defocus_v_angstroms if t.ctf else None,
+                "astigmatism_angle_degrees": t.ctf.astigmatism_angle_degrees if t.ctf else None,
+                "excluded": excluded,
+                "exclusion_reason": why,
+            }
+            for t, excluded, why in marked
+        ],
+        "tilt_axis_angle_degrees": first.tilt_axis_angle_degrees,
+        "pixel_size_angstroms": pixel,
+        "voltage_kv": first.voltage_kv,
+        "spherical_aberration_mm": first.spherical_aberration_mm,
+        "amplitude_contrast": first.amplitude_contrast,
+        "binning": rules.binning,
+        "thickness_angstroms": rules.thickness_angstroms,
+        "missing_tilt_count": sum(why == "missing" for _, _, why in marked),
+    }
+
+
+def exclusion_counts(tilts: list[TiltChoice]) -> dict[str, int]:
+    """How many tilts each exclusion reason leaves out (as a command would mark them)."""
+    return dict(sorted(Counter(why for _, excluded, why in _marked(tilts) if excluded and why).items()))
+
+
+def failure_value(
+    state: SeriesState, tilts: list[TiltChoice], version: int, request_id: str, now_ms: int, rules: Rules
+) -> dict[str, Any]:
+    """A ``ProcessingFailed`` (stage ``aggregate``) for a series with too few usable tilts."""
+    usable = sum(not excluded for _, excluded, _ in _marked(tilts))
+    excluded = ", ".join(f"{why}: {n}" for why, n in exclusion_counts(tilts).items()) or "none"
+    return {
+        "metadata": _metadata(state, "ProcessingFailed", (version, "too-few-tilts"), now_ms),
+        "stage": "aggregate",
+        "subject_id": request_id,
+        "movie_id": None,
+        "request_id": request_id,
+        "error_class": "TooFewUsableTiltsError",
+        "error_message": (
+            f"{usable} usable tilt(s) of {len(tilts)}, minimum {rules.min_usable_tilts} (excluded {excluded})"
+        ),
+        "failure_kind": "permanent",
+        "attempts": 1,
+        "input_topic": None,
+        "input_partition": None,
+        "input_offset": None,
+    }
+
+
+def series_state_name(state: SeriesState) -> tuple[str, str | None]:
+    """The status ``state`` of a series and a message saying why or what it waits for."""
+    latest = state.latest
+    if state.ended is None:
+        return "acquiring", None
+    if latest is None:
+        return "waiting", "waiting for tilts to be processed"
+    if state.dirty_since_ms is not None:
+        return "waiting", f"tilts changed after version {latest.version}; waiting for them"
+    if latest.kind == "failed":
+        return "failed", f"fewer than the minimum usable tilts (version {latest.version})"
+    failed = state.reconstruct_failed
+    if failed is not None and failed.version == latest.version:
+        return "failed", failed.error
+    if state.denoised is not None and state.denoised.version == latest.version:
+        return "denoised", None
+    if state.reconstructed is not None and state.reconstructed.version == latest.version:
+        return "reconstructed", None
+    return "requested", None
+
+
+def status_value(state: SeriesState, tilts: list[TiltChoice], now_ms: int) -> tuple[str, dict[str, Any]]:
+    """The ``TiltSeriesStatus`` value of the series now, and a digest of it without metadata."""
+    name, message = series_state_name(state)
+    latest = state.latest
+    times = [m.acquired_at_ms for m in state.movies.values()]
+    body: dict[str, Any] = {
+        "state": name,
+        "expected_tilts": state.ended.expected_tilt_count if state.ended else None,
+        "acquired_tilts": len(tilts),
+        "corrected_tilts": sum(t.micrograph is not None for t in tilts),
+        "ctf_tilts": sum(t.ctf is not None for t in tilts),
+        "failed_tilts": sum(t.reason == "failed" for t in tilts),
+        "excluded_tilts": latest.excluded_tilts if latest else 0,
+        "latest_version": latest.version if latest else 0,
+        "latest_request_id": latest.request_id if latest and latest.kind == "requested" else None,
+        "first_tilt_at": from_ms(min(times)) if times else None,
+        "last_tilt_at": from_ms(max(times)) if times else None,
+        "acquisition_ended_at": from_ms(state.ended.ended_at_ms) if state.ended else None,
+        "requested_at": from_ms(latest.decided_at_ms) if latest else None,
+        "reconstructed_at": from_ms(state.reconstructed.at_ms) if state.reconstructed else None,
+        "denoised_at": from_ms(state.denoised.at_ms) if state.denoised else None,
+        "tomogram": _path(state.reconstructed),
+        "denoised_tomogram": _path(state.denoised),
+        "message": message,
+    }
+    signature = _digest(body)
+    return signature, {"metadata": _metadata(state, "TiltSeriesStatus", (signature,), now_ms), **body}
+
+
+def _path(result: Any) -> dict[str, str] | None:
+    if result is None or result.root is None:
+        return None
+    return {"root": result.root, "path": result.path}
