@@ -78,4 +78,34 @@ def create_app(settings: CliSettings) -> typer.Typer:
         service_settings = CtfSettings(**fields)
         run_service(CtfProcessor(service_settings), service_settings)
 
+    @app.command("reconstruct")
+    def reconstruct(
+        device: Device = device_option,
+        backend: str = typer.Option(
+            None, "--backend", help="builtin, aretomo2 or aretomo3 (default: settings)."
+        ),
+        group: str = group_option,
+        metrics_port: int = port_option,
+    ) -> None:
+        """Align and reconstruct tilt series -> tomogram.reconstructed (TILTSTREAM_RECONSTRUCT_*)."""
+        from tiltstream.processors.reconstruct import ReconstructionProcessor, ReconstructionSettings
+        from tiltstream.processors.runtime import run_service
+
+        fields = _overrides(settings, device, group, metrics_port)
+        if backend:
+            fields["backend"] = backend
+        service_settings = ReconstructionSettings(**fields)
+        run_service(ReconstructionProcessor(service_settings), service_settings)
+
+    @app.command("denoise")
+    def denoise(
+        device: Device = device_option, group: str = group_option, metrics_port: int = port_option
+    ) -> None:
+        """Denoise with Topaz: tomogram.reconstructed -> tomogram.denoised (TILTSTREAM_DENOISE_*)."""
+        from tiltstream.processors.denoise import DenoiseProcessor, DenoiseSettings
+        from tiltstream.processors.runtime import run_service
+
+        service_settings = DenoiseSettings(**_overrides(settings, device, group, metrics_port))
+        run_service(DenoiseProcessor(service_settings), service_settings)
+
     return app

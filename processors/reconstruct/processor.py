@@ -1,0 +1,187 @@
+"""The reconstruction step: ``ReconstructionRequested`` in, ``TomogramReconstructed`` out."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tiltstream.processors.reconstruct.alignment_files import AlnFile, write_aln, write_tlt, write_xf
+from tiltstream.processors.reconstruct.outputs import write_alignment_plot, write_png, write_volume
+from tiltstream.processors.reconstruct.result import ReconstructionParameters, ReconstructionResult
+from tiltstream.processors.reconstruct.settings import ReconstructionSettings
+from tiltstream.processors.reconstruct.tilt_stack import TiltStack, read_tilt_stack
+from tiltstream.processors.runtime import DataRoots, ImpossibleParametersError, Job, Output, Processor
+from tiltstream.streams.metadata import make_metadata
+
+__all__ = ["ReconstructionProcessor", "series_folder"]
+
+
+def series_folder(value: dict[str, Any], output_folder: str) -> str:
+    """``<session>/<output_folder>/<series>/v<version>``: version 2 of a request writes beside version 1."""
+    session = str(value["metadata"]["session_id"])
+    series = str(value["metadata"]["tilt_series_id"]).replace(":", "_").replace("/", "_")
+    return f"{session}/{output_folder}/{series}/v{int(value['version'])}"
+
+
+class ReconstructionProcessor(Processor[TiltStack]):
+    """Align and reconstruct one tilt series with the configured backend and write its outputs."""
+
+    stage = "reconstruct"
+    input_record = "ReconstructionRequested"
+    output_record = "TomogramReconstructed"
+
+    def __init__(self, settings: ReconstructionSettings, roots: DataRoots | None = None) -> None:
+        super().__init__(roots or DataRoots(settings.data_roots), settings.output_root)
+        self.settings = settings
+        self._device: Any = None
+
+    def parameters_of(self, value: dict[str, Any]) -> ReconstructionParameters:
+        """Backend parameters from the request and the settings; impossible values are refused."""
+        binning = self.settings.binning_override or int(value.get("binning") or 4)
+        thickness = float(value["thickness_angstroms"])
+        if binning < 1 or thickness <= 0:
+            raise ImpossibleParametersError(f"binning={binning}, thickness_angstroms={thickness}")
+        return ReconstructionParameters(
+            pixel_size_angstroms=float(value["pixel_size_angstroms"]),
+            tilt_axis_angle_degrees=float(value["tilt_axis_angle_degrees"]),
+            binning=binning,
+            thickness_angstroms=thickness,
+            refine_tilt_axis=self.settings.refine_tilt_axis,
+            axis_search_degrees=self.settings.axis_search_degrees,
+            tile_sidelength_pixels=self.settings.tile_sidelength_pixels,
+        )
+
+    def load(self, value: dict[str, Any]) -> TiltStack:
+        """Read the used micrographs (prefetchable while the previous series reconstructs)."""
+        return read_tilt_stack(value, self.roots, self.settings.minimum_tilts)
+
+    def _output(self, value: dict[str, Any], name: str) -> tuple[dict[str, str], Path]:
+        return self.roots.output(
+            self.output_root, f"{series_folder(value, self.settings.output_folder)}/{name}"
+        )
+
+    def _reconstruct(self, value: dict[str, Any], stack: TiltStack) -> ReconstructionResult:
+        parameters = self.parameters_of(value)
+        tilts = np.array([float(t["tilt_angle_degrees"]) for t in stack.tilts])
+        if self.settings.backend == "builtin":
+            from tiltstream.processors.device import resolve_device
+            from tiltstream.processors.reconstruct.builtin import reconstruct_builtin
+
+            if self._device is None:
+                self._device = resolve_device(self.settings.device)
+            return reconstruct_builtin(stack.images, tilts, parameters, self._device)
+        from tiltstream.processors.reconstruct.external import reconstruct_aretomo
+
+        _, stack_path = self._output(value, "aretomo/stack.mrc")
+        return reconstruct_aretomo(stack.images, tilts, parameters, value, self.settings, stack_path)
+
+    def process(self, job: Job, inputs: TiltStack | None) -> list[Output]:
+        """Reconstruct, write tomogram, stack, alignment files and pictures, build the event."""
+        start = time.monotonic()
+        value = job.value
+        stack = inputs if inputs is not None else self.load(value)
+        result = self._reconstruct(value, stack)
+        name = str(value["metadata"]["tilt_series_id"]).rsplit(":", 1)[-1].replace("/", "_")
+        paths: dict[str, dict[str, str]] = {}
+
+        def out(key: str, suffix: str) -> Path:
+            data_path, local = self._output(value, f"{name}{suffix}")
+            paths[key] = data_path
+            return local
+
+        write_volume(out("tomogram", ".mrc"), result.tomogram, result.pixel_spacing_angstroms)
+        write_volume(
+            out("aligned_stack", "_aligned.mrc"), result.aligned_stack, result.pixel_spacing_angstroms
+        )
+        volume = result.tomogram  # (d, h, w)
+        write_png(
+            out("central_slice", "_slice.png"),
+            volume[volume.shape[0] // 2],
+            max_pixels=self.settings.png_max_pixels,
+        )
+        write_png(
+            out("xy_projection", "_xy.png"), volume.sum(axis=0), max_pixels=self.settings.png_max_pixels
+        )
+        write_png(
+            out("xz_projection", "_xz.png"), volume.sum(axis=1), max_pixels=self.settings.png_max_pixels
+        )
+        pixel = float(value["pixel_size_angstroms"])
+        shifts_angstroms = result.shifts_xy_pixels * pixel
+        write_alignment_plot(
+            out("alignment_plot", "_alignment.png"),
+            result.tilt_angles_degrees,
+            shifts_angstroms,
+            result.tilt_axis_angle_degrees,
+            str(value["metadata"]["tilt_series_id"]),
+        )
+        write_xf(out("imod_xf", ".xf"), result.shifts_xy_pixels, result.tilt_axis_angle_degrees)
+        write_tlt(out("imod_tlt", ".tlt"), result.tilt_angles_degrees)
+        h, w = stack.images.shape[1:]
+        kept = result.stack_indices if result.stack_indices is not None else np.arange(len(stack.tilts))
+        row_of = {int(index): row for row, index in enumerate(kept)}
+        write_aln(
+            out("alignment_file", ".aln"),
+            AlnFile(
+                section=kept,
+                tilt_axis_angle_degrees=np.full(len(kept), result.tilt_axis_angle_degrees),
+                shifts_xy_pixels=result.shifts_xy_pixels,
+                tilt_angles_degrees=result.tilt_angles_degrees,
+                raw_size=(w, h, len(stack.tilts)),
+                dark_sections=tuple(i for i in range(len(stack.tilts)) if i not in row_of),
+                alpha_offset_degrees=result.tilt_angle_offset_degrees,
+            ),
+        )
+        alignments = []
+        for index, tilt in enumerate(stack.tilts):
+            row = row_of.get(index)
+            alignments.append(
+                {
+                    "movie_id": tilt["movie_id"],
+                    "acquisition_order": tilt["acquisition_order"],
+                    "nominal_tilt_angle_degrees": float(tilt["tilt_angle_degrees"]),
+                    "refined_tilt_angle_degrees": float(
+                        tilt["tilt_angle_degrees"] if row is None else result.tilt_angles_degrees[row]
+                    ),
+                    "tilt_axis_angle_degrees": result.tilt_axis_angle_degrees,
+                    "shift_x_angstroms": 0.0 if row is None else float(shifts_angstroms[row, 0]),
+                    "shift_y_angstroms": 0.0 if row is None else float(shifts_angstroms[row, 1]),
+                    "residual_error_angstroms": None,
+                    "included": row is not None,
+                }
+            )
+        meta = value["metadata"]
+        d, hv, wv = volume.shape
+        event: dict[str, Any] = {
+            "metadata": make_metadata(
+                self.output_record,
+                service=self.stage,
+                microscope=meta["microscope"],
+                session_id=meta["session_id"],
+                tilt_series_id=meta["tilt_series_id"],
+                key=(value["request_id"],),
+                causation_id=job.event_id,
+                attempt=int(meta.get("attempt") or 1),
+                instance=self.settings.instance,
+            ),
+            "request_id": value["request_id"],
+            "version": value["version"],
+            **paths,
+            "size_x_pixels": wv,
+            "size_y_pixels": hv,
+            "size_z_pixels": d,
+            "pixel_spacing_angstroms": result.pixel_spacing_angstroms,
+            "binning": self.parameters_of(value).binning,
+            "tilt_axis_angle_degrees": result.tilt_axis_angle_degrees,
+            "tilt_angle_offset_degrees": result.tilt_angle_offset_degrees,
+            "z_shift_angstroms": None,
+            "global_alignment_quality": result.axis_agreement,
+            "residual_error_mean_angstroms": None,
+            "residual_error_sd_angstroms": None,
+            "tilt_alignments": alignments,
+            "backend": result.backend,
+            "duration_seconds": time.monotonic() - start,
+        }
+        return [Output(self.output_record, event)]

@@ -1,0 +1,43 @@
+"""What a reconstruction backend returns (numpy only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ReconstructionParameters", "ReconstructionResult"]
+
+
+@dataclass(frozen=True)
+class ReconstructionParameters:
+    """The inputs a backend needs besides the images."""
+
+    pixel_size_angstroms: float  # of the micrographs
+    tilt_axis_angle_degrees: float  # nominal, from the image x axis
+    binning: int = 4
+    thickness_angstroms: float = 3000.0
+    refine_tilt_axis: bool = False
+    axis_search_degrees: float = 3.0
+    tile_sidelength_pixels: int = 128
+
+
+@dataclass(frozen=True)
+class ReconstructionResult:
+    """A tomogram, the aligned stack it came from and the alignment of every tilt used.
+
+    Shifts are in micrograph (unbinned) pixels, as translations applied to each micrograph to align
+    it, in the order of ``tilt_angles_degrees`` (the stack order, sorted by tilt); a backend that drops
+    tilts (AreTomo's dark frames) says which stack rows it kept in ``stack_indices``.
+    """
+
+    tomogram: np.ndarray  # (d, h, w) float32, tilt axis along y
+    aligned_stack: np.ndarray  # (t, h, w) float32, binned, tilt axis along y
+    tilt_angles_degrees: np.ndarray  # (t,) as used (nominal + offset)
+    shifts_xy_pixels: np.ndarray  # (t, 2)
+    tilt_axis_angle_degrees: float  # refined, from the image x axis
+    pixel_spacing_angstroms: float  # of the tomogram
+    tilt_angle_offset_degrees: float
+    axis_agreement: float | None
+    backend: str
+    stack_indices: np.ndarray | None = None  # (t,) rows of the input stack used; None: all of them

@@ -1,0 +1,38 @@
+"""Settings of the reconstruction service (``TILTSTREAM_RECONSTRUCT_*``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from tiltstream.processors.runtime.settings import ProcessorSettings
+
+__all__ = ["ReconstructionSettings"]
+
+
+class ReconstructionSettings(ProcessorSettings):
+    """Reconstruction: consumes ``tiltseries.reconstruction-requested``, emits ``tomogram.reconstructed``.
+
+    Binning and thickness come from each request; ``binning_override`` replaces the request's binning
+    when set. ``refine_tilt_axis`` turns on the common-line search of the axis angle within
+    ``axis_search_degrees`` of the microscope's value (off by default: see the README for its
+    measured precision on small images).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TILTSTREAM_RECONSTRUCT_", frozen=True, extra="ignore")
+
+    group_id: str = "reconstruct"
+    drain_deadline_seconds: float = Field(default=600.0, ge=0)
+    backend: Literal["builtin", "aretomo2", "aretomo3"] = "builtin"
+    binning_override: int | None = Field(default=None, ge=1, le=16)
+    refine_tilt_axis: bool = False
+    axis_search_degrees: float = Field(default=3.0, gt=0, le=20)
+    tile_sidelength_pixels: int = Field(default=128, ge=16, le=1024)
+    minimum_tilts: int = Field(default=5, ge=2)
+    output_folder: str = "tomograms"
+    png_max_pixels: int = Field(default=1024, ge=64)
+    aretomo_executable: str = "AreTomo2"
+    aretomo_gpu: str = "0"
+    aretomo_timeout_seconds: float = Field(default=3600.0, gt=0)

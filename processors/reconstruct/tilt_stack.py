@@ -1,0 +1,66 @@
+"""Reading the micrographs a request names into one stack, in tilt order, excluded tilts left out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import mrcfile
+import numpy as np
+
+from tiltstream.processors.runtime.data_roots import DataRoots
+from tiltstream.processors.runtime.errors import CorruptInputError, ImpossibleParametersError
+
+__all__ = ["TiltStack", "read_tilt_stack", "used_tilts"]
+
+
+@dataclass(frozen=True)
+class TiltStack:
+    """Micrographs of the tilts used, sorted by tilt angle."""
+
+    images: np.ndarray  # (t, h, w) float32
+    tilts: list[dict[str, Any]]  # the request's ReconstructionTilt values, same order
+
+
+def used_tilts(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """The request's tilts that are not excluded and have a micrograph, sorted by tilt angle."""
+    usable = [t for t in request["tilts"] if not t["excluded"] and t.get("micrograph") is not None]
+    return sorted(usable, key=lambda t: (float(t["tilt_angle_degrees"]), int(t["acquisition_order"])))
+
+
+def read_tilt_stack(request: dict[str, Any], roots: DataRoots, minimum_tilts: int = 5) -> TiltStack:
+    """Read every used tilt's micrograph.
+
+    Raises
+    ------
+    ImpossibleParametersError
+        Fewer than ``minimum_tilts`` usable tilts, or a non-positive pixel size.
+    CorruptInputError
+        A micrograph is missing, unreadable, not 2-D, or not the size of the others.
+    PathOutsideRootError
+        A data path leads outside its root.
+    """
+    if float(request["pixel_size_angstroms"]) <= 0:
+        raise ImpossibleParametersError(f"pixel_size_angstroms={request['pixel_size_angstroms']}")
+    tilts = used_tilts(request)
+    if len(tilts) < minimum_tilts:
+        raise ImpossibleParametersError(
+            f"{len(tilts)} usable tilts of {len(request['tilts'])}: at least {minimum_tilts} needed"
+        )
+    images: list[np.ndarray] = []
+    for tilt in tilts:
+        path = roots.resolve(tilt["micrograph"])
+        where = f"{tilt['micrograph']['root']}:{tilt['micrograph']['path']}"
+        if not path.is_file():
+            raise CorruptInputError(f"micrograph of tilt {tilt['acquisition_order']} missing: {where}")
+        try:
+            with mrcfile.open(path, permissive=True) as mrc:
+                data = np.asarray(mrc.data, dtype=np.float32)
+        except (ValueError, OSError) as exc:
+            raise CorruptInputError(f"micrograph {where} unreadable: {exc}") from exc
+        if data.ndim == 3 and data.shape[0] == 1:
+            data = data[0]
+        if data.ndim != 2 or (images and data.shape != images[0].shape):
+            raise CorruptInputError(f"micrograph {where} has shape {data.shape}")
+        images.append(data)
+    return TiltStack(np.stack(images), tilts)

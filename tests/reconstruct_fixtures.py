@@ -1,0 +1,166 @@
+"""Seeded simulated tilt series with known geometry, from the simulator's analytic phantom.
+
+The simulator (``connectors/simulator``) projects a phantom of spheres and shells analytically at any
+tilt; here its phase image (no CTF, no ice texture) plus white noise is the micrograph, so that the
+reconstruction can be compared with the rendered phantom voxel by voxel. The slab is thin (400 Å)
+and carries no gold: fiducial-less alignment follows the specimen's mean height, and a thick slab
+or gold beads on both surfaces make "the" shift of a tilt ambiguous by the parallax between layers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mrcfile
+import numpy as np
+
+from tiltstream.connectors.simulator.phantom import Phantom, make_phantom, render_volume
+from tiltstream.connectors.simulator.projection import project_phantom
+from tiltstream.streams.metadata import event_id, make_metadata
+from tiltstream.streams.samples import sample_event
+
+__all__ = ["SimulatedSeries", "phantom_in_tomogram_frame", "reconstruction_request", "simulate_series"]
+
+
+@dataclass(frozen=True)
+class SimulatedSeries:
+    """Micrographs with their truth."""
+
+    phantom: Phantom
+    images: np.ndarray  # (t, h, w) float32, in acquisition order
+    tilt_angles_degrees: np.ndarray  # (t,)
+    specimen_shifts_xy_angstroms: np.ndarray  # (t, 2) displacement of the specimen in each image
+    tilt_axis_angle_degrees: float  # from x
+    pixel_size_angstroms: float
+
+
+def simulate_series(
+    seed: int = 1,
+    *,
+    size_pixels: int = 256,
+    pixel_size_angstroms: float = 5.0,
+    tilt_count: int = 41,
+    tilt_axis_angle_degrees: float = 85.0,
+    shift_sd_angstroms: float = 60.0,
+    thickness_angstroms: float = 400.0,
+    noise: float = 1.0,
+) -> SimulatedSeries:
+    """A dose-symmetric-free ±60° series: tilts in ascending order, the 0° tilt unshifted."""
+    rng = np.random.default_rng(seed)
+    phantom = make_phantom(
+        rng,
+        half_extent_angstroms=size_pixels * pixel_size_angstroms * 0.75,
+        thickness_angstroms=thickness_angstroms,
+        particles_per_square_micrometre=1500,
+        vesicles_per_square_micrometre=20,
+        gold_beads_per_square_micrometre=0,
+    )
+    tilts = np.linspace(-60.0, 60.0, tilt_count)
+    shifts = rng.normal(0.0, shift_sd_angstroms, (tilt_count, 2))
+    shifts[np.argmin(np.abs(tilts))] = 0.0
+    images = []
+    for tilt, shift in zip(tilts, shifts, strict=True):
+        phase, _ = project_phantom(
+            phantom,
+            tilt_degrees=float(tilt),
+            tilt_axis_angle_degrees=tilt_axis_angle_degrees,
+            shape=(size_pixels, size_pixels),
+            pixel_size_angstroms=pixel_size_angstroms,
+            specimen_shift_angstroms=(float(shift[0]), float(shift[1])),
+            voltage_kv=300.0,
+            inelastic_mean_free_path_angstroms=3000.0,
+            texture_radians=0.0,
+            rng=rng,
+        )
+        images.append(phase)
+    stack = np.stack(images)  # (t, h, w)
+    stack += rng.normal(0.0, noise * float(stack.std()), stack.shape).astype(np.float32)
+    return SimulatedSeries(phantom, stack, tilts, shifts, tilt_axis_angle_degrees, pixel_size_angstroms)
+
+
+def phantom_in_tomogram_frame(
+    series: SimulatedSeries, shape: tuple[int, int, int], voxel_size_angstroms: float, oversample: int = 4
+) -> np.ndarray:
+    """The phantom rendered in the tomogram's frame (tilt axis along y), box-averaged from a finer grid."""
+    angle = math.radians(90.0 - series.tilt_axis_angle_degrees)
+    c, s = math.cos(angle), math.sin(angle)
+    rotation = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    rotated = dataclasses.replace(
+        series.phantom, centers_angstroms=series.phantom.centers_angstroms @ rotation.T
+    )
+    d, h, w = shape
+    fine = render_volume(
+        rotated, (d * oversample, h * oversample, w * oversample), voxel_size_angstroms / oversample
+    )
+    binned: np.ndarray = fine.reshape(d, oversample, h, oversample, w, oversample).mean(axis=(1, 3, 5))
+    return binned
+
+
+def reconstruction_request(
+    series: SimulatedSeries,
+    data: Path,
+    *,
+    name: str = "Position_1",
+    version: int = 1,
+    excluded: dict[int, str] | None = None,
+    missing: set[int] | None = None,
+    binning: int = 4,
+    thickness_angstroms: float = 800.0,
+) -> dict[str, Any]:
+    """Write the micrographs under ``data/processed`` and return a ReconstructionRequested for them.
+
+    ``excluded`` marks tilts (by index) excluded with a reason; ``missing`` names tilts whose
+    micrograph file is not written (the request still names it).
+    """
+    excluded = excluded or {}
+    missing = missing or set()
+    session = "cm40000-1"
+    series_id = f"{session}:{name}"
+    tilts = []
+    for index, angle in enumerate(series.tilt_angles_degrees):
+        relative = f"{session}/motioncorr/{name}_{index:03d}.mrc"
+        if index not in missing:
+            path = data / "processed" / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with mrcfile.new(path, overwrite=True) as mrc:
+                mrc.set_data(series.images[index].astype(np.float32))
+                mrc.voxel_size = series.pixel_size_angstroms
+        tilts.append(
+            {
+                "movie_id": event_id("movie", series_id, index),
+                "acquisition_order": index,
+                "tilt_angle_degrees": float(angle),
+                "micrograph": {"root": "processed", "path": relative},
+                "prior_dose_e_per_angstrom2": 3.0 * index,
+                "dose_e_per_angstrom2": 3.0,
+                "defocus_u_angstroms": None,
+                "defocus_v_angstroms": None,
+                "astigmatism_angle_degrees": None,
+                "excluded": index in excluded,
+                "exclusion_reason": excluded.get(index),
+            }
+        )
+    value = sample_event("ReconstructionRequested")
+    value.update(
+        metadata=make_metadata(
+            "ReconstructionRequested",
+            service="aggregator",
+            microscope="m02",
+            session_id=session,
+            tilt_series_id=series_id,
+            key=(version,),
+        ),
+        request_id=f"{series_id}:v{version}",
+        version=version,
+        tilts=tilts,
+        tilt_axis_angle_degrees=series.tilt_axis_angle_degrees,
+        pixel_size_angstroms=series.pixel_size_angstroms,
+        binning=binning,
+        thickness_angstroms=thickness_angstroms,
+        missing_tilt_count=0,
+    )
+    return value
