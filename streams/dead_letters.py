@@ -29,6 +29,7 @@ from tiltstream.streams.dlq import (
     HEADER_TIME,
     HEADER_TOPIC,
 )
+from tiltstream.streams.reader import watermarks_with_retry
 
 __all__ = [
     "HEADER_REINJECTED_AT",
@@ -110,7 +111,7 @@ def _read_all(settings: KafkaSettings, topic: str, timeout: float) -> Iterator[t
             return
         assignment = []
         for number in sorted(entry.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, number), timeout=timeout)
+            low, high = watermarks_with_retry(consumer, TopicPartition(topic, number), timeout)
             if high > low:
                 assignment.append(TopicPartition(topic, number, low))
         pending = {tp.partition for tp in assignment}

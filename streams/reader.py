@@ -26,7 +26,7 @@ from tiltstream.streams.clients import consumer_config
 from tiltstream.streams.errors import UndecodableEventError
 from tiltstream.streams.serde import AvroSerde
 
-__all__ = ["ReadEvent", "StartAt", "read_events", "to_json_line"]
+__all__ = ["ReadEvent", "StartAt", "read_events", "to_json_line", "watermarks_with_retry"]
 
 
 class StartAt(StrEnum):
@@ -94,7 +94,7 @@ _TRANSIENT = frozenset(
 )
 
 
-def _watermarks(consumer: Consumer, partition: TopicPartition, timeout: float) -> tuple[int, int]:
+def watermarks_with_retry(consumer: Consumer, partition: TopicPartition, timeout: float) -> tuple[int, int]:
     """Low and high offsets, retrying while a new topic's leader is still being elected."""
     deadline = time.monotonic() + timeout
     delay = 0.05
@@ -125,7 +125,7 @@ def _assignment(
                 f"topic {topic.name} does not exist on the cluster (run `tiltstream topics apply`)"
             )
         for number in sorted(found.partitions):
-            low, high = _watermarks(consumer, TopicPartition(topic.name, number), timeout)
+            low, high = watermarks_with_retry(consumer, TopicPartition(topic.name, number), timeout)
             ends[(topic.name, number)] = high
             partitions.append(TopicPartition(topic.name, number, low if start is StartAt.BEGINNING else high))
     if since is not None:

@@ -24,6 +24,7 @@ from tiltstream.settings import KafkaSettings
 from tiltstream.streams.catalogue import Catalogue, Topic
 from tiltstream.streams.clients import consumer_config
 from tiltstream.streams.delivery import Delivery, wait_for_deliveries
+from tiltstream.streams.reader import watermarks_with_retry
 from tiltstream.streams.schema_registry import RegisteredSchema, schema_fingerprint
 from tiltstream.streams.serde import AvroSerde
 
@@ -130,8 +131,8 @@ class SchemaTopicResolver:
                 return
             partitions = []
             for number in found.partitions:
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(self.topic.name, number), self.timeout
+                low, high = watermarks_with_retry(
+                    consumer, TopicPartition(self.topic.name, number), self.timeout
                 )
                 if high > low:
                     partitions.append(TopicPartition(self.topic.name, number, low))
