@@ -5,14 +5,19 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import typer
+from rich.live import Live
 from rich.table import Table
 
 from tiltstream.cli._common import console
 from tiltstream.cli.topics import topic_retention
-from tiltstream.settings import CliSettings, KafkaSettings
+from tiltstream.demo_session import DemoOptions, run_demo_session
+from tiltstream.log import configure_logging
+from tiltstream.pipeline_view import progress_table, summary_table
+from tiltstream.settings import CliSettings, KafkaSettings, LoggingSettings
 from tiltstream.streams.admin import apply_topics, describe_topics
 from tiltstream.streams.broker import BrokerError, KafkaFetchError, LocalBroker, fetch_kafka
 from tiltstream.streams.catalogue import Catalogue
@@ -118,6 +123,36 @@ def _follow(
     return counts
 
 
+def _full_pipeline(options: DemoOptions) -> None:
+    """Run :func:`~tiltstream.demo_session.run_demo_session` with live progress and the summary table."""
+    configure_logging(LoggingSettings(level="WARNING", format="console"))  # the table is the output here
+    console.print(
+        f"A simulated session of {options.positions} tilt series ({options.tilts} tilts, "
+        f"{options.size_pixels}² movies) through every service; work in [bold]{options.workdir}[/]. "
+        "Ctrl-C stops."
+    )
+    with Live(console=console, refresh_per_second=1) as live:
+        live.update("starting Kafka, laying out the topics, starting the services…")
+
+        def ready(bootstrap: str) -> None:
+            live.update(f"Kafka on {bootstrap}; services started; the microscope is acquiring…")
+
+        def progress(statuses: dict[str, dict[str, Any]]) -> None:
+            if statuses:
+                live.update(progress_table(statuses))
+
+        try:
+            _, summaries = run_demo_session(options, on_progress=progress, on_ready=ready)
+        except KeyboardInterrupt:
+            console.print("stopped; every service was asked to drain and the broker was stopped.")
+            return
+    console.print(summary_table(summaries))
+    console.print(
+        f"Files: {options.workdir / 'processed'}   ISPyB: {options.workdir / 'ispyb.sqlite'}   "
+        f"service logs: {options.workdir / 'logs'}"
+    )
+
+
 def create_app(settings: CliSettings) -> typer.Typer:
     """Build the ``demo`` command."""
     app = typer.Typer()
@@ -126,11 +161,24 @@ def create_app(settings: CliSettings) -> typer.Typer:
     def demo(
         duration: float | None = typer.Option(None, help="Stop after this many seconds (default: Ctrl-C)."),
         rate: float = typer.Option(4.0, min=0.1, help="Sample events per second."),
-        positions: int = typer.Option(3, min=1, help="Tilt series acquired in parallel (PACE positions)."),
+        positions: int = typer.Option(2, min=1, help="Tilt series acquired in parallel (PACE positions)."),
         tilts: int = typer.Option(9, min=1, max=41, help="Tilts per series."),
         keep_broker: bool = typer.Option(False, "--keep-broker", help="Leave the broker running at the end."),
+        backbone_only: bool = typer.Option(
+            False, "--backbone-only", help="Only the broker, the topics and sample events (no services)."
+        ),
+        workdir: str = typer.Option(
+            "tiltstream-demo", help="Where the session's data, logs and database go."
+        ),
+        size: int = typer.Option(512, min=512, max=4096, help="Movie size in pixels (full pipeline)."),
     ) -> None:
-        """Start the local Kafka broker, lay out the topics, and follow the pipeline's events live."""
+        """A simulated session through the whole pipeline on this machine (or, with --backbone-only,
+        the broker, the topics and a live tail of sample events)."""
+        if not backbone_only:
+            _full_pipeline(
+                DemoOptions(workdir=Path(workdir).resolve(), positions=positions, size_pixels=size)
+            )
+            return
         broker = LocalBroker(settings.broker)
         version = settings.broker.kafka_version
         try:

@@ -1,0 +1,143 @@
+"""What the demo shows a person: live progress per tilt series and the closing summary table."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from rich.table import Table
+
+from tiltstream.settings import KafkaSettings
+from tiltstream.streams.catalogue import Catalogue
+from tiltstream.streams.reader import StartAt, read_events
+from tiltstream.streams.serde import AvroSerde
+
+__all__ = ["SeriesSummary", "progress_table", "summarise_session", "summary_table"]
+
+TERMINAL_STATES = frozenset({"denoised", "failed"})
+
+
+def progress_table(statuses: dict[str, dict[str, Any]]) -> Table:
+    """One row per series: state and tilt counts, from the ``tiltseries.status`` topic."""
+    table = Table("tilt series", "state", "acquired", "corrected", "CTF", "failed", "excluded", "version")
+    table.title = "tilt series (live)"
+    colours = {"denoised": "green", "reconstructed": "cyan", "requested": "yellow", "failed": "red"}
+    for series, value in statuses.items():
+        state = value["state"]
+        table.add_row(
+            series,
+            f"[{colours.get(state, 'white')}]{state}[/]",
+            *(
+                str(value[k])
+                for k in ("acquired_tilts", "corrected_tilts", "ctf_tilts", "failed_tilts", "excluded_tilts")
+            ),
+            str(value["latest_version"]),
+        )
+    return table
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    """What happened to one tilt series, gathered from the log."""
+
+    tilt_series_id: str
+    state: str
+    tilts_used: int
+    tilts_excluded: int
+    mean_motion_angstroms: float | None
+    defocus_range_micrometres: tuple[float, float] | None
+    tomogram: str | None
+    denoised: str | None
+    seconds_last_tilt_to_tomogram: float | None
+
+
+def summarise_session(settings: KafkaSettings, catalogue: Catalogue, serde: AvroSerde) -> list[SeriesSummary]:
+    """Read the session's topics once and summarise every tilt series."""
+
+    def values(suffix: str) -> list[dict[str, Any]]:
+        topic = catalogue.topic(suffix)
+        return [
+            e.value for e in read_events(settings, [topic], start=StartAt.BEGINNING, serde=serde) if e.value
+        ]
+
+    statuses: dict[str, dict[str, Any]] = {}
+    for value in values("tiltseries.status"):
+        statuses[value["metadata"]["tilt_series_id"]] = value
+    motion: dict[str, list[float]] = defaultdict(list)
+    for value in values("movie.motion-corrected"):
+        motion[value["metadata"]["tilt_series_id"]].append(value["total_motion_angstroms"])
+    defocus: dict[str, list[float]] = defaultdict(list)
+    for value in values("micrograph.ctf-estimated"):
+        mean = (value["defocus_u_angstroms"] + value["defocus_v_angstroms"]) / 2e4
+        defocus[value["metadata"]["tilt_series_id"]].append(mean)
+    commands: dict[str, dict[str, Any]] = {}
+    for value in values("tiltseries.reconstruction-requested"):
+        series = value["metadata"]["tilt_series_id"]
+        if series not in commands or value["version"] >= commands[series]["version"]:
+            commands[series] = value
+    tomograms = {v["metadata"]["tilt_series_id"]: v for v in values("tomogram.reconstructed")}
+    denoised = {v["metadata"]["tilt_series_id"]: v for v in values("tomogram.denoised")}
+    summaries = []
+    for series, status in sorted(statuses.items()):
+        command = commands.get(series)
+        used = sum(not t["excluded"] for t in command["tilts"]) if command else 0
+        excluded = len(command["tilts"]) - used if command else status["excluded_tilts"]
+        tomogram = tomograms.get(series)
+        elapsed = None
+        if tomogram is not None and status.get("last_tilt_at") is not None:
+            made = tomogram["metadata"]["occurred_at"]
+            elapsed = (made - status["last_tilt_at"]).total_seconds()
+        summaries.append(
+            SeriesSummary(
+                tilt_series_id=series,
+                state=status["state"],
+                tilts_used=used,
+                tilts_excluded=excluded,
+                mean_motion_angstroms=statistics.fmean(motion[series]) if motion[series] else None,
+                defocus_range_micrometres=(min(defocus[series]), max(defocus[series]))
+                if defocus[series]
+                else None,
+                tomogram=tomogram["tomogram"]["path"] if tomogram else None,
+                denoised=denoised[series]["denoised_tomogram"]["path"] if series in denoised else None,
+                seconds_last_tilt_to_tomogram=elapsed,
+            )
+        )
+    return summaries
+
+
+def summary_table(summaries: list[SeriesSummary]) -> Table:
+    """The closing table of the demo."""
+    table = Table(
+        "tilt series",
+        "state",
+        "used",
+        "excluded",
+        "motion Å",
+        "defocus µm",
+        "tomogram",
+        "denoised",
+        "last tilt → tomogram",
+    )
+    table.title = "session summary"
+    for s in summaries:
+        defocus = (
+            f"{s.defocus_range_micrometres[0]:.2f} to {s.defocus_range_micrometres[1]:.2f}"
+            if s.defocus_range_micrometres
+            else "-"
+        )
+        table.add_row(
+            s.tilt_series_id,
+            s.state,
+            str(s.tilts_used),
+            str(s.tilts_excluded),
+            f"{s.mean_motion_angstroms:.1f}" if s.mean_motion_angstroms is not None else "-",
+            defocus,
+            s.tomogram or "-",
+            s.denoised or "-",
+            f"{s.seconds_last_tilt_to_tomogram:.0f} s"
+            if s.seconds_last_tilt_to_tomogram is not None
+            else "-",
+        )
+    return table
