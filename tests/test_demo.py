@@ -23,7 +23,8 @@ def test_demo_runs_and_stops_its_broker(tmp_path: Path) -> None:
     )
     settings = CliSettings(broker=broker_settings, topics=TopicSettings(partitions=2))
     result = CliRunner().invoke(
-        create_app(settings), ["demo", "--backbone-only", "--duration", "12", "--rate", "20", "--positions", "2", "--tilts", "3"]
+        create_app(settings),
+        ["demo", "--backbone-only", "--duration", "12", "--rate", "20", "--positions", "2", "--tilts", "3"],
     )
     assert result.exit_code == 0, result.output
     output = result.output
