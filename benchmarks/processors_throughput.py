@@ -16,15 +16,10 @@ Uses ``TILTSTREAM_TEST_BOOTSTRAP_SERVERS`` when set, else starts a local broker.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,9 +35,9 @@ from tiltstream.processors.runtime import (
     ProcessorSettings,
     with_defaults,
 )
-from tiltstream.settings import KafkaSettings, LocalBrokerSettings, LoggingSettings, TopicSettings
+from tiltstream.settings import KafkaSettings, LoggingSettings, TopicSettings
 from tiltstream.streams.admin import apply_topics
-from tiltstream.streams.broker import LocalBroker
+from tiltstream.streams.broker.throwaway import throwaway_bootstrap
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_admin, create_producer
 from tiltstream.streams.metadata import event_id, make_metadata
@@ -76,21 +71,6 @@ class FixedDurationJob(Processor[None]):
         )
         value["movie_id"] = job.value["movie_id"]
         return [Output(self.output_record, value)]
-
-
-@contextlib.contextmanager
-def _bootstrap() -> Iterator[str]:
-    existing = os.environ.get("TILTSTREAM_TEST_BOOTSTRAP_SERVERS")
-    if existing:
-        yield existing
-        return
-    with tempfile.TemporaryDirectory() as state:
-        broker = LocalBroker(LocalBrokerSettings(state_dir=Path(state), port=0, controller_port=0))
-        broker.start()
-        try:
-            yield broker.bootstrap_servers
-        finally:
-            broker.stop()
 
 
 def _murmur2_partition(key: bytes, partitions: int) -> int:
@@ -204,7 +184,7 @@ def main() -> None:
 
     print(f"\n2. scaling: {args.movies} movies, stand-in job {args.job_seconds} s, 4 partitions")
     print(f"{'instances':>9}{'movies/s':>10}{'ideal':>8}{'of ideal':>10}   movies per partition")
-    with _bootstrap() as bootstrap:
+    with throwaway_bootstrap() as bootstrap:
         for instances in (1, 2, 4):
             rate, loads = _scaling_run(bootstrap, instances, args.job_seconds, args.movies)
             ideal = instances / args.job_seconds

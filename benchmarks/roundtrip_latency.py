@@ -13,44 +13,25 @@ Uses ``TILTSTREAM_TEST_BOOTSTRAP_SERVERS`` when set; otherwise starts a throw-aw
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import os
 import statistics
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
 from tiltstream.log import configure_logging
-from tiltstream.settings import KafkaSettings, LocalBrokerSettings, LoggingSettings, TopicSettings
+from tiltstream.settings import KafkaSettings, LoggingSettings, TopicSettings
 from tiltstream.streams.admin import apply_topics
-from tiltstream.streams.broker import LocalBroker
+from tiltstream.streams.broker.throwaway import throwaway_bootstrap
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_admin, create_consumer, create_producer
 from tiltstream.streams.samples import sample_event
 from tiltstream.streams.serde import AvroSerde
-
-
-@contextlib.contextmanager
-def _bootstrap() -> Iterator[str]:
-    existing = os.environ.get("TILTSTREAM_TEST_BOOTSTRAP_SERVERS")
-    if existing:
-        yield existing
-        return
-    with tempfile.TemporaryDirectory() as state:
-        broker = LocalBroker(LocalBrokerSettings(state_dir=Path(state), port=0, controller_port=0))
-        broker.start()
-        try:
-            yield broker.bootstrap_servers
-        finally:
-            broker.stop()
 
 
 def _measure(
@@ -100,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging(LoggingSettings(level="WARNING", format="console"))
     records = [sample_event("MovieAcquired", 1 + i % 12, i % 41) for i in range(args.events)]
-    with _bootstrap() as bootstrap:
+    with throwaway_bootstrap() as bootstrap:
         kafka = KafkaSettings(bootstrap_servers=bootstrap)
         catalogue = Catalogue(TopicSettings(prefix=f"bench{uuid.uuid4().hex[:8]}", partitions=6))
         admin = create_admin(kafka)

@@ -17,24 +17,21 @@ Uses ``TILTSTREAM_TEST_BOOTSTRAP_SERVERS`` when set; otherwise starts a throw-aw
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
 import statistics
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tiltstream.connectors.simulator import SimulatedMovie, SimulatorSettings, simulate_session
 from tiltstream.connectors.source import SourceSettings, Watcher
 from tiltstream.log import configure_logging
-from tiltstream.settings import KafkaSettings, LocalBrokerSettings, LoggingSettings, TopicSettings
+from tiltstream.settings import KafkaSettings, LoggingSettings, TopicSettings
 from tiltstream.streams.admin import apply_topics
-from tiltstream.streams.broker import LocalBroker
+from tiltstream.streams.broker.throwaway import throwaway_bootstrap
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_admin, create_producer
 from tiltstream.streams.producer import EventProducer
@@ -42,21 +39,6 @@ from tiltstream.streams.samples import sample_event
 
 MICROSCOPES = 4
 POSITIONS = 9
-
-
-@contextlib.contextmanager
-def _bootstrap() -> Iterator[str]:
-    existing = os.environ.get("TILTSTREAM_TEST_BOOTSTRAP_SERVERS")
-    if existing:
-        yield existing
-        return
-    with tempfile.TemporaryDirectory() as state:
-        broker = LocalBroker(LocalBrokerSettings(state_dir=Path(state), port=0, controller_port=0))
-        broker.start()
-        try:
-            yield broker.bootstrap_servers
-        finally:
-            broker.stop()
 
 
 def _percentiles(values: list[float]) -> str:
@@ -107,7 +89,7 @@ def main() -> None:
             elif record == "TiltSeriesAcquisitionEnded":
                 ended[value["metadata"]["tilt_series_id"]] = at
 
-    with _bootstrap() as bootstrap, tempfile.TemporaryDirectory() as tmp:
+    with throwaway_bootstrap() as bootstrap, tempfile.TemporaryDirectory() as tmp:
         kafka = KafkaSettings(bootstrap_servers=bootstrap)
         topics = TopicSettings(prefix=f"bench{uuid.uuid4().hex[:8]}", partitions=6)
         catalogue = Catalogue(topics)
