@@ -11,7 +11,7 @@ from rich.table import Table
 
 from tiltstream.settings import KafkaSettings
 from tiltstream.streams.catalogue import Catalogue
-from tiltstream.streams.reader import StartAt, read_events
+from tiltstream.streams.reader import ReadEvent, StartAt, read_events
 from tiltstream.streams.serde import AvroSerde
 
 __all__ = ["SeriesSummary", "progress_table", "summarise_session", "summary_table"]
@@ -56,11 +56,20 @@ class SeriesSummary:
 def summarise_session(settings: KafkaSettings, catalogue: Catalogue, serde: AvroSerde) -> list[SeriesSummary]:
     """Read the session's topics once and summarise every tilt series."""
 
-    def values(suffix: str) -> list[dict[str, Any]]:
+    def events(suffix: str) -> list[ReadEvent]:
         topic = catalogue.topic(suffix)
-        return [
-            e.value for e in read_events(settings, [topic], start=StartAt.BEGINNING, serde=serde) if e.value
-        ]
+        return [e for e in read_events(settings, [topic], start=StartAt.BEGINNING, serde=serde) if e.value]
+
+    def values(suffix: str) -> list[dict[str, Any]]:
+        return [e.value for e in events(suffix) if e.value is not None]
+
+    # when the watcher announced each series' last tilt, and the first tomogram, by the broker's clock
+    last_tilt_ms: dict[str, int] = {}
+    for event in events("movie.acquired"):
+        last_tilt_ms[str(event.key)] = max(last_tilt_ms.get(str(event.key), 0), event.timestamp_ms)
+    tomogram_ms: dict[str, int] = {}
+    for event in events("tomogram.reconstructed"):
+        tomogram_ms.setdefault(str(event.key), event.timestamp_ms)
 
     statuses: dict[str, dict[str, Any]] = {}
     for value in values("tiltseries.status"):
@@ -86,9 +95,8 @@ def summarise_session(settings: KafkaSettings, catalogue: Catalogue, serde: Avro
         excluded = len(command["tilts"]) - used if command else status["excluded_tilts"]
         tomogram = tomograms.get(series)
         elapsed = None
-        if tomogram is not None and status.get("last_tilt_at") is not None:
-            made = tomogram["metadata"]["occurred_at"]
-            elapsed = (made - status["last_tilt_at"]).total_seconds()
+        if series in tomogram_ms and series in last_tilt_ms:
+            elapsed = (tomogram_ms[series] - last_tilt_ms[series]) / 1000
         summaries.append(
             SeriesSummary(
                 tilt_series_id=series,
