@@ -21,7 +21,6 @@ from tiltstream.processors.runtime import (
     Output,
     Processor,
 )
-from tiltstream.streams.metadata import make_metadata
 
 __all__ = ["CtfProcessor"]
 
@@ -118,19 +117,8 @@ class CtfProcessor(Processor[np.ndarray]):
         if result.diagnostic is not None:
             spectrum_path, local = self._output(value, ".ctf.png")
             write_power_spectrum_png(local, result.diagnostic)
-        meta = value["metadata"]
         event: dict[str, Any] = {
-            "metadata": make_metadata(
-                self.output_record,
-                service=self.stage,
-                microscope=meta["microscope"],
-                session_id=meta["session_id"],
-                tilt_series_id=meta["tilt_series_id"],
-                key=(value["movie_id"],),
-                causation_id=job.event_id,
-                attempt=int(meta.get("attempt") or 1),
-                instance=self.settings.instance,
-            ),
+            "metadata": self.output_metadata(job, (value["movie_id"],), self.settings.instance),
             "movie_id": value["movie_id"],
             "acquisition_order": value["acquisition_order"],
             "tilt_angle_degrees": value["tilt_angle_degrees"],

@@ -11,7 +11,6 @@ import numpy as np
 from tiltstream.processors.denoise.settings import DenoiseSettings
 from tiltstream.processors.reconstruct.outputs import read_volume, write_png, write_volume
 from tiltstream.processors.runtime import CorruptInputError, DataRoots, Job, Output, Processor
-from tiltstream.streams.metadata import make_metadata
 
 __all__ = ["DenoiseProcessor"]
 
@@ -71,18 +70,9 @@ class DenoiseProcessor(Processor[np.ndarray]):
         write_volume(local, denoised, float(value["pixel_spacing_angstroms"]))
         slice_path, local = self.roots.output(self.output_root, f"{stem}_denoised_slice.png")
         write_png(local, denoised[denoised.shape[0] // 2], max_pixels=self.settings.png_max_pixels)
-        meta = value["metadata"]
         event: dict[str, Any] = {
-            "metadata": make_metadata(
-                self.output_record,
-                service=self.stage,
-                microscope=meta["microscope"],
-                session_id=meta["session_id"],
-                tilt_series_id=meta["tilt_series_id"],
-                key=(value["request_id"], self.settings.model),
-                causation_id=job.event_id,
-                attempt=int(meta.get("attempt") or 1),
-                instance=self.settings.instance,
+            "metadata": self.output_metadata(
+                job, (value["request_id"], self.settings.model), self.settings.instance
             ),
             "request_id": value["request_id"],
             "version": value["version"],

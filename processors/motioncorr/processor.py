@@ -22,7 +22,6 @@ from tiltstream.processors.runtime import (
     Processor,
     atomic_path,
 )
-from tiltstream.streams.metadata import make_metadata
 
 __all__ = ["MotionCorrectionProcessor"]
 
@@ -133,20 +132,9 @@ class MotionCorrectionProcessor(Processor[MovieData]):
                 delimiter=",",
                 header="shift_x_angstroms,shift_y_angstroms",
             )
-        meta = value["metadata"]
         frames = len(result.shifts_angstroms)
         event: dict[str, Any] = {
-            "metadata": make_metadata(
-                self.output_record,
-                service=self.stage,
-                microscope=meta["microscope"],
-                session_id=meta["session_id"],
-                tilt_series_id=meta["tilt_series_id"],
-                key=(value["movie_id"],),
-                causation_id=job.event_id,
-                attempt=int(meta.get("attempt") or 1),
-                instance=self.settings.instance,
-            ),
+            "metadata": self.output_metadata(job, (value["movie_id"],), self.settings.instance),
             "movie_id": value["movie_id"],
             "acquisition_order": value["acquisition_order"],
             "tilt_angle_degrees": value["tilt_angle_degrees"],

@@ -14,7 +14,6 @@ from tiltstream.processors.reconstruct.result import ReconstructionParameters, R
 from tiltstream.processors.reconstruct.settings import ReconstructionSettings
 from tiltstream.processors.reconstruct.tilt_stack import TiltStack, read_tilt_stack
 from tiltstream.processors.runtime import DataRoots, ImpossibleParametersError, Job, Output, Processor
-from tiltstream.streams.metadata import make_metadata
 
 __all__ = ["ReconstructionProcessor", "series_folder"]
 
@@ -152,20 +151,9 @@ class ReconstructionProcessor(Processor[TiltStack]):
                     "included": row is not None,
                 }
             )
-        meta = value["metadata"]
         d, hv, wv = volume.shape
         event: dict[str, Any] = {
-            "metadata": make_metadata(
-                self.output_record,
-                service=self.stage,
-                microscope=meta["microscope"],
-                session_id=meta["session_id"],
-                tilt_series_id=meta["tilt_series_id"],
-                key=(value["request_id"],),
-                causation_id=job.event_id,
-                attempt=int(meta.get("attempt") or 1),
-                instance=self.settings.instance,
-            ),
+            "metadata": self.output_metadata(job, (value["request_id"],), self.settings.instance),
             "request_id": value["request_id"],
             "version": value["version"],
             **paths,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from tiltstream.processors.runtime.data_roots import DataRoots
+from tiltstream.streams.metadata import make_metadata
 
 __all__ = ["Job", "Output", "Processor"]
 
@@ -72,6 +73,27 @@ class Processor(ABC, Generic[InputT]):
     @abstractmethod
     def process(self, job: Job, inputs: InputT | None) -> list[Output]:
         """Do the work for ``job`` and return the events to emit."""
+
+    def output_metadata(
+        self, job: Job, key: tuple[object, ...], instance: str | None = None
+    ) -> dict[str, Any]:
+        """Metadata of an event made from ``job``'s input: same series and attempt, caused by the input.
+
+        ``key`` names what the output is about (a movie, a request and model ...), so its event id is
+        the same every time the input is redone.
+        """
+        meta = job.value["metadata"]
+        return make_metadata(
+            self.output_record,
+            service=self.stage,
+            microscope=meta["microscope"],
+            session_id=meta["session_id"],
+            tilt_series_id=meta["tilt_series_id"],
+            key=key,
+            causation_id=job.event_id,
+            attempt=int(meta.get("attempt") or 1),
+            instance=instance,
+        )
 
     def subject(self, value: dict[str, Any]) -> tuple[str, str | None, str | None]:
         """``(subject_id, movie_id, request_id)`` naming the input in a ``ProcessingFailed``."""
