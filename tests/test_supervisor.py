@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tiltstream.supervisor import ServiceSpec, Supervisor
 
 GRACEFUL = """
@@ -86,3 +88,56 @@ def test_stubborn_service_is_killed_after_the_timeout(tmp_path: Path) -> None:
     supervisor.stop()
     assert time.monotonic() - started < 15
     assert supervisor.states[0].exit_code == -9
+
+
+ENV_ECHO = """
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+print("setting", os.environ.get("TILTSTREAM_X"), os.getpid(), flush=True)
+while True:
+    time.sleep(0.1)
+"""
+
+
+def _wait_for_lines(log_file: Path, count: int) -> list[str]:
+    deadline = time.monotonic() + 20
+    lines: list[str] = []
+    while len(lines) < count and time.monotonic() < deadline:
+        lines = [line for line in (log_file.read_text() if log_file.exists() else "").splitlines() if line]
+        time.sleep(0.05)
+    return lines
+
+
+def test_killed_service_is_restarted_and_restart_applies_new_settings(tmp_path: Path) -> None:
+    supervisor = Supervisor(
+        [ServiceSpec("echo", [sys.executable, "-c", ENV_ECHO], env={"TILTSTREAM_X": "bad"})],
+        tmp_path / "logs",
+    )
+    supervisor.start()
+    state = supervisor.state("echo")
+    log_file = state.log_file
+    first = _wait_for_lines(log_file, 1)
+    assert first[0].startswith("setting bad ")
+    killed = supervisor.kill("echo")
+    assert first[0].split()[-1] == str(killed)
+    deadline = time.monotonic() + 20
+    while state.restarts == 0 and time.monotonic() < deadline:
+        supervisor.check()
+        time.sleep(0.05)
+    assert state.exit_code is None  # running again
+    second = _wait_for_lines(log_file, 2)
+    assert second[1].startswith("setting bad ")
+    assert second[1] != second[0]
+    assert state.restarts == 1
+
+    supervisor.restart("echo", env={"TILTSTREAM_X": "fixed"})  # an operator's fix: graceful, not a crash
+    third = _wait_for_lines(log_file, 3)
+    assert third[2].startswith("setting fixed ")
+    assert state.restarts == 1
+    supervisor.check()
+    assert state.running
+    assert not state.failed
+    supervisor.stop()
+    assert state.exit_code == 0
+    with pytest.raises(KeyError, match="echo"):
+        supervisor.state("nope")

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tiltstream.log import get_logger
@@ -123,15 +123,46 @@ class Supervisor:
                 self._launch(state)
         return self.states
 
-    def stop(self) -> None:
-        """SIGTERM every service, wait for them to drain, SIGKILL those still running after the timeout."""
-        self.stopping = True
-        running = [s for s in self.states if s.running]
-        for state in running:
+    def state(self, name: str) -> ServiceState:
+        """The state of the service called ``name``."""
+        for state in self.states:
+            if state.spec.name == name:
+                return state
+        raise KeyError(f"no service {name!r}; there are {[s.spec.name for s in self.states]}")
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> int:
+        """Send ``sig`` to the service's process group (a crash, when SIGKILL); :meth:`check` restarts it.
+
+        Returns the pid that was signalled.
+        """
+        state = self.state(name)
+        if state.process is None or not state.running:
+            raise RuntimeError(f"service {name!r} is not running")
+        pid = state.process.pid
+        os.killpg(pid, sig)
+        log.warning("service signalled", service=name, pid=pid, signal=sig.name)
+        return pid
+
+    def restart(self, name: str, env: Mapping[str, str] | None = None) -> None:
+        """Stop the service gracefully and start it again, with ``env`` merged into its settings.
+
+        What an operator does after fixing a service's configuration; not counted as a crash restart.
+        """
+        state = self.state(name)
+        if state.running:
+            self._terminate([state])
+        if env:
+            state.spec = replace(state.spec, env={**state.spec.env, **env})
+        state.failed = False
+        self._launch(state)
+
+    def _terminate(self, states: Sequence[ServiceState]) -> None:
+        """SIGTERM ``states``, wait for them to drain, SIGKILL those still running after the timeout."""
+        for state in states:
             assert state.process is not None
             os.killpg(state.process.pid, signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout_seconds
-        for state in running:
+        for state in states:
             assert state.process is not None
             try:
                 state.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
@@ -140,3 +171,8 @@ class Supervisor:
                 os.killpg(state.process.pid, signal.SIGKILL)
                 state.process.wait(timeout=10)
             state.exit_code = state.process.returncode
+
+    def stop(self) -> None:
+        """SIGTERM every service, wait for them to drain, SIGKILL those still running after the timeout."""
+        self.stopping = True
+        self._terminate([s for s in self.states if s.running])
