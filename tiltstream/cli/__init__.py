@@ -30,6 +30,7 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
         topics,
         up,
         watch,
+        web,
     )
 
     settings = settings or CliSettings()
@@ -54,6 +55,7 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
     app.add_typer(sink.create_app(settings), name="sink")
     app.registered_commands += simulate.create_app(settings).registered_commands
     app.registered_commands += watch.create_app(settings).registered_commands
+    app.registered_commands += web.create_app(settings).registered_commands
     app.add_typer(acquisition.create_app(settings), name="acquisition")
     app.add_typer(process.create_app(settings), name="process")
     return app

@@ -1,0 +1,151 @@
+"""Following ``tiltseries.status`` (and the reconstruction commands) for the live pages.
+
+One thread reads both topics from the beginning and keeps following them, outside any consumer group.
+It keeps the latest status of every series and the latest command (for the tilts' exclusion reasons),
+and hands every new status to the subscribers of its session: asyncio queues filled through their
+loop's ``call_soon_threadsafe``, drained by the server-sent-event responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from tiltstream.log import get_logger
+from tiltstream.settings import KafkaSettings
+from tiltstream.streams.catalogue import Catalogue
+from tiltstream.streams.reader import StartAt, read_events
+from tiltstream.streams.schema_topic import schema_aware_serde
+
+__all__ = ["StatusFollower", "Subscription"]
+
+_log = get_logger(__name__)
+
+
+class Subscription:
+    """Statuses of one session, queued for one event-stream response."""
+
+    def __init__(self, session: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.session = session
+        self.loop = loop
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10_000)
+
+    def offer(self, status: dict[str, Any]) -> None:
+        """Queue ``status`` from any thread (dropped when this slow reader is 10,000 behind)."""
+
+        def put() -> None:
+            if not self.queue.full():
+                self.queue.put_nowait(status)
+
+        self.loop.call_soon_threadsafe(put)
+
+
+class StatusFollower:
+    """The latest status and reconstruction command of every series, kept current from the topics.
+
+    Parameters
+    ----------
+    kafka
+        The cluster.
+    catalogue
+        Names the topics.
+    retry_seconds
+        Wait before reading again after an error (a topic not created yet, a broker away).
+    """
+
+    def __init__(self, kafka: KafkaSettings, catalogue: Catalogue, retry_seconds: float = 2.0) -> None:
+        self.kafka = kafka
+        self.catalogue = catalogue
+        self.retry_seconds = retry_seconds
+        self._statuses: dict[str, dict[str, Any]] = {}
+        self._requests: dict[str, dict[str, Any]] = {}
+        self._subscribers: set[Subscription] = set()
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start following in a daemon thread."""
+        self._thread = threading.Thread(target=self._run, name="web-status-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop following (returns within about a second)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        topics = [
+            self.catalogue.topic("tiltseries.status"),
+            self.catalogue.topic("tiltseries.reconstruction-requested"),
+        ]
+        status_topic = topics[0].name
+        while not self._stop.is_set():
+            try:
+                serde = schema_aware_serde(self.kafka, self.catalogue)
+                for event in read_events(
+                    self.kafka, topics, start=StartAt.BEGINNING, follow=True, serde=serde, stop=self._stop
+                ):
+                    if event.key is None or event.value is None:
+                        continue
+                    if event.topic == status_topic:
+                        self._status(event.key, event.value)
+                    else:
+                        self._request(event.key, event.value)
+            except Exception as error:
+                _log.warning("status follower failed; reading again", error=str(error))
+                self._stop.wait(self.retry_seconds)
+
+    def _status(self, key: str, value: dict[str, Any]) -> None:
+        with self._changed:
+            self._statuses[key] = value
+            subscribers = [s for s in self._subscribers if key.startswith(f"{s.session}:")]
+            self._changed.notify_all()
+        for subscriber in subscribers:
+            subscriber.offer(value)
+
+    def _request(self, key: str, value: dict[str, Any]) -> None:
+        with self._changed:
+            current = self._requests.get(key)
+            if current is None or int(value["version"]) >= int(current["version"]):
+                self._requests[key] = value
+            self._changed.notify_all()
+
+    # -- what the pages read ------------------------------------------------------------------------
+
+    def statuses(self, session: str) -> dict[str, dict[str, Any]]:
+        """The latest status of each series of ``session``, by tilt series id."""
+        with self._changed:
+            return {k: v for k, v in self._statuses.items() if k.startswith(f"{session}:")}
+
+    def status(self, tilt_series_id: str) -> dict[str, Any] | None:
+        """The latest status of one series."""
+        with self._changed:
+            return self._statuses.get(tilt_series_id)
+
+    def request(self, tilt_series_id: str) -> dict[str, Any] | None:
+        """The latest reconstruction command of one series (its tilts, included or not, and why)."""
+        with self._changed:
+            return self._requests.get(tilt_series_id)
+
+    def wait_for(self, condition: Callable[[StatusFollower], bool], timeout: float) -> bool:
+        """Block until ``condition(self)`` holds (re-checked on every event) or ``timeout`` passes."""
+        with self._changed:
+            return self._changed.wait_for(lambda: condition(self), timeout)
+
+    def subscribe(self, session: str, loop: asyncio.AbstractEventLoop) -> Subscription:
+        """Receive the session's statuses from now on."""
+        subscription = Subscription(session, loop)
+        with self._changed:
+            self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop receiving."""
+        with self._changed:
+            self._subscribers.discard(subscription)
