@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def _image(seed: int, size: int = 256) -> np.ndarray:
 def _spectrum(defocus_angstroms: float, size: int = 256) -> np.ndarray:
     """A power-spectrum diagnostic: noisy Thon rings on the left, the fitted rings on the right."""
     y, x = np.mgrid[-size // 2 : size // 2, -size // 2 : size // 2] / size
-    rings = np.sin(math.pi * defocus_angstroms / 1.5e3 * (x**2 + y**2) * 40) ** 2
+    rings = np.sin(math.pi * defocus_angstroms / 1e3 * (x**2 + y**2)) ** 2
     noisy = rings * np.exp(-8 * np.hypot(x, y)) + np.random.default_rng(1).normal(0, 0.08, rings.shape)
     diagnostic = np.where(x < 0, noisy, rings)
     clipped: np.ndarray = np.clip(diagnostic, 0, 1)
@@ -194,6 +195,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@contextmanager
 def serve(settings: WebSettings) -> Iterator[str]:
     """Run the web view with uvicorn in a thread; yield its base address; stop it."""
     port = free_port()

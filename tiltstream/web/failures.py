@@ -6,7 +6,9 @@ Three sources: stage programs that ended in failure (ISPyB, written by the sink 
 
 from __future__ import annotations
 
+import re
 import shlex
+from datetime import UTC, datetime
 from typing import Any
 
 from tiltstream.settings import KafkaSettings
@@ -26,6 +28,18 @@ def reprocess_command(tilt_series_id: str, stage: str) -> str:
     return f"tiltstream reprocess {shlex.quote(tilt_series_id)} --from {shlex.quote(stage)}"
 
 
+#: The sink's failure message starts with the time and the subject (``<time> <id>: <class>: <message>``).
+_STAMPED = re.compile(r"^\d{4}-\d\d-\d\dT[\d:]+Z \S+: ")
+
+
+def _when(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def program_failures(session: str, programs: list[FailedProgram]) -> list[Failure]:
     """One failure per failed stage program, with the ``reprocess`` command for its stage."""
     failures = []
@@ -36,8 +50,8 @@ def program_failures(session: str, programs: list[FailedProgram]) -> list[Failur
                 source="processing",
                 series=program.series,
                 stage=program.stage,
-                failed_at=program.ended_at.isoformat() + "Z" if program.ended_at else None,
-                error=program.message or "failed (no message recorded)",
+                failed_at=_when(program.ended_at),
+                error=_STAMPED.sub("", program.message) or "failed (no message recorded)",
                 command=reprocess_command(f"{session}:{program.series}", program.stage) if known else None,
                 note="add --dry-run first to see what would be re-emitted" if known else None,
             )
@@ -57,7 +71,7 @@ def status_failures(session: str, statuses: dict[str, dict[str, Any]], already: 
                 source="status",
                 series=name,
                 stage=None,
-                failed_at=status["metadata"]["occurred_at"].isoformat(),
+                failed_at=_when(status["metadata"]["occurred_at"]),
                 error=status.get("message") or "failed",
                 command=f"tiltstream events dump processing.failed --from-beginning --key {shlex.quote(key)}",
                 note="shows the stage failures behind this state; then reprocess from that stage",

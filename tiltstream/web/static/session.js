@@ -13,9 +13,10 @@
   function render(summary, fresh) {
     const existing = rows.get(summary.name);
     const row = ts.el("tr", { "data-series": summary.name, "data-state": summary.state, class: fresh ? "new" : null });
-    const thumb = ts.el("img", { class: "thumb missing", alt: `central slice of ${summary.name}`, loading: "lazy" });
+    let thumb = ts.el("div", { class: "thumb missing", title: "no tomogram yet" });
     const previous = existing && existing.querySelector("img.thumb");
     if (summary.central_slice_url) {
+      thumb = ts.el("img", { class: "thumb missing", alt: `central slice of ${summary.name}` });
       if (previous && previous.dataset.url === summary.central_slice_url && !previous.classList.contains("missing")) {
         thumb.src = previous.src;
         thumb.className = "thumb";
@@ -40,7 +41,9 @@
       cell(summary.failed_tilts, true),
       cell(summary.latest_version || "–", true),
       last,
-      cell(summary.message || ""),
+      summary.state === "failed"
+        ? ts.el("td", {}, ts.el("a", { href: `/sessions/${session}/failures`, text: summary.message || "what failed" }))
+        : cell(summary.message || ""),
     );
     if (existing) existing.replaceWith(row);
     else body.append(row);
