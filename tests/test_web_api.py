@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from web_fixtures import (
     DEPTH,
     OTHER_TOKEN,
+    PROPOSAL_TOKEN,
     SESSION,
     TOKEN,
     publish,
@@ -207,6 +208,9 @@ def test_requests_without_the_sessions_token_are_refused(served: Served) -> None
         assert client.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 403
         assert client.get(url, headers={"Authorization": f"Bearer {OTHER_TOKEN}"}).status_code == 403
     assert client.get("/api/sessions/cm40001-1", headers=AUTH).status_code == 403
+    proposal = {"Authorization": f"Bearer {PROPOSAL_TOKEN}"}  # opens every session of proposal cm40000
+    assert client.get(api, headers=proposal).status_code == 200
+    assert client.get("/api/sessions/cm40001-1", headers=proposal).status_code == 403
     assert client.get("/api/sessions/cm40002-1", headers=AUTH).status_code == 403  # no token configured
     assert client.get("/api/sessions/not-a-visit", headers=AUTH).status_code == 404
     # a token in the address sets the session's cookie, drops the token from the address, and opens it
@@ -214,6 +218,7 @@ def test_requests_without_the_sessions_token_are_refused(served: Served) -> None
     assert page.status_code == 303
     assert page.headers["location"] == f"/sessions/{SESSION}"
     assert "httponly" in page.headers["set-cookie"].lower()
+    assert page.headers["referrer-policy"] == "no-referrer"
     assert client.get(api).status_code == 200  # the cookie now
     assert client.get("/api/sessions/cm40001-1").status_code == 401  # for that session only
     client.cookies.clear()

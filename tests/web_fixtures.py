@@ -36,6 +36,7 @@ from tiltstream.web import WebSettings, create_app
 SESSION = "cm40000-1"
 TOKEN = "token-of-cm40000-1"
 OTHER_TOKEN = "token-of-cm40001-1"
+PROPOSAL_TOKEN = "token-of-proposal-cm40000"
 DEPTH = 24  # slices of the sample tomograms
 
 
@@ -181,7 +182,7 @@ def web_settings(settings: CliSettings, url: str, roots: dict[str, Path], **chan
     return WebSettings(
         database_url=url,
         roots=roots,
-        tokens={SESSION: TOKEN, "cm40001-1": OTHER_TOKEN},
+        tokens={SESSION: TOKEN, "cm40001-1": OTHER_TOKEN, "cm40000": PROPOSAL_TOKEN},
         kafka=settings.kafka,
         topics=settings.topics,
         **changes,

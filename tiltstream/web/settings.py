@@ -24,6 +24,7 @@ class WebSettings(BaseSettings):
     ``TILTSTREAM_WEB_ROOTS='{"raw": "/dls/m02/data/2026/cm40000-1/raw", "processed": "/dls/..."}'``.
     ``tokens`` maps a session (``cm40000-1``) or a whole proposal (``cm40000``) to its read token, e.g.
     ``TILTSTREAM_WEB_TOKENS='{"cm40000-1": "..."}'``; a session without a token is not served.
+    ``follow_status`` off: ISPyB only (no live updates, no dead letters), for a view without Kafka.
     """
 
     model_config = SettingsConfigDict(env_prefix="TILTSTREAM_WEB_", frozen=True, extra="ignore")
