@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -110,8 +110,8 @@ async def session_events(request: Request, ctx: Ctx, visit: Authorised) -> Strea
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the status topic is not followed")
     subscription = follower.subscribe(visit.session, asyncio.get_running_loop())
 
-    def encode(value: dict[str, object]) -> str:
-        key = str(value["metadata"]["tilt_series_id"])  # type: ignore[index]
+    def encode(value: dict[str, Any]) -> str:
+        key = str(value["metadata"]["tilt_series_id"])
         name = key.removeprefix(f"{visit.session}:")
         data = summary(visit.session, name, value, None, follower.request(key)).model_dump_json()
         return f"event: status\ndata: {data}\n\n"
