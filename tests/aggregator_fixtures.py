@@ -54,6 +54,7 @@ class Cluster:
             "TILTSTREAM_AGGREGATOR_APP_ID": app_id,
             "TILTSTREAM_AGGREGATOR_DATADIR": str(self.tmp / name),
             "TILTSTREAM_AGGREGATOR_COMMIT_INTERVAL_SECONDS": "0.5",
+            "TILTSTREAM_AGGREGATOR_STALL_CHECK_SECONDS": "1",
             "TILTSTREAM_LOG_FORMAT": "json",
         }
         env.update({f"TILTSTREAM_AGGREGATOR_{k.upper()}": str(v) for k, v in settings.items()})

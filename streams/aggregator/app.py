@@ -4,19 +4,27 @@ One agent (concurrency 1) reads every input topic and the ticks topic; a RocksDB
 ``tilt_series_id`` and co-partitioned with them holds a :class:`TableEntry` per series. Per event:
 decode (undecodable bytes go to the dead-letter topic), fold, decide, store, emit. Commands go
 through the entry's outbox (see :mod:`~tiltstream.streams.aggregator.entry`); statuses are sent
-without waiting, and Faust flushes its producer before it commits input offsets, so both are at
-least once. A timer, on every worker, wakes series whose grace period is over by sending a tick to
-the ticks topic on the series' partition: table writes in Faust must happen inside stream iteration.
+without waiting. A timer, on every worker, wakes series whose grace period is over by sending a tick
+to the ticks topic on the series' partition: table writes in Faust must happen inside stream iteration.
+
+Input offsets are the application's, not Faust's (Faust 0.15.3 loses records around a rebalance; see
+:mod:`~tiltstream.streams.aggregator.offsets`): the source topic has acks off, a
+:class:`~tiltstream.streams.aggregator.offsets.Frontier` skips redeliveries, records Faust skipped are
+read with a :class:`~tiltstream.streams.aggregator.backfill.PartitionReader` and processed first, a
+partition stalled behind its end gets a nudge (an empty-key tick) so that the agent reads its tail, and
+a timer commits the frontier after flushing the producer (and again when partitions are revoked).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from tiltstream.log import get_logger
+from tiltstream.streams.aggregator.backfill import PartitionReader, RawRecord
 from tiltstream.streams.aggregator.cluster import (
     broker_credentials,
     broker_urls,
@@ -26,6 +34,7 @@ from tiltstream.streams.aggregator.cluster import (
 from tiltstream.streams.aggregator.decide import decide, next_deadline_ms
 from tiltstream.streams.aggregator.entry import TableEntry, decode_entry, encode_entry
 from tiltstream.streams.aggregator.fold import INPUT_RECORDS, apply_event
+from tiltstream.streams.aggregator.offsets import Frontier, TopicPartition
 from tiltstream.streams.aggregator.settings import AggregatorSettings
 from tiltstream.streams.aggregator.state import SeriesState
 from tiltstream.streams.catalogue import Catalogue
@@ -55,6 +64,16 @@ class _Metrics:
         self.dead_letters = Counter(
             "tiltstream_aggregator_dead_letters", "Undecodable input messages", registry=registry
         )
+        self.redelivered = Counter(
+            "tiltstream_aggregator_redelivered",
+            "Input records Faust delivered again after they were processed (skipped)",
+            registry=registry,
+        )
+        self.backfilled = Counter(
+            "tiltstream_aggregator_backfilled",
+            "Input records Faust skipped, read and processed by the aggregator itself",
+            registry=registry,
+        )
         self.seconds = Histogram(
             "tiltstream_aggregator_event_seconds", "Time to handle one input event", registry=registry
         )
@@ -63,6 +82,7 @@ class _Metrics:
 def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None = None) -> Any:
     """Build the aggregator's ``faust.App`` (call ``prepare_cluster(settings)`` before running it)."""
     import faust
+    from faust.types import TP
 
     catalogue = Catalogue(settings.topics)
     rules = settings.rules()
@@ -97,7 +117,16 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
         "key_serializer": "raw",
         "value_serializer": "raw",
     }
-    source = app.topic(*inputs, ticks.name, **raw_bytes)
+    source = app.topic(*inputs, ticks.name, acks=False, **raw_bytes)
+    source_names = {*inputs, ticks.name}
+    frontier = Frontier()
+    readers: list[PartitionReader] = []
+
+    def reader() -> PartitionReader:
+        if not readers:
+            readers.append(PartitionReader(settings.kafka, app.conf.id))
+        return readers[0]
+
     outputs = {
         record: app.topic(catalogue.for_record(record).name, **raw_bytes)
         for record in ("ReconstructionRequested", "TiltSeriesStatus", "ProcessingFailed")
@@ -133,15 +162,14 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
         store(key, done)
         return done
 
-    async def handle(event: Any) -> None:
-        message = event.message
+    async def handle(message: RawRecord) -> None:
         key: bytes = message.key or b""
         record: str | None = None
         value: dict[str, Any] | None = None
         if message.topic != ticks.name:
             try:
                 decoded = serde.decode(
-                    event.value,
+                    message.value or b"",
                     reader=inputs[message.topic],
                     topic=message.topic,
                     partition=message.partition,
@@ -155,9 +183,9 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
                     message.offset,
                     exc,
                     settings.app_id,
-                    list(message.headers or []),
+                    list(message.headers),
                 )
-                await (await dead_letters.send(key=message.key, value=event.value, headers=headers))
+                await (await dead_letters.send(key=message.key, value=message.value, headers=headers))
                 metrics.dead_letters.inc()
                 return
             record, value = inputs[message.topic], decoded.value
@@ -195,11 +223,109 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
             metrics.emitted.labels("TiltSeriesStatus").inc()
         metrics.events.labels(record or "tick").inc()
 
+    async def start_partitions(tp: TopicPartition) -> None:
+        # where this instance starts every input partition it holds: the group's committed offset
+        unknown = sorted((assigned_inputs() | {tp}) - set(frontier.next_offsets))
+        frontier.start(await asyncio.to_thread(reader().committed, unknown))
+
+    async def backfill(tp: TopicPartition, missing: range) -> None:
+        log.warning(
+            "reading input records faust did not deliver",
+            topic=tp[0],
+            partition=tp[1],
+            first=missing.start,
+            last=missing.stop - 1,
+        )
+        start = missing.start
+        while start < missing.stop:
+            records, start = await asyncio.to_thread(reader().read, tp, start, missing.stop)
+            for record in records:
+                with metrics.seconds.time():
+                    await handle(record)
+                frontier.advance(tp, record.offset + 1)
+                metrics.backfilled.inc()
+        frontier.advance(tp, missing.stop)
+
+    def assigned_inputs() -> set[TopicPartition]:
+        return {(t.topic, t.partition) for t in app.consumer.assignment() if t.topic in source_names}
+
+    async def catch_up(partition: int) -> None:
+        # a nudge from watch_tails(): read what the input partitions hold beyond the frontier
+        tps = sorted(tp for tp in assigned_inputs() if tp[1] == partition)
+        if not tps:
+            return
+        if any(not frontier.knows(tp) for tp in tps):
+            await start_partitions(tps[0])
+        ends = await asyncio.to_thread(reader().ends, tps)
+        for tp in tps:
+            missing = frontier.missing(tp, ends[tp])
+            if missing:
+                await backfill(tp, missing)
+
+    # acks off: Faust never commits these topics; commit_frontier() does (see offsets.py)
     @app.agent(source, concurrency=1)
     async def aggregate(stream: Any) -> None:
         async for event in stream.events():
+            message = event.message
+            tp = (message.topic, message.partition)
+            if not frontier.knows(tp):
+                await start_partitions(tp)
+            missing = frontier.missing(tp, message.offset)
+            if missing is None:
+                metrics.redelivered.inc()
+                continue  # processed already (Faust re-delivers around rebalances)
+            if missing:
+                await backfill(tp, missing)
+            if message.topic == ticks.name and not message.key:
+                await catch_up(message.partition)
+                frontier.advance(tp, message.offset + 1)
+                continue
             with metrics.seconds.time():
-                await handle(event)
+                await handle(
+                    RawRecord(
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                        message.key,
+                        event.value,
+                        tuple((str(k), bytes(v or b"")) for k, v in (message.headers or [])),
+                    )
+                )
+            frontier.advance(tp, message.offset + 1)
+
+    async def commit_frontier(during_rebalance: bool = False) -> None:
+        if app.rebalancing and not during_rebalance:
+            return
+        assigned = {(t.topic, t.partition) for t in app.consumer.assignment()}
+        offsets = frontier.to_commit(assigned)
+        if not offsets:
+            return
+        # what processing those records produced (table changelog, statuses, commands) first
+        await app.producer.flush()
+        # Consumer._commit: the driver's commit of exactly these offsets (Consumer.commit would commit
+        # Faust's own acknowledgement bookkeeping instead, which these topics do not use)
+        consumer: Any = app.consumer
+        if await consumer._commit({TP(t, p): offset for (t, p), offset in offsets.items()}):
+            frontier.mark_committed(offsets)
+
+    async def watch_tails() -> None:
+        if app.rebalancing or app.in_recovery:
+            return
+        consumer: Any = app.consumer
+        highwaters = {}
+        for topic, partition in assigned_inputs():
+            end = consumer.highwater(TP(topic, partition))
+            if end is not None:
+                highwaters[(topic, partition)] = end
+        for partition in sorted({p for _, p in frontier.stalled(highwaters)}):
+            log.warning("input partitions stalled behind their end; nudging", partition=partition)
+            await tick_sender.send(key=b"", value=b"", partition=partition)
+
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Faust waited for the agent to finish its event and the generation is still valid: commit,
+        # then start every partition again from the committed offsets (another instance may get some)
+        await commit_frontier(during_rebalance=True)
+        frontier.forget()
 
     async def rescan(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         scan["due_ms"] = 0  # partitions moved and recovery finished: look at every series again
@@ -223,5 +349,8 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
                 deadlines[key] = (partition, now + round(settings.tick_interval_seconds * 5000))
 
     app.on_rebalance_complete.connect(rescan)
+    app.on_partitions_revoked.connect(on_revoked)
+    app.timer(settings.commit_interval_seconds)(commit_frontier)
+    app.timer(settings.stall_check_seconds)(watch_tails)
     app.timer(settings.tick_interval_seconds)(wake_expired)
     return app

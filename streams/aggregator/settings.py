@@ -40,6 +40,7 @@ class AggregatorSettings(BaseSettings):
     tick_interval_seconds: float = Field(default=1.0, gt=0)
     rescan_interval_seconds: float = Field(default=30.0, gt=0)
     commit_interval_seconds: float = Field(default=1.0, gt=0)
+    stall_check_seconds: float = Field(default=5.0, gt=0)
     session_timeout_seconds: float = Field(default=60.0, ge=6)
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     web_port: int | None = Field(default=None, ge=0, le=65535)
