@@ -15,12 +15,18 @@ from tiltstream.streams.reader import ReadEvent
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 
 GRACE_SECONDS = 6
+INACTIVITY_SECONDS = 8
 
 
 @pytest.fixture(scope="module")
 def aggregator(aggregator_cluster: Cluster) -> Iterator[AggregatorProcess]:
     process = aggregator_cluster.start(
-        "agg-broker", "broker", grace_seconds=GRACE_SECONDS, min_usable_tilts=3, standby_replicas=0
+        "agg-broker",
+        "broker",
+        grace_seconds=GRACE_SECONDS,
+        inactivity_seconds=INACTIVITY_SECONDS,
+        min_usable_tilts=3,
+        standby_replicas=0,
     )
     yield process
     process.kill()
@@ -86,6 +92,34 @@ def test_grace_period_emits_with_the_unprocessed_tilt_missing(
     (command,) = commands_for(found, scenario.tilt_series_id)
     assert command["reason"] == "grace-period-expired"
     assert command["missing_tilt_count"] == 1
+
+
+def test_acquisition_that_never_ends_is_decided_after_inactivity_and_grace(
+    aggregator_cluster: Cluster, aggregator: AggregatorProcess
+) -> None:
+    scenario = build_scenario([TiltPlan("used")] * 4 + [TiltPlan("unprocessed")], series=16, ended=False)
+    assert all(record != "TiltSeriesAcquisitionEnded" for record, _ in scenario.events)
+    aggregator_cluster.send(scenario.events)
+    found = wait_for(
+        aggregator_cluster,
+        "tiltseries.reconstruction-requested",
+        lambda evs: bool(commands_for(evs, scenario.tilt_series_id)),
+    )
+    (command,) = commands_for(found, scenario.tilt_series_id)
+    assert command["request_id"] == f"{scenario.tilt_series_id}:v1"
+    assert command["reason"] == "grace-period-expired"  # taken as ended, then the unprocessed tilt waited
+    assert command["missing_tilt_count"] == 1
+    tilts = command["tilts"]
+    assert isinstance(tilts, list)
+    assert {t["movie_id"]: t["exclusion_reason"] for t in tilts} == scenario.expected
+    status = wait_for(
+        aggregator_cluster,
+        "tiltseries.status",
+        lambda evs: any(v.get("state") == "requested" for v in commands_for(evs, scenario.tilt_series_id)),
+    )
+    states = [v["state"] for v in commands_for(status, scenario.tilt_series_id)]
+    assert states[0] == "acquiring"  # it was never announced ended
+    assert "waiting" in states  # taken as ended, waiting for the unprocessed tilt
 
 
 def test_late_tilt_leads_to_version_two(aggregator_cluster: Cluster, aggregator: AggregatorProcess) -> None:

@@ -202,3 +202,68 @@ def test_end_before_movies_waits_for_every_announced_movie() -> None:
     assert commands == []
     _, commands = run(scenario, [end, *scenario.events[:-1]])
     assert len(commands) == 1
+
+
+INACTIVE = Rules(grace_seconds=60.0, min_usable_tilts=3, inactivity_seconds=600.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(scenario=scenarios(), data=st.data())
+def test_acquisition_that_never_ends_is_treated_as_ended_after_inactivity(
+    scenario: Scenario, data: st.DataObject
+) -> None:
+    events = [e for e in scenario.events if e[0] != "TiltSeriesAcquisitionEnded"]
+    state, commands = run(scenario, events, rules=INACTIVE)
+    assert commands == []  # no end seen: waits, however complete it looks
+    assert state.ended is None
+    deadline = next_deadline_ms(state, INACTIVE)
+    assert deadline == NOW + INACTIVE.inactivity_ms  # every tilt was first seen at NOW
+    assert decide(state, deadline - 1, INACTIVE).commands == ()
+    # a tilt seen again later (a redelivery) does not postpone it
+    record, value = data.draw(st.sampled_from([e for e in events if e[0] == "MovieAcquired"]))
+    assert apply_event(state, record, value, deadline - 1) == state
+    ended = decide(state, deadline, INACTIVE)
+    assert ended.state.ended is not None
+    assert ended.state.ended.reason == "inactivity"
+    assert ended.state.ended.acquired_tilt_count == scenario.movie_count
+    unsettled = any(reason == "missing" for reason in scenario.expected.values())
+    if not unsettled:
+        (command,) = ended.commands
+        if command.record == "ReconstructionRequested":
+            assert command.value["reason"] == "complete"
+            assert tilts_by_movie(command) == scenario.expected
+        return
+    # then the usual grace period for the unprocessed tilts
+    assert ended.commands == ()
+    assert next_deadline_ms(ended.state, INACTIVE) == deadline + INACTIVE.grace_ms
+    (command,) = decide(ended.state, deadline + INACTIVE.grace_ms, INACTIVE).commands
+    if command.record == "ReconstructionRequested":
+        assert command.value["reason"] == "grace-period-expired"
+        assert tilts_by_movie(command) == scenario.expected
+
+
+def test_a_new_tilt_restarts_the_inactivity_period() -> None:
+    scenario = build_scenario([TiltPlan("used")] * 4, ended=False)
+    first, last = scenario.events[:-4], scenario.events[-4:]  # the last tilt's events
+    state, _ = run(scenario, first, rules=INACTIVE)
+    later = NOW + 300_000
+    state, _ = run(scenario, last, now_ms=later, rules=INACTIVE, state=state)
+    assert next_deadline_ms(state, INACTIVE) == later + INACTIVE.inactivity_ms
+    assert decide(state, NOW + INACTIVE.inactivity_ms, INACTIVE).commands == ()
+    (command,) = decide(state, later + INACTIVE.inactivity_ms, INACTIVE).commands
+    assert command.value["request_id"].endswith(":v1")
+
+
+def test_a_real_end_after_the_inactivity_end_changes_nothing_when_complete() -> None:
+    scenario = build_scenario([TiltPlan("used")] * 4)
+    events = [e for e in scenario.events if e[0] != "TiltSeriesAcquisitionEnded"]
+    (end,) = [e for e in scenario.events if e[0] == "TiltSeriesAcquisitionEnded"]
+    state, _ = run(scenario, events, rules=INACTIVE)
+    decided = decide(state, NOW + INACTIVE.inactivity_ms, INACTIVE)
+    assert len(decided.commands) == 1
+    later = NOW + INACTIVE.inactivity_ms + 1000
+    after = decide(apply_event(decided.state, *end, later), later, INACTIVE)
+    assert after.commands == ()
+    assert after.state.ended is not None
+    assert after.state.ended.reason != "inactivity"  # the real end replaces the assumed one
+    assert after.state.latest == decided.state.latest

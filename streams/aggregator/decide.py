@@ -8,9 +8,12 @@ A series is *ready* when its acquisition has ended, every movie the source conne
 been seen, and every tilt angle's newest movie is settled (a micrograph with its CTF, a terminal
 failure, or an exclusion known in advance). Until then it waits, but never longer than
 ``rules.grace_seconds`` after the end of acquisition was seen; then the command goes out with the
-unsettled tilts marked ``missing``. After a decision, any change of what a command would say (a late
-tilt, a retake, a missing tilt that arrived) waits again until settled or a grace period has passed,
-and leads to the next version. Every decision has the deterministic ``request_id`` series + version.
+unsettled tilts marked ``missing``. An acquisition whose end is never announced is taken as ended
+``rules.inactivity_seconds`` after its last new tilt was seen (an ``Ended`` with reason
+``inactivity``, kept in the state; an announced end replaces it). After a decision, any change of
+what a command would say (a late tilt, a retake, a missing tilt that arrived) waits again until
+settled or a grace period has passed, and leads to the next version. Every decision has the
+deterministic ``request_id`` series + version.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ from tiltstream.streams.aggregator.outputs import (
     status_value,
 )
 from tiltstream.streams.aggregator.rules import Rules
-from tiltstream.streams.aggregator.state import DecisionRecord, SeriesState, request_id_for
+from tiltstream.streams.aggregator.state import (
+    INACTIVITY,
+    DecisionRecord,
+    Ended,
+    SeriesState,
+    request_id_for,
+)
 from tiltstream.streams.aggregator.tilts import TiltChoice, select_tilts
 
 __all__ = ["Command", "Decision", "decide", "next_deadline_ms"]
@@ -72,12 +81,28 @@ def _reason(
     return "late-tilt" if ready or now_ms >= state.dirty_since_ms + rules.grace_ms else None
 
 
+def _assumed_end(state: SeriesState, tilts: list[TiltChoice], rules: Rules) -> Ended:
+    """The end of an acquisition never announced, at the end of its inactivity period."""
+    assert state.last_tilt_seen_ms is not None
+    return Ended(
+        event_id="",
+        ended_at_ms=max(m.acquired_at_ms for m in state.movies.values()),
+        expected_tilt_count=len(tilts),
+        acquired_tilt_count=len(state.movies),
+        reason=INACTIVITY,
+        seen_at_ms=state.last_tilt_seen_ms + rules.inactivity_ms,
+    )
+
+
 def decide(state: SeriesState, now_ms: int, rules: Rules) -> Decision:
     """The decision for ``state`` at wall-clock time ``now_ms`` (milliseconds since the epoch).
 
     Calling it again on the returned state at the same time changes nothing and emits nothing.
     """
     tilts = select_tilts(state, rules)
+    deadline = _inactivity_deadline(state, rules)
+    if deadline is not None and now_ms >= deadline:
+        state = state.with_(ended=_assumed_end(state, tilts, rules))
     signature = content_signature(tilts)
     if state.latest is not None:
         dirty = None if signature == state.latest.signature else (state.dirty_since_ms or now_ms)
@@ -115,10 +140,17 @@ def decide(state: SeriesState, now_ms: int, rules: Rules) -> Decision:
     return Decision(state.with_(status_signature=status_signature), commands, status)
 
 
-def next_deadline_ms(state: SeriesState, rules: Rules) -> int | None:
-    """When :func:`decide` may next act without a new event (a grace period ending), or None."""
-    if state.ended is None:
+def _inactivity_deadline(state: SeriesState, rules: Rules) -> int | None:
+    """When a series whose end was not announced is taken as ended, or None."""
+    if state.ended is not None or state.last_tilt_seen_ms is None or not state.movies:
         return None
+    return state.last_tilt_seen_ms + rules.inactivity_ms
+
+
+def next_deadline_ms(state: SeriesState, rules: Rules) -> int | None:
+    """When :func:`decide` may next act without a new event (a grace or inactivity period ending)."""
+    if state.ended is None:
+        return _inactivity_deadline(state, rules)
     if state.latest is None:
         return state.ended.seen_at_ms + rules.grace_ms
     if state.dirty_since_ms is not None:

@@ -1,9 +1,10 @@
 """Folding one input event into a tilt series' state (pure).
 
 Every fact is merged by a total order on ``(attempt, event_id)``: the same event twice changes
-nothing, and a set of events gives the same state in any order. The one exception is
-:attr:`Ended.seen_at_ms`, the wall-clock time the aggregator first saw the end of acquisition (the
-earliest ``now`` wins), which only moves the grace deadline.
+nothing, and a set of events gives the same state in any order. The exceptions are wall-clock
+times that only move deadlines: :attr:`Ended.seen_at_ms`, when the aggregator first saw the end of
+acquisition (the earliest ``now`` wins), and :attr:`SeriesState.last_tilt_seen_ms`, when it last saw
+a movie new to the series (the latest wins; a movie seen again does not move it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from tiltstream.streams.aggregator.state import (
+    INACTIVITY,
     Acquired,
     Corrected,
     CtfFit,
@@ -90,7 +92,10 @@ def apply_event(state: SeriesState, record: str, value: Mapping[str, Any], now_m
             spherical_aberration_mm=value["spherical_aberration_mm"],
             amplitude_contrast=value["amplitude_contrast"],
         )
-        return state.with_(movies=_merge(state.movies, movie.movie_id, movie))
+        if movie.movie_id in state.movies:  # seen before: a duplicate or a newer attempt of it
+            return state.with_(movies=_merge(state.movies, movie.movie_id, movie))
+        seen = max(state.last_tilt_seen_ms or now_ms, now_ms)
+        return state.with_(movies=_merge(state.movies, movie.movie_id, movie), last_tilt_seen_ms=seen)
     if record == "MovieMotionCorrected":
         corrected = Corrected(
             movie_id=value["movie_id"],
@@ -123,7 +128,9 @@ def apply_event(state: SeriesState, record: str, value: Mapping[str, Any], now_m
             seen_at_ms=now_ms,
         )
         old = state.ended
-        if old is not None:
+        if old is not None and old.reason == INACTIVITY:  # the announced end replaces an assumed one
+            ended = replace(ended, seen_at_ms=min(old.seen_at_ms, now_ms))
+        elif old is not None:
             keep = old if (old.ended_at_ms, old.event_id) >= (ended.ended_at_ms, ended.event_id) else ended
             ended = replace(keep, seen_at_ms=min(old.seen_at_ms, now_ms))
         return state.with_(ended=ended)

@@ -30,6 +30,9 @@ class Rules:
     wait_for_ctf
         A corrected tilt counts as settled only with its CTF estimate (or CTF failure), so that the
         CTF exclusion rule does not depend on which event came first.
+    inactivity_seconds
+        An acquisition whose end is never announced (no ``TiltSeriesAcquisitionEnded``) is taken as
+        ended this long after its last new tilt was seen; then the grace period applies as usual.
     binning, thickness_angstroms
         Passed on in the command.
     """
@@ -43,8 +46,14 @@ class Rules:
     wait_for_ctf: bool = True
     binning: int = 4
     thickness_angstroms: float = 3000.0
+    inactivity_seconds: float = 1800.0
 
     @property
     def grace_ms(self) -> int:
         """The grace period in milliseconds."""
         return round(self.grace_seconds * 1000)
+
+    @property
+    def inactivity_ms(self) -> int:
+        """The inactivity period in milliseconds."""
+        return round(self.inactivity_seconds * 1000)

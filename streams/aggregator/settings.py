@@ -36,6 +36,7 @@ class AggregatorSettings(BaseSettings):
     wait_for_ctf: bool = True
     binning: int = Field(default=4, ge=1)
     thickness_angstroms: float = Field(default=3000.0, gt=0)
+    inactivity_seconds: float = Field(default=1800.0, gt=0)
     standby_replicas: int = Field(default=1, ge=0)
     tick_interval_seconds: float = Field(default=1.0, gt=0)
     rescan_interval_seconds: float = Field(default=30.0, gt=0)
@@ -57,4 +58,5 @@ class AggregatorSettings(BaseSettings):
             wait_for_ctf=self.wait_for_ctf,
             binning=self.binning,
             thickness_angstroms=self.thickness_angstroms,
+            inactivity_seconds=self.inactivity_seconds,
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 __all__ = [
+    "INACTIVITY",
     "Acquired",
     "Corrected",
     "CtfFit",
@@ -86,6 +87,10 @@ class Failure:
     error_class: str
 
 
+#: :attr:`Ended.reason` of an end the aggregator assumed after inactivity (none was announced).
+INACTIVITY = "inactivity"
+
+
 @dataclass(frozen=True)
 class Ended:
     """Acquisition of the series ended (from ``TiltSeriesAcquisitionEnded``).
@@ -146,6 +151,8 @@ class SeriesState:
     denoised: TomogramResult | None = None
     reconstruct_failed: TomogramResult | None = None
     status_signature: str = ""
+    #: wall-clock ms when the newest movie new to the series was seen (the inactivity clock)
+    last_tilt_seen_ms: int | None = None
 
     def with_(self, **changes: Any) -> SeriesState:
         """A copy with ``changes`` (a shorthand for :func:`dataclasses.replace`)."""
