@@ -19,7 +19,9 @@ from reconstruct_fixtures import (
     reconstruction_request,
     simulate_series,
 )
+from torch_fourier_rescale import fourier_rescale_2d
 from torch_fourier_shell_correlation import fourier_shell_correlation
+from torch_tilt_series import preprocess_tilt_series_images
 
 from tiltstream.processors.reconstruct import ReconstructionProcessor, ReconstructionSettings
 from tiltstream.processors.reconstruct.alignment_files import parse_aln
@@ -159,15 +161,14 @@ def test_outputs_are_written_beside_each_other_per_version(reconstructed: dict[s
 
 
 def test_tilt_axis_score_peaks_at_the_true_axis(series: SimulatedSeries) -> None:
-    # with the true shifts, the common-line score over a ±10° window finds the axis to within 2°
-    binned = torch.from_numpy(series.images.reshape(41, 64, 4, 64, 4).mean(axis=(2, 4)))
+    # with the true shifts, the stretched-correlation search over a ±8° window finds the axis to within
+    # 1.25° (measured on this seed: 0.7-1.0° off; other seeds in test_reconstruct_alignment.py)
+    binned, _ = fourier_rescale_2d(torch.from_numpy(series.images), 5.0, 20.0)  # (41, 64, 64)
     truth = torch.from_numpy(-series.specimen_shifts_xy_angstroms[:, ::-1].copy() / 20.0).float()
-    shifted = align_images(binned, truth, 0.0)
+    shifted = align_images(preprocess_tilt_series_images(binned, low=0.025, high=1 / 3), truth, 0.0)
     nominal = series.tilt_axis_angle_degrees - 90.0 + 6.0  # the microscope's value 6° off
-    refined, _ = refine_tilt_axis(
-        shifted, series.tilt_angles_degrees, nominal, search_degrees=10.0, step_degrees=1.0
-    )
-    assert abs(refined - (series.tilt_axis_angle_degrees - 90.0)) < 2.0
+    refined, _ = refine_tilt_axis(shifted, series.tilt_angles_degrees, nominal, search_degrees=8.0)
+    assert abs(refined - (series.tilt_axis_angle_degrees - 90.0)) < 1.25
 
 
 def test_a_missing_micrograph_is_a_permanent_error(series: SimulatedSeries, tmp_path: Path) -> None:

@@ -51,7 +51,8 @@ def reconstruct_builtin(
     """Align and reconstruct a tilt series.
 
     1. Fourier-crop every micrograph by ``binning``;
-    2. align (shifts by cross-correlation with cosine stretching, optionally the tilt axis);
+    2. align (shifts by cross-correlation with cosine stretching, the tilt axis unless switched off,
+       shifts along the axis against a common profile; per-tilt residuals by reprojection);
     3. resample into the aligned frame (shifted, tilt axis along y);
     4. weighted back-projection into ``thickness_angstroms``.
     """
@@ -69,17 +70,18 @@ def reconstruct_builtin(
         )
         binned_pixel = float(binned_pixel)
         tilts = torch.as_tensor(tilt_angles_degrees, dtype=torch.float32, device=device)
+        thickness = max(1, math.ceil(parameters.thickness_angstroms / binned_pixel))
     alignment = align_tilt_series(
         binned,
         tilts,
         axis_from_y_degrees(parameters.tilt_axis_angle_degrees),
         binned_pixel,
+        thickness_pixels=thickness,
         refine_axis=parameters.refine_tilt_axis,
         axis_search_degrees=parameters.axis_search_degrees,
     )
     with torch.no_grad():
         aligned = align_images(binned, alignment.shifts_yx_pixels, alignment.axis_from_y_degrees)
-        thickness = max(1, math.ceil(parameters.thickness_angstroms / binned_pixel))
         volume = weighted_back_projection(aligned, tilts, thickness, parameters.tile_sidelength_pixels)
     scale = binned_pixel / pixel  # binned pixels -> micrograph pixels
     shifts_xy = alignment.shifts_yx_pixels.flip(1).cpu().numpy().astype(np.float64) * scale
@@ -91,6 +93,7 @@ def reconstruct_builtin(
         tilt_axis_angle_degrees=alignment.axis_from_y_degrees + 90.0,
         pixel_spacing_angstroms=binned_pixel,
         tilt_angle_offset_degrees=0.0,
-        axis_agreement=None if math.isnan(alignment.axis_agreement) else alignment.axis_agreement,
+        axis_agreement=None if math.isnan(alignment.agreement) else alignment.agreement,
+        residuals_pixels=alignment.residuals_pixels.cpu().numpy().astype(np.float64) * scale,
         backend=f"torch-tiltxcorr + torch-tomogram {torch_tomogram.__version__}",
     )

@@ -133,6 +133,9 @@ class ReconstructionProcessor(Processor[TiltStack]):
                 alpha_offset_degrees=result.tilt_angle_offset_degrees,
             ),
         )
+        residuals = (
+            None if result.residuals_pixels is None else np.asarray(result.residuals_pixels) * pixel
+        )  # (t,) angstroms, in the order of the tilts used
         alignments = []
         for index, tilt in enumerate(stack.tilts):
             row = row_of.get(index)
@@ -147,7 +150,9 @@ class ReconstructionProcessor(Processor[TiltStack]):
                     "tilt_axis_angle_degrees": result.tilt_axis_angle_degrees,
                     "shift_x_angstroms": 0.0 if row is None else float(shifts_angstroms[row, 0]),
                     "shift_y_angstroms": 0.0 if row is None else float(shifts_angstroms[row, 1]),
-                    "residual_error_angstroms": None,
+                    "residual_error_angstroms": (
+                        None if row is None or residuals is None else float(residuals[row])
+                    ),
                     "included": row is not None,
                 }
             )
@@ -166,8 +171,8 @@ class ReconstructionProcessor(Processor[TiltStack]):
             "tilt_angle_offset_degrees": result.tilt_angle_offset_degrees,
             "z_shift_angstroms": None,
             "global_alignment_quality": result.axis_agreement,
-            "residual_error_mean_angstroms": None,
-            "residual_error_sd_angstroms": None,
+            "residual_error_mean_angstroms": None if residuals is None else float(residuals.mean()),
+            "residual_error_sd_angstroms": None if residuals is None else float(residuals.std()),
             "tilt_alignments": alignments,
             "backend": result.backend,
             "duration_seconds": time.monotonic() - start,

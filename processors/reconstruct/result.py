@@ -17,7 +17,7 @@ class ReconstructionParameters:
     tilt_axis_angle_degrees: float  # nominal, from the image x axis
     binning: int = 4
     thickness_angstroms: float = 3000.0
-    refine_tilt_axis: bool = False
+    refine_tilt_axis: bool = True
     axis_search_degrees: float = 3.0
     tile_sidelength_pixels: int = 128
 
@@ -41,3 +41,4 @@ class ReconstructionResult:
     axis_agreement: float | None
     backend: str
     stack_indices: np.ndarray | None = None  # (t,) rows of the input stack used; None: all of them
+    residuals_pixels: np.ndarray | None = None  # (t,) per-tilt alignment residual, micrograph pixels
