@@ -22,9 +22,27 @@ from tiltstream.streams.clients import create_admin, create_producer
 from tiltstream.streams.producer import EventProducer
 from tiltstream.streams.reader import ReadEvent, read_events
 
-__all__ = ["AggregatorProcess", "Cluster", "aggregator_cluster", "read_topic", "wait_for", "wait_log"]
+__all__ = [
+    "FAUST_SEEK_RACE",
+    "AggregatorProcess",
+    "Cluster",
+    "aggregator_cluster",
+    "read_topic",
+    "wait_for",
+    "wait_log",
+]
 
 TILTSTREAM = Path(sys.executable).with_name("tiltstream")
+
+#: Environment that makes a ``tiltstream aggregate`` process hit faust-streaming's post-assignment
+#: race every time (see ``aggregator_faults/sitecustomize.py``).
+FAUST_SEEK_RACE = {
+    "PYTHONPATH": os.pathsep.join(
+        p for p in (str(Path(__file__).with_name("aggregator_faults")), os.environ.get("PYTHONPATH")) if p
+    ),
+    "TILTSTREAM_TEST_FAUST_SEEK_DELAY": "1.5",
+    "TILTSTREAM_TEST_FAUST_QUEUE_DELAY": "0.04",
+}
 
 
 @dataclass
@@ -44,7 +62,9 @@ class Cluster:
         """Produce ``events`` in this order and wait until the broker has them all."""
         self.producer.wait([self.producer.send(record, value) for record, value in events])
 
-    def start(self, app_id: str, name: str, **settings: object) -> AggregatorProcess:
+    def start(
+        self, app_id: str, name: str, *, extra_env: dict[str, str] | None = None, **settings: object
+    ) -> AggregatorProcess:
         """Start ``tiltstream aggregate`` with ``TILTSTREAM_AGGREGATOR_<NAME>=value`` settings."""
         env = {
             **os.environ,
@@ -58,6 +78,7 @@ class Cluster:
             "TILTSTREAM_LOG_FORMAT": "json",
         }
         env.update({f"TILTSTREAM_AGGREGATOR_{k.upper()}": str(v) for k, v in settings.items()})
+        env.update(extra_env or {})
         return AggregatorProcess(env, self.tmp / f"{name}.log")
 
 
