@@ -8,8 +8,8 @@ resumes them, then seeks);
 ``TILTSTREAM_TEST_FAUST_QUEUE_DELAY`` makes every stream-buffer read wait, so the agent is still behind
 when ``flow_control.resume()`` clears its buffer, and every write wait half of that, so the
 Fetcher's drain loop is most likely inside a delivery when the seek ends (it then writes its stale
-read offset over the seek's, and the re-fetched records are dropped). Together they make Faust drop records in every run,
-where on an idle machine it happens now and then.
+read offset over the seek's, and the re-fetched records are dropped). Together they make Faust drop
+records in practically every run, where on an idle machine it happens now and then.
 """
 
 from __future__ import annotations
