@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 from tiltstream.log import get_logger
 from tiltstream.streams.catalogue import Catalogue
-from tiltstream.streams.dlq import DeadLetterSink
+from tiltstream.streams.dlq import HEADER_REINJECTED_FROM, DeadLetterSink
 from tiltstream.streams.errors import UndecodableEventError
 from tiltstream.streams.serde import AvroSerde, DecodedEvent
 
@@ -81,7 +81,9 @@ class EventConsumer:
     def poll(self, timeout: float = 1.0) -> ConsumedEvent | None:
         """The next decodable event, or None when nothing arrived within ``timeout`` seconds.
 
-        An undecodable message is dead-lettered, its offset stored, and None returned.
+        An undecodable message is dead-lettered, its offset stored, and None returned. So is a message
+        reinjected from another group's dead-letter topic skipped (that group alone failed on it; this
+        one handled the original).
 
         Raises
         ------
@@ -104,6 +106,10 @@ class EventConsumer:
             int(message.partition() or 0),
             int(message.offset() or 0),
         )
+        if not self._for_us(message):
+            log.info("skipping a message reinjected for another group", topic=topic, offset=offset)
+            self.consumer.store_offsets(message)
+            return None
         try:
             event = self.serde.decode(
                 message.value(), reader=self._reader(topic), topic=topic, partition=partition, offset=offset
@@ -125,6 +131,13 @@ class EventConsumer:
             event=event,
             message=message,
         )
+
+    def _for_us(self, message: Message) -> bool:
+        """False for a message reinjected from another group's dead-letter topic."""
+        for name, value in message.headers() or []:
+            if name == HEADER_REINJECTED_FROM and isinstance(value, bytes):
+                return value.decode(errors="replace").startswith(f"{self.dead_letters.topic.name}/")
+        return True
 
     def done(self, consumed: ConsumedEvent) -> None:
         """Mark ``consumed`` processed: its offset is stored and committed with the next commit."""

@@ -26,6 +26,8 @@ from tiltstream.streams.dlq import (
     HEADER_MESSAGE,
     HEADER_OFFSET,
     HEADER_PARTITION,
+    HEADER_REINJECTED_AT,
+    HEADER_REINJECTED_FROM,
     HEADER_TIME,
     HEADER_TOPIC,
 )
@@ -40,8 +42,6 @@ __all__ = [
     "reinject",
 ]
 
-HEADER_REINJECTED_FROM = "tiltstream.reinjected.from"
-HEADER_REINJECTED_AT = "tiltstream.reinjected.at"
 _OURS = {
     HEADER_TOPIC,
     HEADER_PARTITION,

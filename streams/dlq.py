@@ -20,6 +20,8 @@ __all__ = [
     "HEADER_MESSAGE",
     "HEADER_OFFSET",
     "HEADER_PARTITION",
+    "HEADER_REINJECTED_AT",
+    "HEADER_REINJECTED_FROM",
     "HEADER_TIME",
     "HEADER_TOPIC",
     "DeadLetterSink",
@@ -33,6 +35,10 @@ HEADER_CLASS = "__connect.errors.exception.class.name"
 HEADER_MESSAGE = "__connect.errors.exception.message"
 HEADER_GROUP = "tiltstream.errors.group"
 HEADER_TIME = "tiltstream.errors.time"
+#: On a reinjected message: ``<dlq topic>/<partition>/<offset>`` of the dead letter it came from. The
+#: message is meant for that dead-letter topic's group alone; other groups have handled the original.
+HEADER_REINJECTED_FROM = "tiltstream.reinjected.from"
+HEADER_REINJECTED_AT = "tiltstream.reinjected.at"
 
 
 def dead_letter_headers(

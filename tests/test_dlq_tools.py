@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,14 @@ from tiltstream.streams.schema_topic import publish_schemas, schema_aware_serde
 from tiltstream.streams.serde import AvroSerde
 
 pytestmark = pytest.mark.kafka
+
+
+def _end(settings: CliSettings, topic: str, partition: int) -> int:
+    consumer = create_consumer(settings.kafka, "watermarks")
+    try:
+        return int(consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1])
+    finally:
+        consumer.close()
 
 
 def _high(settings: CliSettings, topic: str) -> int:
@@ -50,11 +59,11 @@ def test_dead_letters_are_listed_shown_and_reinjected_once(
     raw.produce(topic, b"garbage", b"cm40000-1:Position_3")
     raw.flush(10)
 
-    def member() -> EventConsumer:
+    def member(group: str = group_id) -> EventConsumer:
         consumer = EventConsumer(
-            create_consumer(pipeline_settings.kafka, group_id),
+            create_consumer(pipeline_settings.kafka, group),
             catalogue,
-            DeadLetterSink(raw, catalogue, group_id),
+            DeadLetterSink(raw, catalogue, group),
             schema_aware_serde(pipeline_settings.kafka, catalogue),
         )
         consumer.subscribe([topic])
@@ -120,3 +129,24 @@ def test_dead_letters_are_listed_shown_and_reinjected_once(
         for line in runner.invoke(app, ["dlq", "show", group_id, "--json"]).stdout.splitlines()
     ]
     assert sorted(m["reinjected"] for m in marked) == [False, True, True]
+
+    # another group handled the originals: it reads every message to the end but gets no reinjected copy
+    other_group = f"{group_id}-other"
+    apply_topics(create_admin(pipeline_settings.kafka), [catalogue.dlq(other_group)])
+    other = member(other_group)
+    ends = {p: _end(pipeline_settings, topic, p) for p in range(3)}
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        event = other.poll(0.5)
+        if event is not None:
+            seen.append(event)
+            other.done(event)
+        assigned = other.consumer.assignment()
+        positions = {tp.partition: tp.offset for tp in other.consumer.position(assigned)} if assigned else {}
+        if len(positions) == 3 and all(positions[p] >= ends[p] for p in ends):
+            break
+    other.close()
+    assert len(seen) == 2
+    assert all(HEADER_REINJECTED_FROM not in dict(e.message.headers() or []) for e in seen)
+    assert other.dead_lettered == 1  # the garbage, dead-lettered for this group too
