@@ -134,9 +134,12 @@ class EventConsumer:
 
     def _for_us(self, message: Message) -> bool:
         """False for a message reinjected from another group's dead-letter topic."""
-        for name, value in message.headers() or []:
-            if name == HEADER_REINJECTED_FROM and isinstance(value, bytes):
-                return value.decode(errors="replace").startswith(f"{self.dead_letters.topic.name}/")
+        raw = message.headers() or []
+        headers = list(raw.items()) if isinstance(raw, dict) else list(raw)
+        for name, value in headers:
+            if name == HEADER_REINJECTED_FROM and value is not None:
+                text = value.decode(errors="replace") if isinstance(value, bytes) else value
+                return text.startswith(f"{self.dead_letters.topic.name}/")
         return True
 
     def done(self, consumed: ConsumedEvent) -> None:

@@ -138,10 +138,10 @@ def test_dead_letters_are_listed_shown_and_reinjected_once(
     seen = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        event = other.poll(0.5)
-        if event is not None:
-            seen.append(event)
-            other.done(event)
+        polled = other.poll(0.5)
+        if polled is not None:
+            seen.append(polled)
+            other.done(polled)
         assigned = other.consumer.assignment()
         positions = {tp.partition: tp.offset for tp in other.consumer.position(assigned)} if assigned else {}
         if len(positions) == 3 and all(positions[p] >= ends[p] for p in ends):
