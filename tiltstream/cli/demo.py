@@ -17,6 +17,7 @@ from tiltstream.cli.topics import topic_retention
 from tiltstream.demo_session import DemoOptions, run_demo_session
 from tiltstream.log import configure_logging
 from tiltstream.pipeline_view import progress_table, summary_table
+from tiltstream.session_latency import latency_table
 from tiltstream.settings import CliSettings, KafkaSettings, LoggingSettings
 from tiltstream.streams.admin import apply_topics, describe_topics
 from tiltstream.streams.broker import BrokerError, KafkaFetchError, LocalBroker, fetch_kafka
@@ -142,11 +143,12 @@ def _full_pipeline(options: DemoOptions) -> None:
                 live.update(progress_table(statuses))
 
         try:
-            _, summaries = run_demo_session(options, on_progress=progress, on_ready=ready)
+            result = run_demo_session(options, on_progress=progress, on_ready=ready)
         except KeyboardInterrupt:
             console.print("stopped; every service was asked to drain and the broker was stopped.")
             return
-    console.print(summary_table(summaries))
+    console.print(summary_table(result.summaries))
+    console.print(latency_table(result.latencies))
     console.print(
         f"Files: {options.workdir / 'processed'}   ISPyB: {options.workdir / 'ispyb.sqlite'}   "
         f"service logs: {options.workdir / 'logs'}"
