@@ -27,6 +27,7 @@ __all__ = [
     "AggregatorProcess",
     "Cluster",
     "aggregator_cluster",
+    "fresh_aggregator_cluster",
     "read_topic",
     "wait_for",
     "wait_log",
@@ -40,8 +41,7 @@ FAUST_SEEK_RACE = {
     "PYTHONPATH": os.pathsep.join(
         p for p in (str(Path(__file__).with_name("aggregator_faults")), os.environ.get("PYTHONPATH")) if p
     ),
-    "TILTSTREAM_TEST_FAUST_SEEK_DELAY": "1.5",
-    "TILTSTREAM_TEST_FAUST_QUEUE_DELAY": "0.04",
+    "TILTSTREAM_TEST_FAUST_SEEK_RACE": "1",
 }
 
 
@@ -130,15 +130,28 @@ def wait_for(
         time.sleep(0.5)
 
 
-@pytest.fixture(scope="module")
-def aggregator_cluster(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Catalogue topics with a unique prefix (3 partitions), laid out, and a producer."""
+def _new_cluster(kafka_bootstrap: str, tmp: Path) -> Cluster:
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, client_id="tiltstream-test")
     topics = TopicSettings(prefix=f"a{uuid.uuid4().hex[:10]}", partitions=3)
     apply_topics(create_admin(kafka), Catalogue(topics).all_topics())
     producer = EventProducer(create_producer(kafka), Catalogue(topics))
-    yield Cluster(kafka, topics, producer, tmp_path_factory.mktemp("aggregator"))
-    producer.flush()
+    return Cluster(kafka, topics, producer, tmp)
+
+
+@pytest.fixture(scope="module")
+def aggregator_cluster(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Catalogue topics with a unique prefix (3 partitions), laid out, and a producer."""
+    cluster = _new_cluster(kafka_bootstrap, tmp_path_factory.mktemp("aggregator"))
+    yield cluster
+    cluster.producer.flush()
+
+
+@pytest.fixture
+def fresh_aggregator_cluster(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Cluster]:
+    """Like ``aggregator_cluster``, for one test: topics no other test has written to."""
+    cluster = _new_cluster(kafka_bootstrap, tmp_path)
+    yield cluster
+    cluster.producer.flush()
 
 
 def wait_log(process: AggregatorProcess, text: str, count: int = 1, timeout: float = 90.0) -> None:
