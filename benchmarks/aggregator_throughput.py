@@ -1,17 +1,27 @@
 """Aggregator throughput and decision latency on a simulated 4-microscope day, against a Murfey-like baseline.
 
-Run: ``.venv/bin/python benchmarks/aggregator_throughput.py [--series 200] [--tilts 41] [--live 24]``
+Run: ``.venv/bin/python benchmarks/aggregator_throughput.py [--series 200] [--tilts 41] [--live 24]
+[--repeats 3] [--warmup-series 27]``
+
+Each round writes a fresh day to fresh topics and measures, one after the other on the same machine:
 
 1. Throughput: the whole day (``--series`` tilt series of ``--tilts`` tilts on 4 microscopes, PACE
    bursts of 9 positions: MovieAcquired, MovieMotionCorrected and CtfEstimated per tilt and one
    TiltSeriesAcquisitionEnded per series) is written to Kafka first, then ``tiltstream aggregate`` is
-   started and reads it all; events/s is counted from its first to its last output message.
+   started and reads it all; events/s is counted from its first to its last output message (broker
+   timestamps, so the worker's start-up is not counted).
 2. Latency: with the aggregator running, ``--live`` more series arrive one after another; for each,
    the time from producing its last tilt's MovieMotionCorrected (and its CtfEstimated right after) to
-   a consumer receiving the ReconstructionRequested, p50/p99.
+   a consumer receiving the ReconstructionRequested.
 3. Baseline: the same day's events through a gatherer that does what Murfey does: a PostgreSQL row
    per tilt (upsert, committed per event) and a completeness query per event
    (:class:`tiltstream.localdb.LocalPostgres`, or the database at ``TILTSTREAM_BENCH_POSTGRES_URL``).
+
+A warm-up round (``--warmup-series``; the broker's JIT, PostgreSQL's caches, the page cache) is run
+and discarded, then ``--repeats`` measured rounds. The summary gives the median of each figure, the
+ratio aggregator / baseline as the median of the per-round ratios (each from one round, so load on
+a shared machine affects both sides of it alike) with its range, and the latency p50/p99 over the
+pooled series of all measured rounds.
 """
 
 from __future__ import annotations
@@ -26,15 +36,16 @@ import threading
 import time
 import uuid
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy
 from confluent_kafka import Consumer, TopicPartition
 
-from tiltstream.settings import KafkaSettings, LocalBrokerSettings, TopicSettings
+from tiltstream.settings import KafkaSettings, TopicSettings
 from tiltstream.streams.admin import apply_topics
-from tiltstream.streams.broker import LocalBroker
+from tiltstream.streams.broker.throwaway import throwaway_bootstrap
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_admin, create_producer
 from tiltstream.streams.producer import EventProducer
@@ -232,49 +243,86 @@ def baseline(url: str, events: list[Event]) -> tuple[float, int]:
     return len(payloads) / (time.perf_counter() - start), commands
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--series", type=int, default=200, help="tilt series in the day (4 microscopes)")
-    parser.add_argument("--tilts", type=int, default=41, help="tilts per series")
-    parser.add_argument("--live", type=int, default=24, help="series for the latency measurement")
-    args = parser.parse_args()
-    events = day(1, args.series, args.tilts)
-    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="tiltstream-bench-") as tmp:
-        bootstrap = os.environ.get("TILTSTREAM_TEST_BOOTSTRAP_SERVERS")
-        if not bootstrap:
-            broker = LocalBroker(
-                LocalBrokerSettings(state_dir=Path(tmp) / "kafka", port=0, controller_port=0)
-            )
-            broker.start()
-            stack.callback(broker.stop)
-            bootstrap = broker.bootstrap_servers
-        kafka = KafkaSettings(bootstrap_servers=bootstrap)
-        topics = TopicSettings(prefix=f"bench{uuid.uuid4().hex[:8]}", partitions=6)
-        catalogue = Catalogue(topics)
-        apply_topics(create_admin(kafka), catalogue.all_topics())
-        producer = EventProducer(create_producer(kafka), catalogue)
-        producer.wait([producer.send(record, value) for record, value in events], timeout=300)
-        print(f"day: {args.series} series x {args.tilts} tilts = {len(events)} events on 4 microscopes")
+@dataclass
+class Round:
+    """One round's figures."""
 
-        aggregator = run_aggregator(kafka, topics, Path(tmp) / "aggregator-data")
-        stack.callback(aggregator.wait, 30)
-        stack.callback(aggregator.terminate)
-        found = wait_commands(kafka, catalogue, args.series, timeout=3600)
+    events: int
+    commands: int
+    rate: float
+    latencies: list[float]
+    base_rate: float
+    base_commands: int
+
+    @property
+    def ratio(self) -> float:
+        return self.rate / self.base_rate
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by linear interpolation (``statistics.quantiles`` needs two values)."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def run_round(
+    kafka: KafkaSettings, url: str, tmp: Path, name: str, series: int, tilts: int, live: int
+) -> Round:
+    """Write a day to fresh topics, run the aggregator over it and the live series, then the baseline."""
+    events = day(1, series, tilts)
+    topics = TopicSettings(prefix=f"bench{uuid.uuid4().hex[:8]}", partitions=6)
+    catalogue = Catalogue(topics)
+    apply_topics(create_admin(kafka), catalogue.all_topics())
+    producer = EventProducer(create_producer(kafka), catalogue)
+    producer.wait([producer.send(record, value) for record, value in events], timeout=300)
+
+    aggregator = run_aggregator(kafka, topics, tmp / f"{name}-aggregator-data")
+    try:
+        found = wait_commands(kafka, catalogue, series, timeout=3600)
         statuses = list(read_events(kafka, [catalogue.topic("tiltseries.status")], timeout=30))
         first_ms = min(e.timestamp_ms for e in statuses)
         last_ms = max(e.timestamp_ms for e in found)
         rate = len(events) / max((last_ms - first_ms) / 1000, 1e-3)
-        print(f"aggregator: {len(found)} commands, {rate:,.0f} events/s (first to last output message)")
+        latencies = measure_latency(kafka, catalogue, producer, 10_000, live, tilts)
+    finally:
+        aggregator.terminate()
+        aggregator.wait(60)
+    base_rate, base_commands = baseline(url, events)
+    return Round(len(events), len({e.key for e in found}), rate, latencies, base_rate, base_commands)
 
-        latencies = measure_latency(kafka, catalogue, producer, 10_000, args.live, args.tilts)
-        if latencies:
-            p50 = statistics.median(latencies) * 1000
-            p99 = statistics.quantiles(latencies, n=100)[98] * 1000 if len(latencies) > 1 else p50
-            print(
-                f"latency last MovieMotionCorrected produced -> ReconstructionRequested consumed "
-                f"({len(latencies)} series): p50 {p50:.1f} ms, p99 {p99:.1f} ms"
-            )
 
+def describe(name: str, result: Round) -> str:
+    p50 = f"{percentile(result.latencies, 0.5) * 1000:.1f} ms" if result.latencies else "n/a"
+    return (
+        f"{name}: aggregator {result.rate:,.0f} events/s ({result.commands} commands), "
+        f"latency p50 {p50} ({len(result.latencies)} series), "
+        f"baseline {result.base_rate:,.0f} events/s ({result.base_commands} commands), "
+        f"ratio {result.ratio:.2f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--series", type=int, default=200, help="tilt series in the day (4 microscopes)")
+    parser.add_argument("--tilts", type=int, default=41, help="tilts per series")
+    parser.add_argument("--live", type=int, default=24, help="series for the latency measurement, per round")
+    parser.add_argument("--repeats", type=int, default=3, help="measured rounds")
+    parser.add_argument("--warmup-series", type=int, default=27, help="series in the discarded warm-up round")
+    args = parser.parse_args()
+    day_events = len(day(1, args.series, args.tilts))
+    print(
+        f"day: {args.series} series x {args.tilts} tilts = {day_events} events on 4 microscopes; "
+        f"warm-up round of {args.warmup_series} series, then {args.repeats} measured rounds",
+        flush=True,
+    )
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="tiltstream-bench-") as tmp:
+        bootstrap = stack.enter_context(throwaway_bootstrap())
+        kafka = KafkaSettings(bootstrap_servers=bootstrap)
         url = os.environ.get("TILTSTREAM_BENCH_POSTGRES_URL")
         if not url:
             from tiltstream.localdb import LocalPostgres
@@ -282,12 +330,38 @@ def main() -> None:
             Path(tmp).chmod(0o755)  # PostgreSQL runs as its own account and must reach its directory
             postgres = stack.enter_context(LocalPostgres(Path(tmp) / "postgres"))
             url = postgres.url
-        base_rate, base_commands = baseline(url, events)
+        warm = run_round(kafka, url, Path(tmp), "warm-up", args.warmup_series, args.tilts, min(args.live, 4))
+        print(describe("warm-up (discarded)", warm), flush=True)
+        rounds = []
+        for number in range(1, args.repeats + 1):
+            rounds.append(
+                run_round(kafka, url, Path(tmp), f"round-{number}", args.series, args.tilts, args.live)
+            )
+            print(describe(f"round {number}", rounds[-1]), flush=True)
+
+    rates = [r.rate for r in rounds]
+    base_rates = [r.base_rate for r in rounds]
+    ratios = [r.ratio for r in rounds]
+    latencies = [x for r in rounds for x in r.latencies]
+    print(f"median of {len(rounds)} rounds:")
+    print(f"  aggregator throughput: {spread(rates, '{:,.0f}')} events/s")
+    if latencies:
         print(
-            f"baseline (PostgreSQL row per tilt, completeness query per event): {base_rate:,.0f} events/s, "
-            f"{base_commands} commands"
+            f"  latency last MovieMotionCorrected produced -> ReconstructionRequested consumed "
+            f"({len(latencies)} series): p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
+            f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms"
         )
-        print(f"ratio aggregator / baseline throughput: {rate / base_rate:.2f}")
+    print(
+        "  baseline (PostgreSQL row per tilt, completeness query per event): "
+        f"{spread(base_rates, '{:,.0f}')} events/s"
+    )
+    print(f"  ratio aggregator / baseline throughput: {spread(ratios, '{:.2f}')}")
+
+
+def spread(values: list[float], form: str) -> str:
+    """``median (range min-max)`` of ``values`` in the format ``form``."""
+    low, mid, high = (form.format(v) for v in (min(values), statistics.median(values), max(values)))
+    return f"{mid} (range {low}-{high})"
 
 
 if __name__ == "__main__":
