@@ -48,8 +48,13 @@ def simulate_series(
     shift_sd_angstroms: float = 60.0,
     thickness_angstroms: float = 400.0,
     noise: float = 1.0,
+    tilt_angle_offset_degrees: float = 0.0,
 ) -> SimulatedSeries:
-    """A dose-symmetric-free ±60° series: tilts in ascending order, the 0° tilt unshifted."""
+    """A dose-symmetric-free ±60° series: tilts in ascending order, the 0° tilt unshifted.
+
+    ``tilt_angle_offset_degrees`` is the specimen's pre-tilt: each image is projected at the nominal
+    angle plus the offset, and the series reports the nominal angles (true = nominal + offset).
+    """
     rng = np.random.default_rng(seed)
     phantom = make_phantom(
         rng,
@@ -66,7 +71,7 @@ def simulate_series(
     for tilt, shift in zip(tilts, shifts, strict=True):
         phase, _ = project_phantom(
             phantom,
-            tilt_degrees=float(tilt),
+            tilt_degrees=float(tilt) + tilt_angle_offset_degrees,
             tilt_axis_angle_degrees=tilt_axis_angle_degrees,
             shape=(size_pixels, size_pixels),
             pixel_size_angstroms=pixel_size_angstroms,

@@ -13,7 +13,9 @@
    each tilt) is the same. Each tilt's profile is matched to the mean profile, a few rounds. Chained
    pair shifts drift like a random walk along the axis (each pair off by about 0.1 binned pixel, up
    to 0.9 at ±60° on the simulator's 64² series); one common reference removes that.
-4. **Residuals** (:mod:`.projection_matching`): each tilt against the reprojection of the weighted
+4. **Tilt-angle offset** (optional, :mod:`.tilt_offset`): the specimen's pre-tilt, by the stretched
+   correlation of tilt pairs over candidate offsets.
+5. **Residuals** (:mod:`.projection_matching`): each tilt against the reprojection of the weighted
    back-projection of all the others; the disagreement left, after the common translation and the
    height term are removed, is the tilt's residual, the mean correlation the alignment's quality.
 
@@ -35,6 +37,7 @@ from torch_tiltxcorr import tiltxcorr
 from tiltstream.processors.reconstruct.geometry import align_images
 from tiltstream.processors.reconstruct.projection_matching import match_projections
 from tiltstream.processors.reconstruct.tilt_axis import refine_tilt_axis
+from tiltstream.processors.reconstruct.tilt_offset import refine_tilt_offset
 
 __all__ = ["TiltSeriesAlignment", "align_along_axis", "align_tilt_series", "axis_profiles"]
 
@@ -47,6 +50,7 @@ class TiltSeriesAlignment:
     axis_from_y_degrees: float
     agreement: float  # mean correlation of each tilt with its leave-one-out reprojection
     residuals_pixels: torch.Tensor  # (t,) disagreement of each tilt with the others, pixels
+    tilt_angle_offset_degrees: float = 0.0  # true angle = nominal + offset
 
 
 def _coarse_shifts(
@@ -167,6 +171,8 @@ def align_tilt_series(
     lowpass_angstroms: float | None = None,
     refine_axis: bool = True,
     axis_search_degrees: float = 5.0,
+    refine_offset: bool = False,
+    offset_search_degrees: float = 5.0,
     working_size_pixels: int = 256,
 ) -> TiltSeriesAlignment:
     """Align a tilt series (any order of tilts; see the module docstring).
@@ -181,6 +187,9 @@ def align_tilt_series(
         Low-pass before correlation; three pixels by default.
     refine_axis, axis_search_degrees
         Search the tilt axis within this many degrees of the nominal angle.
+    refine_offset, offset_search_degrees
+        Search a global tilt-angle offset within this many degrees of zero; the residuals are then
+        computed at the nominal angles plus the offset.
     working_size_pixels
         The axis search and the residuals use images Fourier-cropped to at most this size.
     """
@@ -202,7 +211,15 @@ def align_tilt_series(
             axis, _ = refine_tilt_axis(centred, tilts.cpu().numpy(), axis, search_degrees=axis_search_degrees)
             shifts = _coarse_shifts(preprocessed, tilts, axis, shifts, 1)
         shifts = align_along_axis(preprocessed, tilts, axis, shifts)
+        offset = 0.0
+        if refine_offset:
+            centred = align_images(working, shifts / scale, 0.0)  # (t, h', w')
+            offset, _, _ = refine_tilt_offset(
+                centred, tilts.cpu().numpy(), axis, search_degrees=offset_search_degrees
+            )
         depth = max(8, math.ceil((thickness_pixels or w // 2) / scale))
-        match = match_projections(align_images(working, shifts / scale, axis), tilts, depth)
-        residuals = _remove_gauge(match.errors_yx_pixels, tilts).norm(dim=1) * scale  # (t,)
-    return TiltSeriesAlignment(shifts.float(), axis, float(match.correlations.mean()), residuals.float())
+        match = match_projections(align_images(working, shifts / scale, axis), tilts + offset, depth)
+        residuals = _remove_gauge(match.errors_yx_pixels, tilts + offset).norm(dim=1) * scale  # (t,)
+    return TiltSeriesAlignment(
+        shifts.float(), axis, float(match.correlations.mean()), residuals.float(), offset
+    )

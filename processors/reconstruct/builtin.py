@@ -52,9 +52,10 @@ def reconstruct_builtin(
 
     1. Fourier-crop every micrograph by ``binning``;
     2. align (shifts by cross-correlation with cosine stretching, the tilt axis unless switched off,
-       shifts along the axis against a common profile; per-tilt residuals by reprojection);
+       shifts along the axis against a common profile, the tilt-angle offset if switched on; per-tilt
+       residuals by reprojection);
     3. resample into the aligned frame (shifted, tilt axis along y);
-    4. weighted back-projection into ``thickness_angstroms``.
+    4. weighted back-projection into ``thickness_angstroms`` at the nominal angles plus the offset.
     """
     pixel = parameters.pixel_size_angstroms
     target = pixel * parameters.binning
@@ -79,20 +80,26 @@ def reconstruct_builtin(
         thickness_pixels=thickness,
         refine_axis=parameters.refine_tilt_axis,
         axis_search_degrees=parameters.axis_search_degrees,
+        refine_offset=parameters.refine_tilt_offset,
+        offset_search_degrees=parameters.offset_search_degrees,
     )
+    offset = alignment.tilt_angle_offset_degrees
+    used_degrees = np.asarray(tilt_angles_degrees, dtype=np.float64) + offset  # (t,) nominal + offset
     with torch.no_grad():
         aligned = align_images(binned, alignment.shifts_yx_pixels, alignment.axis_from_y_degrees)
-        volume = weighted_back_projection(aligned, tilts, thickness, parameters.tile_sidelength_pixels)
+        volume = weighted_back_projection(
+            aligned, tilts + offset, thickness, parameters.tile_sidelength_pixels
+        )
     scale = binned_pixel / pixel  # binned pixels -> micrograph pixels
     shifts_xy = alignment.shifts_yx_pixels.flip(1).cpu().numpy().astype(np.float64) * scale
     return ReconstructionResult(
         tomogram=volume.cpu().numpy().astype(np.float32),
         aligned_stack=aligned.cpu().numpy().astype(np.float32),
-        tilt_angles_degrees=np.asarray(tilt_angles_degrees, dtype=np.float64),
+        tilt_angles_degrees=used_degrees,
         shifts_xy_pixels=shifts_xy,
         tilt_axis_angle_degrees=alignment.axis_from_y_degrees + 90.0,
         pixel_spacing_angstroms=binned_pixel,
-        tilt_angle_offset_degrees=0.0,
+        tilt_angle_offset_degrees=offset,
         axis_agreement=None if math.isnan(alignment.agreement) else alignment.agreement,
         residuals_pixels=alignment.residuals_pixels.cpu().numpy().astype(np.float64) * scale,
         backend=f"torch-tiltxcorr + torch-tomogram {torch_tomogram.__version__}",

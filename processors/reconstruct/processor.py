@@ -50,6 +50,8 @@ class ReconstructionProcessor(Processor[TiltStack]):
             thickness_angstroms=thickness,
             refine_tilt_axis=self.settings.refine_tilt_axis,
             axis_search_degrees=self.settings.axis_search_degrees,
+            refine_tilt_offset=self.settings.refine_tilt_offset,
+            offset_search_degrees=self.settings.offset_search_degrees,
             tile_sidelength_pixels=self.settings.tile_sidelength_pixels,
         )
 

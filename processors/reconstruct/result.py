@@ -19,6 +19,8 @@ class ReconstructionParameters:
     thickness_angstroms: float = 3000.0
     refine_tilt_axis: bool = True
     axis_search_degrees: float = 3.0
+    refine_tilt_offset: bool = False
+    offset_search_degrees: float = 5.0
     tile_sidelength_pixels: int = 128
 
 
