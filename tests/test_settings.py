@@ -104,3 +104,16 @@ def test_health_and_readiness_probes() -> None:
         assert missing.value.code == 404
     finally:
         server.close()
+
+
+def test_a_logger_made_before_configuration_follows_its_level() -> None:
+    early = get_logger("made-at-import")  # as a module-level logger is, before the entry point runs
+    stream = io.StringIO()
+    with redirect_stderr(stream):
+        configure_logging(LoggingSettings(level="WARNING", format="json"))
+        early.info("too chatty")
+        early.bind(series="s1").warning("worth seeing")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+    assert [line["event"] for line in lines] == ["worth seeing"]
+    assert lines[0]["logger"] == "made-at-import"
+    assert lines[0]["series"] == "s1"

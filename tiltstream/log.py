@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any, cast
 
 import structlog
 
@@ -55,7 +56,22 @@ def configure_logging(settings: LoggingSettings | None = None) -> None:
     _configured = True
 
 
+class _NamedLogger:
+    """A logger named ``logger=name`` that binds on each use, so it follows the current configuration."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(structlog.get_logger().bind(logger=self._name), attribute)
+
+
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
-    """Return a structlog logger; ``name`` is bound as ``logger``."""
-    logger: structlog.stdlib.BoundLogger = structlog.get_logger()
-    return logger.bind(logger=name) if name else logger
+    """Return a structlog logger; ``name`` is bound as ``logger``.
+
+    The logger stays lazy: one made at import follows :func:`configure_logging` called later (binding at
+    import would freeze structlog's default configuration into it, its level included).
+    """
+    if name is None:
+        return cast(structlog.stdlib.BoundLogger, structlog.get_logger())
+    return cast(structlog.stdlib.BoundLogger, _NamedLogger(name))
