@@ -186,14 +186,17 @@ def test_every_trouble_ends_with_the_same_database_content(
             assert wrong == {size // 2 for size in baseline_sizes}, (wrong, baseline_sizes)
 
             # the operator fixes the binning and reprocesses both series from the reconstruction
-            denoised_before = counts("tomogram.denoised")
             session.services.restart("reconstruct", env={"TILTSTREAM_RECONSTRUCT_BINNING_OVERRIDE": "4"})
             for series in sorted(finished):
                 redo = session.run("reprocess", series, "--from", "reconstruct")
                 assert redo.returncode == 0, redo.stderr
-            session.wait_until(
-                "both series denoised again", lambda: counts("tomogram.denoised") >= denoised_before + 2, 2.0
-            )
+
+            def redone() -> bool:  # the second attempt reached the end of the pipeline for both series
+                denoised = session.values("tomogram.denoised")
+                again = {v["metadata"]["tilt_series_id"] for v in denoised if v["metadata"]["attempt"] >= 2}
+                return again == set(finished)
+
+            session.wait_until("both series reconstructed and denoised again", redone, 2.0)
             session.wait_until("the sink to catch up", session.sink_caught_up)
         differences = content_differences(undisturbed.content, _content(url, options.workdir))
         assert not differences, "\n".join(differences)

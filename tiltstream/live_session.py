@@ -27,7 +27,7 @@ from tiltstream.streams.admin import apply_topics
 from tiltstream.streams.broker import LocalBroker
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_admin, create_consumer
-from tiltstream.streams.reader import watermarks_with_retry
+from tiltstream.streams.reader import StartAt, read_events, watermarks_with_retry
 from tiltstream.streams.schema_topic import schema_aware_serde
 from tiltstream.streams.serde import AvroSerde
 from tiltstream.streams.status_view import pipeline_groups, series_statuses
@@ -220,6 +220,12 @@ class LiveSession:
         """Every series' latest status (restarting crashed services on the way)."""
         self.services.check()
         return series_statuses(self.kafka, self.catalogue, self.serde)
+
+    def values(self, suffix: str) -> list[dict[str, Any]]:
+        """Every decodable event the topic ``<prefix>.<suffix>`` holds now, in partition order."""
+        topic = self.catalogue.topic(suffix)
+        found = read_events(self.kafka, [topic], start=StartAt.BEGINNING, serde=self.serde)
+        return [event.value for event in found if event.value is not None]
 
     def count(self, suffix: str) -> int:
         """How many events the topic ``<prefix>.<suffix>`` holds (duplicates and reprocessing included)."""
