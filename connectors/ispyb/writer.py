@@ -36,7 +36,7 @@ from tiltstream.connectors.ispyb.paths import facility_path
 from tiltstream.connectors.ispyb.rows import assign, db_time, earliest, latest
 from tiltstream.connectors.ispyb.settings import IspybSinkSettings
 
-__all__ = ["SINK_RECORDS", "IspybWriter"]
+__all__ = ["SINK_RECORDS", "IspybWriter", "tomogram_version"]
 
 #: The records the sink writes (every other record is skipped).
 SINK_RECORDS: tuple[str, ...] = (
@@ -55,6 +55,21 @@ _VERSIONED = (
     "residualErrorSD", "tiltAngleOffset", "zShift", "fileDirectory", "centralSliceImage", "xyShiftPlot",
     "projXY", "projXZ", "recordTimeStamp", "globalAlignmentQuality", "thickness",
 )  # fmt: skip
+
+
+def tomogram_version(session: Session, tomogram: Tomogram | None) -> int | None:
+    """The version of the reconstruction a Tomogram row holds (its ProcessingJob's ``version``)."""
+    if tomogram is None or tomogram.autoProcProgramId is None:
+        return None
+    value = session.scalar(
+        sa.select(ProcessingJobParameter.parameterValue)
+        .join(AutoProcProgram, AutoProcProgram.processingJobId == ProcessingJobParameter.processingJobId)
+        .where(
+            AutoProcProgram.autoProcProgramId == tomogram.autoProcProgramId,
+            ProcessingJobParameter.parameterKey == "version",
+        )
+    )
+    return int(value) if value is not None else None
 
 
 def _nm(angstroms: float | None) -> float | None:
@@ -241,15 +256,8 @@ class IspybWriter:
             return tomogram, 1
         if tomogram.autoProcProgramId == app.autoProcProgramId:
             return tomogram, 0
-        current = session.scalar(
-            sa.select(ProcessingJobParameter.parameterValue)
-            .join(AutoProcProgram, AutoProcProgram.processingJobId == ProcessingJobParameter.processingJobId)
-            .where(
-                AutoProcProgram.autoProcProgramId == tomogram.autoProcProgramId,
-                ProcessingJobParameter.parameterKey == "version",
-            )
-        )
-        if current is not None and int(current) >= version:
+        current = tomogram_version(session, tomogram)
+        if current is not None and current >= version:
             return None, 0  # an older version (or the same one under another request): leave it
         session.execute(
             sa.delete(TiltImageAlignment).where(TiltImageAlignment.tomogramId == tomogram.tomogramId)

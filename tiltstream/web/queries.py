@@ -19,13 +19,13 @@ from ispyb.sqlalchemy import (
     Movie,
     ProcessedTomogram,
     ProcessingJob,
-    ProcessingJobParameter,
     Proposal,
     TiltImageAlignment,
     Tomogram,
 )
 from sqlalchemy.orm import Session
 
+from tiltstream.connectors.ispyb.writer import tomogram_version
 from tiltstream.web.access import Visit
 
 __all__ = [
@@ -172,20 +172,6 @@ def collection(db: Session, session_id: int, name: str) -> CollectionRow | None:
     return rows[0] if rows else None
 
 
-def _version(db: Session, tomogram: Tomogram | None) -> int | None:
-    if tomogram is None or tomogram.autoProcProgramId is None:
-        return None
-    value = db.scalar(
-        sa.select(ProcessingJobParameter.parameterValue)
-        .join(AutoProcProgram, AutoProcProgram.processingJobId == ProcessingJobParameter.processingJobId)
-        .where(
-            AutoProcProgram.autoProcProgramId == tomogram.autoProcProgramId,
-            ProcessingJobParameter.parameterKey == "version",
-        )
-    )
-    return int(value) if value is not None else None
-
-
 def series_rows(db: Session, session_id: int, name: str) -> SeriesRows | None:
     """The series ``name`` with every tilt's rows, the current tomogram and its processed files."""
     row = collection(db, session_id, name)
@@ -219,7 +205,7 @@ def series_rows(db: Session, session_id: int, name: str) -> SeriesRows | None:
         if row.tomogram is not None
         else {}
     )
-    return SeriesRows(row=row, tilts=tilts, version=_version(db, row.tomogram), processed=processed)
+    return SeriesRows(row=row, tilts=tilts, version=tomogram_version(db, row.tomogram), processed=processed)
 
 
 def tilt_row(db: Session, session_id: int, name: str, number: int) -> TiltRow | None:
