@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from tiltstream.pipeline import PipelineLayout, pipeline_services
 from tiltstream.pipeline_view import TERMINAL_STATES
@@ -116,7 +115,6 @@ class LiveSession:
         self.kafka = KafkaSettings()
         self._serde: AvroSerde | None = None
         self._counter: Consumer | None = None
-        self.admin: AdminClient | None = None
         self.deadline = time.monotonic() + options.timeout_seconds
 
     # -- start and stop ---------------------------------------------------------------------------
@@ -130,8 +128,7 @@ class LiveSession:
         try:
             self.broker.start()
             self.kafka = KafkaSettings(bootstrap_servers=self.broker.bootstrap_servers)
-            self.admin = create_admin(self.kafka)
-            apply_topics(self.admin, self.catalogue.all_topics())
+            apply_topics(create_admin(self.kafka), self.catalogue.all_topics())
             self._cli("sink", "ispyb", "init-db", "--url", self.database_url)
             layout = PipelineLayout(
                 session_dir=self.session_dir,
@@ -260,9 +257,7 @@ class LiveSession:
 
     def sink_caught_up(self) -> bool:
         """The ISPyB sink has written everything on its topics (its group's lag is 0)."""
-        if self.admin is None:
-            self.admin = create_admin(self.kafka)
-        lags = pipeline_groups(self.admin, self.catalogue, SINK_GROUP)
+        lags = pipeline_groups(create_admin(self.kafka), self.catalogue, SINK_GROUP)
         return bool(lags and lags[0].partitions and lags[0].lag == 0)
 
 
