@@ -55,13 +55,9 @@ def test_every_copied_path_exists_in_the_context_and_is_sent(image: str) -> None
         for source in sources:
             assert (ROOT / source).exists(), f"{dockerfile.name}: COPY {source} is not in the repository"
             assert not ignored(source.rstrip("/"), dockerfile), f"{source} is excluded by the .dockerignore"
-    # the package links into the top-level folders, so the folders must travel too
+    # the whole package is one tree: copying tiltstream/ copies every module
     copied = {shlex.split(a)[0].rstrip("/") for a in copies if not a.startswith("--from")}
-    for link in (ROOT / "tiltstream").iterdir():
-        if link.is_symlink():
-            assert link.resolve().relative_to(ROOT).as_posix() in copied, (
-                f"{link.name} points outside the copies"
-            )
+    assert "tiltstream" in copied
 
 
 @pytest.mark.parametrize("image", IMAGES)

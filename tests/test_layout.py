@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 import zipfile
 from email.parser import Parser
 from pathlib import Path
@@ -36,18 +37,31 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     return zipfile.ZipFile(path)
 
 
-def test_top_level_folders_of_design_exist() -> None:
-    for name in (
-        "schemas",
-        "streams",
-        "processors",
-        "connectors",
-        "k8s",
-        "tests",
-        "pyproject.toml",
-        "README.md",
-    ):
+def test_folders_of_design_exist_as_real_folders_of_the_package() -> None:
+    for name in ("schemas", "streams", "processors", "connectors"):
+        folder = ROOT / "tiltstream" / name
+        assert folder.is_dir(), name
+        assert not folder.is_symlink(), name
+        assert not (ROOT / name).exists(), f"{name}/ at the top would give its modules a second path"
+    for name in ("k8s", "tests", "pyproject.toml", "README.md"):
         assert (ROOT / name).exists(), name
+
+
+def test_no_symbolic_links_are_committed() -> None:
+    listing = subprocess.run(
+        ["git", "ls-files", "-s"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
+    links = [line.split("\t", 1)[1] for line in listing.splitlines() if line.startswith("120000 ")]
+    assert links == []
+
+
+def test_linters_and_type_checker_exclude_no_source() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    excluded = config["tool"]["ruff"].get("extend-exclude", []) + config["tool"]["ruff"].get("exclude", [])
+    assert set(excluded) <= {".venv", "build"}, excluded
+    mypy = config["tool"]["mypy"]
+    assert "tiltstream" in mypy["files"]
+    assert all(pattern.startswith(("^build", "^\\.venv")) for pattern in mypy.get("exclude", [])), mypy
 
 
 def test_wheel_installs_only_the_tiltstream_package(wheel: zipfile.ZipFile) -> None:

@@ -104,7 +104,7 @@ def kafka_topics_yaml(
         for group in dlq_groups:
             argv += ["--dlq-group", group]
     header = (
-        "# Generated from the topic catalogue (streams/catalogue.py); do not edit by hand.\n"
+        "# Generated from the topic catalogue (tiltstream/streams/catalogue.py); do not edit by hand.\n"
         f"# Regenerate with:  {shlex.join(argv)} --output <this file>\n"
     )
     documents = kafka_topic_manifests(catalogue, cluster=cluster, dlq_groups=dlq_groups)
