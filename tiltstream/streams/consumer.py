@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 from tiltstream.log import get_logger
 from tiltstream.streams.catalogue import Catalogue
-from tiltstream.streams.dlq import HEADER_REINJECTED_FROM, DeadLetterSink
+from tiltstream.streams.dlq import DeadLetterSink, is_for_group
 from tiltstream.streams.errors import UndecodableEventError
 from tiltstream.streams.serde import AvroSerde, DecodedEvent
 
@@ -134,13 +134,7 @@ class EventConsumer:
 
     def _for_us(self, message: Message) -> bool:
         """False for a message reinjected from another group's dead-letter topic."""
-        raw = message.headers() or []
-        headers = list(raw.items()) if isinstance(raw, dict) else list(raw)
-        for name, value in headers:
-            if name == HEADER_REINJECTED_FROM and value is not None:
-                text = value.decode(errors="replace") if isinstance(value, bytes) else value
-                return text.startswith(f"{self.dead_letters.topic.name}/")
-        return True
+        return is_for_group(message.headers(), self.dead_letters.topic.name)
 
     def done(self, consumed: ConsumedEvent) -> None:
         """Mark ``consumed`` processed: its offset is stored and committed with the next commit."""

@@ -26,6 +26,7 @@ __all__ = [
     "HEADER_TOPIC",
     "DeadLetterSink",
     "dead_letter_headers",
+    "is_for_group",
 ]
 
 HEADER_TOPIC = "__connect.errors.topic"
@@ -58,6 +59,23 @@ def dead_letter_headers(
         (HEADER_GROUP, group_id.encode()),
         (HEADER_TIME, datetime.now(UTC).isoformat(timespec="milliseconds").encode()),
     ]
+
+
+def is_for_group(headers: object, dlq_topic: str) -> bool:
+    """The reinjection rule: False for a message reinjected from another group's dead-letter topic.
+
+    ``headers`` is a message's headers as confluent-kafka or aiokafka give them (a list of pairs, a
+    dict, or None). A message without ``tiltstream.reinjected.from`` is for every group; one with it is
+    for the group whose dead-letter topic ``dlq_topic`` it names alone.
+    """
+    if not headers:
+        return True
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    for name, value in pairs:  # type: ignore[attr-defined]
+        if name == HEADER_REINJECTED_FROM and value is not None:
+            text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+            return text.startswith(f"{dlq_topic}/")
+    return True
 
 
 class DeadLetterSink:
