@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tiltstream.cli._common import console, err_console
 from tiltstream.settings import CliSettings
+
+if TYPE_CHECKING:
+    from tiltstream.connectors.simulator import Fault, SimulatorSettings
 
 __all__ = ["create_app"]
 
@@ -54,13 +57,7 @@ def create_app(settings: CliSettings) -> typer.Typer:
 
         ground_truth/ holds what really happened: angles, defocus, drift, shifts, the phantom.
         """
-        from tiltstream.connectors.simulator import (
-            SimulatedMovie,
-            SimulatorSettings,
-            parse_fault,
-            tilt_scheme,
-        )
-        from tiltstream.connectors.simulator import simulate_session as run
+        from tiltstream.connectors.simulator import SimulatorSettings, parse_fault
 
         given: dict[str, Any] = {
             "positions": positions,
@@ -78,35 +75,44 @@ def create_app(settings: CliSettings) -> typer.Typer:
             "session_id": session_id,
             "microscope": microscope,
         }
-        if start_time is not None:
-            given["start_time"] = (
-                datetime.now(UTC).replace(microsecond=0)
-                if start_time == "now"
-                else datetime.fromisoformat(start_time)
-            )
         try:
+            if start_time is not None:
+                given["start_time"] = _start_time(start_time)
             faults = [parse_fault(f) for f in fault or []]
             sim = SimulatorSettings(**{k: v for k, v in given.items() if v is not None})
         except ValueError as exc:
             err_console.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from None
-        angles = tilt_scheme(
-            sim.scheme,
-            max_tilt_degrees=sim.max_tilt_degrees,
-            step_degrees=sim.tilt_step_degrees,
-            group=sim.dose_symmetric_group,
-            start_degrees=sim.bidirectional_start_degrees,
-        )
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console) as progress:
-            task = progress.add_task(f"simulating {session_dir.name}", total=sim.positions * len(angles))
-
-            def advance(movie: SimulatedMovie) -> None:
-                progress.advance(task)
-                progress.update(task, description=f"{movie.position_name} {movie.tilt_angle_degrees:+.1f}°")
-
-            truths = run(session_dir, sim, faults, on_movie=advance)
-        movies = sum(len(t.tilts) for t in truths)
-        console.print(f"Wrote {movies} movies of {len(truths)} tilt series to {session_dir}.")
+        _simulate_with_progress(session_dir, sim, faults)
 
     return app
+
+
+def _start_time(text: str) -> datetime:
+    """``now`` (to the second, UTC) or an ISO 8601 time."""
+    return datetime.now(UTC).replace(microsecond=0) if text == "now" else datetime.fromisoformat(text)
+
+
+def _simulate_with_progress(session_dir: Path, sim: SimulatorSettings, faults: list[Fault]) -> None:
+    """Write the session with a progress bar of movies written; print what was written."""
+    from tiltstream.connectors.simulator import SimulatedMovie, tilt_scheme
+    from tiltstream.connectors.simulator import simulate_session as run
+
+    angles = tilt_scheme(
+        sim.scheme,
+        max_tilt_degrees=sim.max_tilt_degrees,
+        step_degrees=sim.tilt_step_degrees,
+        group=sim.dose_symmetric_group,
+        start_degrees=sim.bidirectional_start_degrees,
+    )
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"simulating {session_dir.name}", total=sim.positions * len(angles))
+
+        def advance(movie: SimulatedMovie) -> None:
+            progress.advance(task)
+            progress.update(task, description=f"{movie.position_name} {movie.tilt_angle_degrees:+.1f}°")
+
+        truths = run(session_dir, sim, faults, on_movie=advance)
+    movies = sum(len(t.tilts) for t in truths)
+    console.print(f"Wrote {movies} movies of {len(truths)} tilt series to {session_dir}.")

@@ -60,28 +60,85 @@ def acquire_tilt(
     truth, frames, mdoc_fields
         The tilt's ground truth, its ``(t, h, w)`` frames and the mdoc section's fields.
     """
-    rng = pos.rng
-    size, pix = settings.size_pixels, settings.pixel_size_angstroms
-    z = pos.mdoc.sections
+    fault, dark = _tilt_faults(pos, index, first_of_retake=first_of_retake)
+    true_angle = angle + pos.truth.tilt_angle_offset_degrees + float(pos.rng.normal(0, 0.05))
+    fov = settings.size_pixels * settings.pixel_size_angstroms
+    pos.specimen_shift_angstroms = 0.7 * pos.specimen_shift_angstroms + pos.rng.normal(0, 0.01 * fov, 2)
+    optics = _optics(pos, settings, angle)
+    drift_scale = 6.0 if first_of_retake else 1.0
+    drift = frame_drift_pixels(
+        pos.rng, settings.frames, settings.drift_angstroms * drift_scale, settings.pixel_size_angstroms
+    )
+    dose = settings.dose_per_tilt_e_per_angstrom2 * (DARK_FRACTION if dark else 1.0)
+    frames = _image(pos, settings, true_angle, optics, dose, drift)
+    ext = "tiff" if settings.movie_format == "tiff" else "mrc"
+    movie = f"frames/{pos.name}_{pos.mdoc.sections + 1:03d}_{angle:.2f}_fractions.{ext}"
+    fields = _mdoc_fields(pos, settings, angle, dose, movie, moment, frames)
+    truth = TiltTruth(
+        z_value=pos.mdoc.sections,
+        scheme_index=index,
+        movie=movie,
+        nominal_tilt_angle_degrees=angle,
+        true_tilt_angle_degrees=true_angle,
+        defocus_u_angstroms=optics.defocus_u_angstroms,
+        defocus_v_angstroms=optics.defocus_v_angstroms,
+        astigmatism_angle_degrees=optics.astigmatism_angle_degrees,
+        dose_e_per_angstrom2=dose,
+        prior_dose_e_per_angstrom2=pos.prior_dose_e_per_angstrom2,
+        specimen_shift_angstroms=[float(v) for v in pos.specimen_shift_angstroms],
+        frame_shifts_pixels=[[float(x), float(y)] for x, y in drift],
+        acquired_at=moment.isoformat(),
+        dark=dark,
+        fault=fault.value if fault is not None else None,
+    )
+    pos.prior_dose_e_per_angstrom2 += float(f"{dose:.3f}")
+    return truth, frames, fields
+
+
+def _tilt_faults(pos: Position, index: int, *, first_of_retake: bool) -> tuple[FaultKind | None, bool]:
+    """The file fault (missing, corrupt, truncated) and darkness planned for tilt ``index``.
+
+    The first take of a retaken tilt is written intact and lit: its retake carries the fault.
+    """
     faults = {kind for kind, tilt in pos.faults if tilt == index}
     fault: FaultKind | None = None
     for kind in (FaultKind.MISSING, FaultKind.CORRUPT, FaultKind.TRUNCATED):
         if kind in faults and not first_of_retake:
             fault = kind
-    dark = FaultKind.DARK in faults and not first_of_retake
-    true_angle = angle + pos.truth.tilt_angle_offset_degrees + float(rng.normal(0, 0.05))
-    fov = size * pix
-    pos.specimen_shift_angstroms = 0.7 * pos.specimen_shift_angstroms + rng.normal(0, 0.01 * fov, 2)
+    return fault, FaultKind.DARK in faults and not first_of_retake
+
+
+def _optics(pos: Position, settings: SimulatorSettings, angle: float) -> CtfParameters:
+    """The tilt's CTF: the target defocus plus the height change with tilt PACE-tomo leaves, astigmatic."""
     sin_t = math.sin(math.radians(angle))
     mean_defocus = (
         -settings.target_defocus_micrometres * 1e4
         + 0.1 * pos.perpendicular_micrometres * sin_t * 1e4
-        + float(rng.normal(0, 1000.0))
+        + float(pos.rng.normal(0, 1000.0))
     )
-    astig_angle = float((pos.index * 37.0 + rng.normal(0, 3.0)) % 180)
+    astig_angle = float((pos.index * 37.0 + pos.rng.normal(0, 3.0)) % 180)
     half = settings.astigmatism_angstroms / 2
-    drift_scale = 6.0 if first_of_retake else 1.0
-    drift = frame_drift_pixels(rng, settings.frames, settings.drift_angstroms * drift_scale, pix)
+    return CtfParameters(
+        defocus_u_angstroms=mean_defocus + half,
+        defocus_v_angstroms=mean_defocus - half,
+        astigmatism_angle_degrees=astig_angle,
+        voltage_kv=settings.voltage_kv,
+        spherical_aberration_mm=settings.spherical_aberration_mm,
+        amplitude_contrast=settings.amplitude_contrast,
+        b_factor_angstroms2=settings.b_factor_angstroms2,
+    )
+
+
+def _image(
+    pos: Position,
+    settings: SimulatorSettings,
+    true_angle: float,
+    optics: CtfParameters,
+    dose: float,
+    drift: npt.NDArray[np.float64],
+) -> npt.NDArray[np.uint8]:
+    """Project the phantom at ``true_angle`` on a padded field; record the drifting ``(t, h, w)`` frames."""
+    size, pix = settings.size_pixels, settings.pixel_size_angstroms
     margin = int(np.ceil(np.abs(drift).max())) + 4
     margin += (scipy.fft.next_fast_len(size + 2 * margin, real=True) - size - 2 * margin + 1) // 2
     padded = (size + 2 * margin, size + 2 * margin)
@@ -98,38 +155,38 @@ def acquire_tilt(
         voltage_kv=settings.voltage_kv,
         inelastic_mean_free_path_angstroms=settings.inelastic_mean_free_path_angstroms,
         texture_radians=settings.ice_texture_radians,
-        rng=rng,
+        rng=pos.rng,
     )
-    optics = CtfParameters(
-        defocus_u_angstroms=mean_defocus + half,
-        defocus_v_angstroms=mean_defocus - half,
-        astigmatism_angle_degrees=astig_angle,
-        voltage_kv=settings.voltage_kv,
-        spherical_aberration_mm=settings.spherical_aberration_mm,
-        amplitude_contrast=settings.amplitude_contrast,
-        b_factor_angstroms2=settings.b_factor_angstroms2,
-    )
-    dose = settings.dose_per_tilt_e_per_angstrom2 * (DARK_FRACTION if dark else 1.0)
-    frames = simulate_frames(
+    return simulate_frames(
         phase,
         attenuation,
         ctf=ctf_2d(padded, pix, optics),
         counts_per_pixel_per_frame=dose * pix * pix / settings.frames,
         drift_pixels=drift,
         margin_pixels=margin,
-        rng=rng,
+        rng=pos.rng,
     )
-    ext = "tiff" if settings.movie_format == "tiff" else "mrc"
-    movie = f"frames/{pos.name}_{z + 1:03d}_{angle:.2f}_fractions.{ext}"
+
+
+def _mdoc_fields(
+    pos: Position,
+    settings: SimulatorSettings,
+    angle: float,
+    dose: float,
+    movie: str,
+    moment: datetime,
+    frames: npt.NDArray[np.uint8],
+) -> dict[str, str]:
+    """The mdoc section SerialEM writes for this tilt."""
     summed = frames.sum(axis=0, dtype=np.uint32)  # (h, w)
-    fields = {
+    return {
         "TiltAngle": f"{angle:.2f}",
         "StagePosition": "112.500 -42.250",
         "StageZ": "-11.40",
         "Magnification": "64000",
         "Intensity": "0.114532",
         "ExposureDose": f"{dose:.3f}",
-        "PixelSpacing": f"{pix:g}",
+        "PixelSpacing": f"{settings.pixel_size_angstroms:g}",
         "SpotSize": "8",
         "Defocus": f"{settings.target_defocus_micrometres:.3f}",
         "ImageShift": " ".join(f"{v:.4f}" for v in pos.truth.image_shift_micrometres),
@@ -144,25 +201,6 @@ def acquire_tilt(
         "NumSubFrames": str(settings.frames),
         "DateTime": serialem_datetime(moment),
     }
-    truth = TiltTruth(
-        z_value=z,
-        scheme_index=index,
-        movie=movie,
-        nominal_tilt_angle_degrees=angle,
-        true_tilt_angle_degrees=true_angle,
-        defocus_u_angstroms=optics.defocus_u_angstroms,
-        defocus_v_angstroms=optics.defocus_v_angstroms,
-        astigmatism_angle_degrees=astig_angle,
-        dose_e_per_angstrom2=dose,
-        prior_dose_e_per_angstrom2=pos.prior_dose_e_per_angstrom2,
-        specimen_shift_angstroms=[float(v) for v in pos.specimen_shift_angstroms],
-        frame_shifts_pixels=[[float(x), float(y)] for x, y in drift],
-        acquired_at=moment.isoformat(),
-        dark=dark,
-        fault=fault.value if fault is not None else None,
-    )
-    pos.prior_dose_e_per_angstrom2 += float(f"{dose:.3f}")
-    return truth, frames, fields
 
 
 def settings_session(pos: Position) -> str:
