@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from tiltstream.cli import create_app
 from tiltstream.settings import CliSettings, LocalBrokerSettings, TopicSettings
+from tiltstream.stages import REGISTRY
 from tiltstream.streams.broker import LocalBroker
 from tiltstream.streams.catalogue import TOPIC_SPECS
 
@@ -29,7 +30,8 @@ def test_demo_runs_and_stops_its_broker(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     output = result.output
     assert "the pipeline's topics" in output
-    assert f"{len(TOPIC_SPECS) + 1} topic(s) created" in output  # and the schemas topic
+    # and the schemas topic and every registry group's dead-letter topic
+    assert f"{len(TOPIC_SPECS) + 1 + len(REGISTRY.groups())} topic(s) created" in output
     for record in ("MovieAcquired", "MovieMotionCorrected", "CtfEstimated", "TomogramDenoised"):
         assert record in output
     seen = re.search(r"(\d+) events seen", output)

@@ -8,8 +8,9 @@ from k8s_helpers import K8S, by_kind, rendered
 from typer.testing import CliRunner
 
 from tiltstream.cli import create_app
-from tiltstream.k8s.topics import PIPELINE_GROUPS, kafka_topic_manifests, kafka_topics_yaml
+from tiltstream.k8s.topics import kafka_topic_manifests, kafka_topics_yaml
 from tiltstream.settings import CliSettings, TopicSettings
+from tiltstream.stages import REGISTRY, laid_out_topics
 from tiltstream.streams.catalogue import Catalogue
 
 TOPICS_FILE = K8S / "base" / "kafka" / "topics.yaml"
@@ -39,8 +40,11 @@ def test_every_catalogue_topic_and_dead_letter_topic_has_a_kafka_topic() -> None
     catalogue = Catalogue(BASE_TOPICS)
     topics = by_kind(rendered("base"), "KafkaTopic")
     declared = {t["spec"]["topicName"]: t for t in topics.values()}
-    wanted = [*catalogue.all_topics(), *(catalogue.dlq(g) for g in PIPELINE_GROUPS)]
+    wanted = laid_out_topics(catalogue)
     assert set(declared) == {t.name for t in wanted}
+    # every consumer group of the registry, stages and services, has its dead-letter topic declared
+    assert {f"tiltstream.dlq.{group}" for group in REGISTRY.groups()} <= set(declared)
+    assert "tiltstream.dlq.tiltstream-ispyb-sink" in declared
     for topic in wanted:
         spec = declared[topic.name]["spec"]
         assert spec["partitions"] == topic.partitions

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from tiltstream.cli import create_app
 from tiltstream.settings import CliSettings
+from tiltstream.stages import REGISTRY, laid_out_topics
 from tiltstream.streams.admin import ApplyAction, apply_topics, describe_topics
 from tiltstream.streams.catalogue import EVENT_RECORDS, TOPIC_SPECS, Catalogue
 from tiltstream.streams.clients import create_admin
@@ -24,7 +25,8 @@ def test_apply_twice_via_cli_changes_nothing_the_second_time(pipeline_settings: 
     runner = CliRunner()
     first = runner.invoke(app, ["topics", "apply"])
     assert first.exit_code == 0, first.output
-    assert f"{len(TOPIC_SPECS) + 1} were created" in first.output  # with the schemas topic
+    # with the schemas topic and every registry group's dead-letter topic
+    assert f"{len(TOPIC_SPECS) + 1 + len(REGISTRY.groups())} were created" in first.output
     released = {e.fingerprint for e in default_registry().known() if e.short_name in EVENT_RECORDS}
     assert f"Published {len(released)} schema(s)" in first.output  # every version of every event
     second = runner.invoke(app, ["topics", "apply"])
@@ -32,8 +34,14 @@ def test_apply_twice_via_cli_changes_nothing_the_second_time(pipeline_settings: 
     assert "Nothing to change" in second.output
 
     catalogue = Catalogue(pipeline_settings.topics)
-    found = describe_topics(create_admin(pipeline_settings.kafka), [t.name for t in catalogue.all_topics()])
-    assert set(found) == {t.name for t in catalogue.all_topics()}
+    found = describe_topics(
+        create_admin(pipeline_settings.kafka), [t.name for t in laid_out_topics(catalogue)]
+    )
+    assert set(found) == {t.name for t in laid_out_topics(catalogue)}
+    for group in REGISTRY.groups():  # every consumer group finds its dead-letter topic in place
+        dlq = catalogue.dlq(group)
+        assert found[dlq.name].partitions == pipeline_settings.topics.partitions
+        assert found[dlq.name].config["retention.ms"] == dlq.config["retention.ms"]
     for topic in catalogue.topics():
         assert found[topic.name].partitions == pipeline_settings.topics.partitions
         assert found[topic.name].config["cleanup.policy"] == topic.config["cleanup.policy"]
@@ -48,7 +56,7 @@ def test_list_shows_partition_counts(pipeline_settings: CliSettings) -> None:
     runner = CliRunner()
     before = runner.invoke(app, ["topics", "list", "--json"])
     rows = [json.loads(line) for line in before.stdout.splitlines()]
-    assert len(rows) == len(TOPIC_SPECS) + 1
+    assert len(rows) == len(TOPIC_SPECS) + 1 + len(REGISTRY.groups())  # what apply would lay out
     assert not any(row["exists"] for row in rows)
     runner.invoke(app, ["topics", "apply"])
     after = runner.invoke(app, ["topics", "list", "--json"])
@@ -56,7 +64,11 @@ def test_list_shows_partition_counts(pipeline_settings: CliSettings) -> None:
     assert {row["partitions"] for row in rows if row["record"] != "(schema JSON)"} == {
         pipeline_settings.topics.partitions
     }
-    assert {row["record"] for row in rows} == {spec.record for spec in TOPIC_SPECS} | {"(schema JSON)"}
+    assert all(row["exists"] for row in rows)
+    assert {row["record"] for row in rows} == {spec.record for spec in TOPIC_SPECS} | {
+        "(schema JSON)",
+        "(raw bytes)",
+    }
 
 
 def test_apply_repairs_drift(pipeline_settings: CliSettings) -> None:

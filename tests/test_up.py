@@ -1,4 +1,5 @@
-"""``tiltstream up`` starts every service as its own process and stops them all on SIGTERM."""
+"""``tiltstream up`` lays out the topics, starts every service as its own process and stops them all on
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tiltstream.pipeline import PROCESSOR_STAGES
+from tiltstream.settings import KafkaSettings, TopicSettings
+from tiltstream.stages import REGISTRY, laid_out_topics
+from tiltstream.streams.admin import describe_topics
+from tiltstream.streams.catalogue import Catalogue
+from tiltstream.streams.clients import create_admin
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -20,17 +25,21 @@ def test_up_runs_every_service_and_drains_on_sigterm(kafka_bootstrap: str, tmp_p
     raw, processed, state = tmp_path / "raw", tmp_path / "processed", tmp_path / "state"
     (raw / "cm1-1").mkdir(parents=True)
     processed.mkdir()
+    prefix = f"up{os.getpid()}"
     env = {
         **os.environ,
         "TILTSTREAM_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "TILTSTREAM_TOPICS_PREFIX": f"up{os.getpid()}",
+        "TILTSTREAM_TOPICS_PREFIX": prefix,
         "TILTSTREAM_LOG_FORMAT": "json",
     }
     env["TILTSTREAM_ISPYB_DATABASE_URL"] = f"sqlite:///{tmp_path / 'ispyb.sqlite'}"
-    for setup in (["topics", "apply"], ["sink", "ispyb", "init-db"]):
-        subprocess.run(
-            [sys.executable, "-m", "tiltstream.cli", *setup], env=env, check=True, capture_output=True
-        )
+    # no `topics apply` first: `up` lays the topics out itself, every group's dead-letter topic too
+    subprocess.run(
+        [sys.executable, "-m", "tiltstream.cli", "sink", "ispyb", "init-db"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     command = [
         sys.executable, "-m", "tiltstream.cli", "up", str(raw / "cm1-1"),
         "--raw-root", str(raw), "--processed-root", str(processed), "--session-id", "cm1-1",
@@ -41,6 +50,9 @@ def test_up_runs_every_service_and_drains_on_sigterm(kafka_bootstrap: str, tmp_p
     )
     try:
         _check(process, state)
+        wanted = laid_out_topics(Catalogue(TopicSettings(prefix=prefix)))
+        admin = create_admin(KafkaSettings(bootstrap_servers=kafka_bootstrap))
+        assert set(describe_topics(admin, [t.name for t in wanted])) == {t.name for t in wanted}
     finally:
         if process.poll() is None:  # a failed check: stop the services through `up` itself
             process.send_signal(signal.SIGTERM)
@@ -52,7 +64,7 @@ def test_up_runs_every_service_and_drains_on_sigterm(kafka_bootstrap: str, tmp_p
 
 
 def _check(process: subprocess.Popen[bytes], state: Path) -> None:
-    services = ["watch", *(stage for stage, _ in PROCESSOR_STAGES), "aggregate", "ispyb-sink"]
+    services = ["watch", *REGISTRY.names(), "aggregate", "ispyb-sink"]
     logs = {name: state / "logs" / f"{name}.log" for name in services}
     deadline = time.monotonic() + 90
     # Faust logs "Worker ready" only at its info level, which `tiltstream aggregate` leaves off by default
@@ -70,6 +82,6 @@ def _check(process: subprocess.Popen[bytes], state: Path) -> None:
     output = process.communicate(timeout=90)[0].decode(errors="replace")
     assert process.returncode == 0, output
     assert "stopping" in output
-    for stage, _ in PROCESSOR_STAGES:
+    for stage in REGISTRY.names():
         assert "processor stopped" in logs[stage].read_text()
     assert "Traceback" not in logs["aggregate"].read_text()

@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, TopicPartition
 from tiltstream.pipeline import PipelineLayout, pipeline_services
 from tiltstream.pipeline_view import TERMINAL_STATES
 from tiltstream.settings import KafkaSettings, LocalBrokerSettings, TopicSettings
+from tiltstream.stages import REGISTRY, laid_out_topics
 from tiltstream.streams.admin import apply_topics
 from tiltstream.streams.broker import LocalBroker
 from tiltstream.streams.catalogue import Catalogue
@@ -38,10 +39,7 @@ __all__ = ["DEMO_SETTINGS", "DemoOptions", "LiveSession", "SessionTimeoutError"]
 #: Settings for small CPU-only demo data: permissive exclusion limits, short timeouts, small patches.
 DEMO_SETTINGS: dict[str, str] = {
     "TILTSTREAM_TOPICS_PARTITIONS": "3",
-    "TILTSTREAM_MOTIONCORR_DEVICE": "cpu",
-    "TILTSTREAM_CTF_DEVICE": "cpu",
-    "TILTSTREAM_RECONSTRUCT_DEVICE": "cpu",
-    "TILTSTREAM_DENOISE_DEVICE": "cpu",
+    **{f"{stage.env_prefix}DEVICE": "cpu" for stage in REGISTRY.stages()},
     "TILTSTREAM_MOTIONCORR_PATCHES_X": "1",
     "TILTSTREAM_MOTIONCORR_PATCHES_Y": "1",
     "TILTSTREAM_DENOISE_PATCH_SIZE_PIXELS": "32",
@@ -56,7 +54,7 @@ DEMO_SETTINGS: dict[str, str] = {
 }
 
 #: The ISPyB sink's consumer group (its lag tells when the database has caught up).
-SINK_GROUP = "tiltstream-ispyb-sink"
+SINK_GROUP = REGISTRY.service("ispyb-sink").group
 
 
 class SessionTimeoutError(TimeoutError):
@@ -128,7 +126,7 @@ class LiveSession:
         try:
             self.broker.start()
             self.kafka = KafkaSettings(bootstrap_servers=self.broker.bootstrap_servers)
-            apply_topics(create_admin(self.kafka), self.catalogue.all_topics())
+            apply_topics(create_admin(self.kafka), laid_out_topics(self.catalogue))
             self._cli("sink", "ispyb", "init-db", "--url", self.database_url)
             layout = PipelineLayout(
                 session_dir=self.session_dir,

@@ -13,17 +13,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tiltstream.stages import REGISTRY, StageRegistry
 from tiltstream.supervisor import ServiceSpec
 
-__all__ = ["PROCESSOR_STAGES", "PipelineLayout", "pipeline_services"]
-
-#: The processing stages, in pipeline order: (CLI stage name, settings prefix).
-PROCESSOR_STAGES: tuple[tuple[str, str], ...] = (
-    ("motioncorr", "MOTIONCORR"),
-    ("ctf", "CTF"),
-    ("reconstruct", "RECONSTRUCT"),
-    ("denoise", "DENOISE"),
-)
+__all__ = ["PipelineLayout", "pipeline_services"]
 
 
 @dataclass(frozen=True)
@@ -71,8 +64,12 @@ def _tiltstream() -> list[str]:
     return [sys.executable, "-m", "tiltstream.cli"]
 
 
-def pipeline_services(layout: PipelineLayout) -> list[ServiceSpec]:
-    """The watcher, the four processors, the aggregator and the ISPyB sink for ``layout``."""
+def pipeline_services(layout: PipelineLayout, registry: StageRegistry = REGISTRY) -> list[ServiceSpec]:
+    """The watcher, every stage of ``registry``, the aggregator and the ISPyB sink for ``layout``.
+
+    A stage's service is named after the stage and runs ``tiltstream process <stage>``.
+    """
+    stages = registry.stages()
     roots = json.dumps({"raw": str(layout.raw_root), "processed": str(layout.processed_root)})
     env = {
         "TILTSTREAM_KAFKA_BOOTSTRAP_SERVERS": layout.bootstrap_servers,
@@ -81,7 +78,7 @@ def pipeline_services(layout: PipelineLayout) -> list[ServiceSpec]:
             {"raw": str(layout.raw_root), "processed": str(layout.processed_root)}
         ),
         "TILTSTREAM_AGGREGATOR_DATADIR": str(layout.state_dir / "aggregator"),
-        **{f"TILTSTREAM_{prefix}_DATA_ROOTS": roots for _, prefix in PROCESSOR_STAGES},
+        **{f"{stage.env_prefix}DATA_ROOTS": roots for stage in stages},
         **layout.extra_env,
     }
     cli = _tiltstream()
@@ -103,8 +100,9 @@ def pipeline_services(layout: PipelineLayout) -> list[ServiceSpec]:
     if layout.tilts_per_series:
         watch += ["--tilts-per-series", str(layout.tilts_per_series)]
     specs = [ServiceSpec("watch", watch, env)]
-    for index, (stage, _) in enumerate(PROCESSOR_STAGES, start=1):
-        specs.append(ServiceSpec(stage, [*cli, "process", stage, "--metrics-port", layout.port(index)], env))
+    for index, stage in enumerate(stages, start=1):
+        command = [*cli, "process", stage.name, "--metrics-port", layout.port(index)]
+        specs.append(ServiceSpec(stage.name, command, env))
     specs.append(ServiceSpec("aggregate", [*cli, "aggregate"], env))
     specs.append(ServiceSpec("ispyb-sink", [*cli, "sink", "ispyb", "run"], env))
     return specs

@@ -19,6 +19,7 @@ from tiltstream.log import configure_logging
 from tiltstream.pipeline_view import progress_table, summary_table
 from tiltstream.session_latency import latency_table
 from tiltstream.settings import CliSettings, KafkaSettings, LoggingSettings
+from tiltstream.stages import laid_out_topics
 from tiltstream.streams.admin import apply_topics, describe_topics
 from tiltstream.streams.broker import BrokerError, KafkaFetchError, LocalBroker, fetch_kafka
 from tiltstream.streams.catalogue import Catalogue
@@ -201,14 +202,15 @@ def create_app(settings: CliSettings) -> typer.Typer:
         kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
         catalogue = Catalogue(settings.topics)
         admin = create_admin(kafka)
-        changes = apply_topics(admin, catalogue.all_topics())
+        topics = laid_out_topics(catalogue)
+        changes = apply_topics(admin, topics)
         created = sum(c.action.value == "created" for c in changes)
-        found = describe_topics(admin, [t.name for t in catalogue.all_topics()])
+        found = describe_topics(admin, [t.name for t in topics])
         table = Table("topic", "record", "partitions", "cleanup", "retention", title="the pipeline's topics")
-        for topic in catalogue.all_topics():
+        for topic in topics:
             table.add_row(
                 topic.name,
-                topic.record or "(schemas by fingerprint)",
+                topic.record or ("(raw bytes)" if topic.is_dead_letter else "(schemas by fingerprint)"),
                 str(found[topic.name].partitions),
                 topic.config["cleanup.policy"],
                 topic_retention(

@@ -21,7 +21,9 @@ __all__ = ["create_app"]
 def create_app(settings: CliSettings) -> typer.Typer:
     """Build the ``k8s`` command group."""
     app = typer.Typer(
-        help="Kubernetes: generate the Strimzi topics, render the Kustomize tree.", no_args_is_help=True
+        help="Kubernetes: generate the Strimzi topics and the processors' manifests, render the Kustomize "
+        "tree.",
+        no_args_is_help=True,
     )
     defaults = settings.topics
 
@@ -37,7 +39,7 @@ def create_app(settings: CliSettings) -> typer.Typer:
         dlq_group: Annotated[
             list[str] | None,
             typer.Option(
-                "--dlq-group", help="Group whose dead-letter topic to declare (default: the pipeline's)."
+                "--dlq-group", help="Group whose dead-letter topic to declare (default: the registry's)."
             ),
         ] = None,
         output: Annotated[
@@ -45,7 +47,7 @@ def create_app(settings: CliSettings) -> typer.Typer:
         ] = None,
     ) -> None:
         """Write a Strimzi KafkaTopic for every catalogue topic and every group's dead-letter topic."""
-        from tiltstream.k8s.topics import PIPELINE_GROUPS, kafka_topics_yaml  # PyYAML: the k8s extra
+        from tiltstream.k8s.topics import kafka_topics_yaml  # PyYAML: the k8s extra
 
         topic_settings = TopicSettings(
             prefix=prefix,
@@ -53,13 +55,29 @@ def create_app(settings: CliSettings) -> typer.Typer:
             replication_factor=replication_factor,
             min_insync_replicas=min_insync_replicas,
         )
-        groups = dlq_group or list(PIPELINE_GROUPS)
-        text = kafka_topics_yaml(Catalogue(topic_settings), cluster=cluster, dlq_groups=groups)
+        text = kafka_topics_yaml(Catalogue(topic_settings), cluster=cluster, dlq_groups=dlq_group or None)
         if output is None:
             typer.echo(text, nl=False)
         else:
             output.write_text(text)
             err_console.print(f"Wrote {text.count('kind: KafkaTopic')} KafkaTopics to {output}.")
+
+    @app.command("processors")
+    def processors(
+        prefix: Annotated[str, typer.Option(help="Topic name prefix.")] = defaults.prefix,
+        partitions: Annotated[
+            int, typer.Option(min=1, help="Partitions of every topic (bounds the replicas).")
+        ] = defaults.partitions,
+        output_dir: Annotated[
+            Path, typer.Option("--output-dir", help="The k8s/ folder to write into.")
+        ] = Path("k8s"),
+    ) -> None:
+        """Write each registry stage's Deployment, PodDisruptionBudget, ScaledObject and burst capacity."""
+        from tiltstream.k8s.generated import write_processor_files  # PyYAML: the k8s extra
+
+        catalogue = Catalogue(TopicSettings(prefix=prefix, partitions=partitions))
+        written = write_processor_files(output_dir, catalogue)
+        err_console.print(f"Wrote {len(written)} files under {output_dir}.")
 
     @app.command("render")
     def render(

@@ -1,22 +1,22 @@
 """``tiltstream process``: run a processing service (a consumer-group member) until SIGTERM.
 
-The processors and their GPU backends are imported inside the commands, so the CLI itself never
-imports torch.
+One command per stage of the registry (:data:`tiltstream.stages.REGISTRY`). The processors and their
+GPU backends are imported inside the commands, so the CLI itself never imports torch.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import typer
 
 from tiltstream.settings import CliSettings
+from tiltstream.stages import REGISTRY, Stage, StageRegistry
+from tiltstream.streams.catalogue import Catalogue
 
-__all__ = ["STAGES", "create_app"]
+__all__ = ["create_app", "stage_summary"]
 
 
 class Device(StrEnum):
@@ -27,100 +27,91 @@ class Device(StrEnum):
     CPU = "cpu"
 
 
-@dataclass(frozen=True)
-class StageCommand:
-    """One ``tiltstream process STAGE`` command: where its processor lives and what it says of itself."""
-
-    name: str
-    module: str
-    processor: str
-    settings: str
-    summary: str
-    backends: str | None = None
+def _carrier(catalogue: Catalogue, record: str) -> str:
+    """The topic suffix that carries ``record``, or the record's name when no topic does yet."""
+    try:
+        return catalogue.for_record(record).name.removeprefix(f"{catalogue.settings.prefix}.")
+    except KeyError:
+        return record
 
 
-STAGES: tuple[StageCommand, ...] = (
-    StageCommand(
-        "motioncorr", "tiltstream.processors.motioncorr", "MotionCorrectionProcessor",
-        "MotionCorrectionSettings",
-        "Motion-correct movies: movie.acquired -> movie.motion-corrected (TILTSTREAM_MOTIONCORR_*).",
-        "builtin or motioncor2",
-    ),
-    StageCommand(
-        "ctf", "tiltstream.processors.ctf", "CtfProcessor", "CtfSettings",
-        "Estimate the CTF: movie.motion-corrected -> micrograph.ctf-estimated (TILTSTREAM_CTF_*).",
-        "builtin or ctffind",
-    ),
-    StageCommand(
-        "reconstruct", "tiltstream.processors.reconstruct", "ReconstructionProcessor",
-        "ReconstructionSettings",
-        "Align and reconstruct tilt series -> tomogram.reconstructed (TILTSTREAM_RECONSTRUCT_*).",
-        "builtin, aretomo2 or aretomo3",
-    ),
-    StageCommand(
-        "denoise", "tiltstream.processors.denoise", "DenoiseProcessor", "DenoiseSettings",
-        "Denoise with Topaz: tomogram.reconstructed -> tomogram.denoised (TILTSTREAM_DENOISE_*).",
-    ),
-)  # fmt: skip
+def stage_summary(stage: Stage, catalogue: Catalogue) -> str:
+    """One line for ``--help``: what the stage does, from which topic to which, its settings prefix."""
+    outputs = ", ".join(_carrier(catalogue, record) for record in stage.output_records)
+    return (
+        f"{stage.title}: {_carrier(catalogue, stage.input_record)} -> {outputs} "
+        f"({stage.env_prefix}*; {stage.device.value})."
+    )
 
 
 def _run(
-    stage: StageCommand,
+    stage: Stage,
     settings: CliSettings,
     device: Device,
-    group: str | None,
+    group: str,
     port: int | None,
     backend: str | None = None,
 ) -> None:
     from tiltstream.processors.runtime import run_service
 
-    fields: dict[str, Any] = {"kafka": settings.kafka, "topics": settings.topics, "device": device.value}
-    if group:
-        fields["group_id"] = group
+    fields: dict[str, Any] = {
+        "kafka": settings.kafka,
+        "topics": settings.topics,
+        "device": device.value,
+        "group_id": group,
+    }
     if port is not None:
         fields["metrics_port"] = port
     if backend:
         fields["backend"] = backend
-    module = importlib.import_module(stage.module)
-    service_settings = getattr(module, stage.settings)(**fields)
-    run_service(getattr(module, stage.processor)(service_settings), service_settings)
+    service_settings = stage.settings_class()(**fields)
+    run_service(stage.processor_class()(service_settings), service_settings)
 
 
-def create_app(settings: CliSettings) -> typer.Typer:
-    """Build the ``process`` command group."""
+def _command(stage: Stage, settings: CliSettings) -> Callable[..., None]:
+    """The Typer callback of ``tiltstream process <stage>``."""
+    device_option = typer.Option(Device.AUTO, "--device", help="cuda, cpu, or auto (CUDA when present).")
+    group_option = typer.Option(
+        stage.group,
+        "--group",
+        envvar=f"{stage.env_prefix}GROUP_ID",
+        help="Consumer group (its dead-letter topic is <prefix>.dlq.<group>).",
+    )
+    port_option = typer.Option(None, "--metrics-port", help="Port of /metrics, /healthz and /readyz.")
+    if stage.backends:
+        backend_option = typer.Option(
+            None, "--backend", help=f"{' or '.join(stage.backends)} (default: settings)."
+        )
+
+        def with_backend(
+            device: Device = device_option,
+            backend: str = backend_option,
+            group: str = group_option,
+            metrics_port: int = port_option,
+        ) -> None:
+            _run(stage, settings, device, group, metrics_port, backend)
+
+        return with_backend
+
+    def without_backend(
+        device: Device = device_option, group: str = group_option, metrics_port: int = port_option
+    ) -> None:
+        _run(stage, settings, device, group, metrics_port)
+
+    return without_backend
+
+
+def create_app(settings: CliSettings, registry: StageRegistry = REGISTRY) -> typer.Typer:
+    """Build the ``process`` command group: one command per stage of ``registry``."""
+    names = ", ".join(registry.names())
     app = typer.Typer(
-        help="Run a processing service: motion correction, CTF estimation, reconstruction or denoising "
-        "(any number of instances share the work in one consumer group; SIGTERM drains).",
+        help=f"Run a processing service ({names}); any number of instances share the work in one "
+        "consumer group; SIGTERM drains.",
         no_args_is_help=True,
     )
-    device_option = typer.Option(Device.AUTO, "--device", help="cuda, cpu, or auto (CUDA when present).")
-    group_option = typer.Option(None, "--group", help="Consumer group (default: the service's name).")
-    port_option = typer.Option(None, "--metrics-port", help="Port of /metrics, /healthz and /readyz.")
-
-    def register(stage: StageCommand) -> None:
-        if stage.backends:
-            backend_option = typer.Option(None, "--backend", help=f"{stage.backends} (default: settings).")
-
-            def with_backend(
-                device: Device = device_option,
-                backend: str = backend_option,
-                group: str = group_option,
-                metrics_port: int = port_option,
-            ) -> None:
-                _run(stage, settings, device, group, metrics_port, backend)
-
-            command: Callable[..., None] = with_backend
-        else:
-
-            def without_backend(
-                device: Device = device_option, group: str = group_option, metrics_port: int = port_option
-            ) -> None:
-                _run(stage, settings, device, group, metrics_port)
-
-            command = without_backend
-        command.__doc__ = stage.summary
+    catalogue = Catalogue(settings.topics)
+    for stage in registry.stages():
+        command = _command(stage, settings)
+        command.__doc__ = stage_summary(stage, catalogue)
         app.command(stage.name)(command)
-
-    for stage in STAGES:
-        register(stage)
     return app

@@ -2,44 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 from rich.table import Table
 
 from tiltstream.cli._common import console, err_console
 from tiltstream.settings import CliSettings
+from tiltstream.stages import REGISTRY, StageRegistry
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_producer
 from tiltstream.streams.producer import EventProducer
-from tiltstream.streams.reprocess import Stage, reemit, reprocess_plan
+from tiltstream.streams.reprocess import reemit, reprocess_plan
 from tiltstream.streams.schema_topic import schema_aware_serde
 
 __all__ = ["create_app"]
 
 
-def create_app(settings: CliSettings) -> typer.Typer:
-    """Build the ``reprocess`` command."""
+def create_app(settings: CliSettings, registry: StageRegistry = REGISTRY) -> typer.Typer:
+    """Build the ``reprocess`` command; ``--from`` takes the name of any stage of ``registry``."""
     app = typer.Typer()
     catalogue = Catalogue(settings.topics)
+    names = registry.names()
+
+    def known_stage(name: str) -> str:
+        if name not in names:
+            raise typer.BadParameter(f"{name!r} is not a stage; choose from {', '.join(names)}")
+        return name
 
     @app.command("reprocess")
     def reprocess(
         tilt_series: str = typer.Argument(..., help="Tilt series id (the topics' key)."),
-        from_stage: Annotated[Stage, typer.Option("--from", help="First stage to redo.")] = Stage.MOTIONCORR,
+        from_stage: str = typer.Option(
+            names[0], "--from", callback=known_stage, help=f"First stage to redo: {' | '.join(names)}."
+        ),
         dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be sent, send nothing."),
     ) -> None:
         """Re-emit the stage's input events for TILT_SERIES with a new attempt number."""
         serde = schema_aware_serde(settings.kafka, catalogue)
-        plan = reprocess_plan(settings.kafka, catalogue, tilt_series, from_stage, serde)
+        stage = registry.stage(from_stage)
+        plan = reprocess_plan(settings.kafka, catalogue, tilt_series, stage, serde)
         if not plan:
-            err_console.print(f"[red]no {from_stage.value} input found for {tilt_series}[/]")
+            err_console.print(f"[red]no {stage.name} input found for {tilt_series}[/]")
             raise typer.Exit(1)
-        table = Table(
-            "record", "subject", "attempt", title=f"reprocess {tilt_series} from {from_stage.value}"
-        )
+        table = Table("record", "subject", "attempt", title=f"reprocess {tilt_series} from {stage.name}")
         for item in plan:
-            subject = item.value.get("movie_id") or item.value.get("request_id")
+            subject = item.value[stage.subject_field]
             table.add_row(item.record, str(subject), str(item.value["metadata"]["attempt"]))
         console.print(table)
         if dry_run:

@@ -1,4 +1,8 @@
-"""``tiltstream topics``: lay the topic catalogue out on the cluster and show it."""
+"""``tiltstream topics``: lay the topic catalogue out on the cluster and show it.
+
+What is laid out is :func:`tiltstream.stages.laid_out_topics`: the catalogue's topics, the schemas topic
+and the dead-letter topic of every consumer group of the stage registry.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from rich.table import Table
 
 from tiltstream.cli._common import console
 from tiltstream.settings import CliSettings
+from tiltstream.stages import laid_out_topics
 from tiltstream.streams.admin import ApplyAction, apply_topics, describe_topics
 from tiltstream.streams.catalogue import EVENT_RECORDS, Catalogue
 from tiltstream.streams.clients import create_admin, create_producer
@@ -34,9 +39,10 @@ def create_app(settings: CliSettings) -> typer.Typer:
     def apply(
         dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change, change nothing."),
     ) -> None:
-        """Create missing topics and bring partitions and configuration up to the catalogue."""
+        """Create missing topics (every group's dead-letter topic too) and bring partitions and
+        configuration up to the catalogue."""
         admin = create_admin(settings.kafka)
-        changes = apply_topics(admin, catalogue.all_topics(), dry_run=dry_run)
+        changes = apply_topics(admin, laid_out_topics(catalogue), dry_run=dry_run)
         table = Table(
             "topic", "action", "details", title="tiltstream topics apply" + (" (dry run)" if dry_run else "")
         )
@@ -67,14 +73,19 @@ def create_app(settings: CliSettings) -> typer.Typer:
 
     @app.command("list")
     def list_(as_json: bool = typer.Option(False, "--json", help="One JSON object per topic.")) -> None:
-        """Show the catalogue's topics with their partition counts on the cluster."""
+        """Show what ``apply`` lays out, and any other dead-letter topic, with their partition counts."""
         admin = create_admin(settings.kafka)
-        topics = catalogue.all_topics()
+        topics = laid_out_topics(catalogue)
         present = describe_topics(admin, [t.name for t in topics])
         metadata = admin.list_topics(timeout=30)
-        dlqs = sorted(name for name in metadata.topics if name.startswith(f"{settings.topics.prefix}.dlq."))
+        known = {t.name for t in topics}
+        others = sorted(
+            name
+            for name in metadata.topics
+            if name.startswith(f"{settings.topics.prefix}.dlq.") and name not in known
+        )
         rows = []
-        for topic in topics + [catalogue.topic(name) for name in dlqs]:
+        for topic in topics + [catalogue.topic(name) for name in others]:
             found = present.get(topic.name) or (
                 describe_topics(admin, [topic.name]).get(topic.name) if topic.is_dead_letter else None
             )

@@ -13,9 +13,20 @@ from rich.table import Table
 from tiltstream.cli._common import console
 from tiltstream.pipeline import PipelineLayout, pipeline_services
 from tiltstream.settings import CliSettings, default_state_dir
+from tiltstream.stages import laid_out_topics
+from tiltstream.streams.admin import ApplyAction, apply_topics
+from tiltstream.streams.catalogue import Catalogue
+from tiltstream.streams.clients import create_admin
 from tiltstream.supervisor import Supervisor
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "lay_out_topics"]
+
+
+def lay_out_topics(settings: CliSettings) -> None:
+    """Create what ``topics apply`` lays out (every group's dead-letter topic too) before any service."""
+    changes = apply_topics(create_admin(settings.kafka), laid_out_topics(Catalogue(settings.topics)))
+    created = sum(change.action is ApplyAction.CREATED for change in changes)
+    console.print(f"topics: {created} created, {len(changes) - created} already in place")
 
 
 def create_app(settings: CliSettings) -> typer.Typer:
@@ -35,7 +46,8 @@ def create_app(settings: CliSettings) -> typer.Typer:
         metrics_base_port: int = typer.Option(9401, help="Services listen on consecutive ports from here."),
         state_dir: str = typer.Option("", help="Aggregator table and service logs (default: the state dir)."),
     ) -> None:
-        """Run the watcher, the four processors, the aggregator and the ISPyB sink until Ctrl-C or SIGTERM."""
+        """Lay out the topics, then run the watcher, every processing stage, the aggregator and the ISPyB
+        sink until Ctrl-C or SIGTERM."""
         state = Path(state_dir) if state_dir else default_state_dir()
         layout = PipelineLayout(
             session_dir=Path(session_dir).resolve(),
@@ -48,6 +60,7 @@ def create_app(settings: CliSettings) -> typer.Typer:
             microscope=microscope,
             metrics_base_port=metrics_base_port,
         )
+        lay_out_topics(settings)
         supervisor = Supervisor(pipeline_services(layout), state / "logs")
         stopping = {"now": False}
 

@@ -1,16 +1,19 @@
-"""Kubernetes support: the Strimzi ``KafkaTopic`` manifests generated from the topic catalogue, and a
-small Kustomize renderer for the subset of Kustomize that ``k8s/`` uses (tests, the scaling simulation
-and ``tiltstream k8s render`` read the manifests through it)."""
+"""Kubernetes support: the Strimzi ``KafkaTopic`` manifests generated from the topic catalogue, the
+processors' manifests generated from the stage registry, and a small Kustomize renderer for the subset
+of Kustomize that ``k8s/`` uses (tests, the scaling simulation and ``tiltstream k8s render`` read the
+manifests through it)."""
 
 from __future__ import annotations
 
+from tiltstream.k8s.generated import processor_files, write_processor_files
 from tiltstream.k8s.kustomize import KustomizeError, render_kustomization
-from tiltstream.k8s.topics import PIPELINE_GROUPS, kafka_topic_manifests, kafka_topics_yaml
+from tiltstream.k8s.topics import kafka_topic_manifests, kafka_topics_yaml
 
 __all__ = [
-    "PIPELINE_GROUPS",
     "KustomizeError",
     "kafka_topic_manifests",
     "kafka_topics_yaml",
+    "processor_files",
     "render_kustomization",
+    "write_processor_files",
 ]

@@ -1,8 +1,9 @@
-"""Strimzi ``KafkaTopic`` manifests from the topic catalogue in code (one source of truth).
+"""Strimzi ``KafkaTopic`` manifests from the topic catalogue and the stage registry (one source of truth).
 
-``k8s/base/kafka/topics.yaml`` is this module's output (``tiltstream k8s topics``); a test checks that
-the committed file and the catalogue agree, so a topic added to :mod:`tiltstream.streams.catalogue`
-without regenerating the manifests fails the suite.
+``k8s/base/kafka/topics.yaml`` is this module's output (``tiltstream k8s topics``): what ``topics apply``
+lays out (:func:`~tiltstream.stages.laid_out_topics`), so every registry group's dead-letter topic is
+declared. A test checks that the committed file agrees, so a topic added to
+:mod:`tiltstream.streams.catalogue` or a group added to the registry without regenerating fails the suite.
 """
 
 from __future__ import annotations
@@ -13,22 +14,13 @@ from typing import Any
 
 import yaml
 
+from tiltstream.stages import REGISTRY, laid_out_topics
 from tiltstream.streams.catalogue import Catalogue, Topic
 
-__all__ = ["PIPELINE_GROUPS", "STRIMZI_API_VERSION", "kafka_topic_manifests", "kafka_topics_yaml"]
+__all__ = ["STRIMZI_API_VERSION", "kafka_topic_manifests", "kafka_topics_yaml"]
 
 #: The Strimzi API version of every Strimzi object in ``k8s/``.
 STRIMZI_API_VERSION = "kafka.strimzi.io/v1beta2"
-
-#: The consumer groups the Kubernetes deployment runs; each gets its dead-letter topic declared.
-PIPELINE_GROUPS: tuple[str, ...] = (
-    "tiltstream-motioncorr",
-    "tiltstream-ctf",
-    "tiltstream-reconstruct",
-    "tiltstream-denoise",
-    "tiltstream-aggregator",
-    "tiltstream-ispyb-sink",
-)
 
 
 def _kafka_topic(topic: Topic, cluster: str, *, co_partitioned: bool) -> dict[str, Any]:
@@ -62,9 +54,10 @@ def _kafka_topic(topic: Topic, cluster: str, *, co_partitioned: bool) -> dict[st
 
 
 def kafka_topic_manifests(
-    catalogue: Catalogue, *, cluster: str, dlq_groups: Sequence[str] = PIPELINE_GROUPS
+    catalogue: Catalogue, *, cluster: str, dlq_groups: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
-    """Every catalogue topic (``all_topics()``) and the dead-letter topic of each group, as ``KafkaTopic``s.
+    """What ``topics apply`` lays out, as ``KafkaTopic``s: every catalogue topic and the dead-letter
+    topic of each group.
 
     Parameters
     ----------
@@ -73,16 +66,17 @@ def kafka_topic_manifests(
     cluster
         The Strimzi ``Kafka`` resource's name (the ``strimzi.io/cluster`` label).
     dlq_groups
-        Consumer groups whose ``<prefix>.dlq.<group>`` topic is declared too.
+        Consumer groups whose ``<prefix>.dlq.<group>`` topic is declared (default: the registry's).
     """
-    topics = [*catalogue.all_topics(), *(catalogue.dlq(group) for group in dlq_groups)]
+    if dlq_groups is None:
+        topics = laid_out_topics(catalogue)
+    else:
+        topics = [*catalogue.all_topics(), *(catalogue.dlq(group) for group in dlq_groups)]
     schemas = catalogue.schemas_topic().name
     return [_kafka_topic(topic, cluster, co_partitioned=topic.name != schemas) for topic in topics]
 
 
-def kafka_topics_yaml(
-    catalogue: Catalogue, *, cluster: str, dlq_groups: Sequence[str] = PIPELINE_GROUPS
-) -> str:
+def kafka_topics_yaml(catalogue: Catalogue, *, cluster: str, dlq_groups: Sequence[str] | None = None) -> str:
     """The manifests as one multi-document YAML file, headed by the command that regenerates it."""
     settings = catalogue.settings
     argv = [
@@ -100,11 +94,12 @@ def kafka_topics_yaml(
         "--min-insync-replicas",
         str(settings.min_insync_replicas),
     ]
-    if tuple(dlq_groups) != PIPELINE_GROUPS:
+    if dlq_groups is not None and tuple(dlq_groups) != REGISTRY.groups():
         for group in dlq_groups:
             argv += ["--dlq-group", group]
     header = (
-        "# Generated from the topic catalogue (tiltstream/streams/catalogue.py); do not edit by hand.\n"
+        "# Generated from the topic catalogue (tiltstream/streams/catalogue.py) and the stage registry "
+        "(tiltstream/stages/); do not edit by hand.\n"
         f"# Regenerate with:  {shlex.join(argv)} --output <this file>\n"
     )
     documents = kafka_topic_manifests(catalogue, cluster=cluster, dlq_groups=dlq_groups)

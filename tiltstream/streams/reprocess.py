@@ -10,35 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from tiltstream.settings import KafkaSettings
+from tiltstream.stages import Scope, Stage
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.metadata import event_id
 from tiltstream.streams.producer import EventProducer
 from tiltstream.streams.reader import ReadEvent, StartAt, read_events
 from tiltstream.streams.serde import AvroSerde
 
-__all__ = ["Stage", "reemit", "reprocess_plan"]
-
-
-class Stage(StrEnum):
-    """Where reprocessing starts; each stage consumes one record."""
-
-    MOTIONCORR = "motioncorr"
-    CTF = "ctf"
-    RECONSTRUCT = "reconstruct"
-    DENOISE = "denoise"
-
-
-#: The record each stage consumes, and the field that tells one input from another.
-STAGE_INPUTS: dict[Stage, tuple[str, str]] = {
-    Stage.MOTIONCORR: ("MovieAcquired", "movie_id"),
-    Stage.CTF: ("MovieMotionCorrected", "movie_id"),
-    Stage.RECONSTRUCT: ("ReconstructionRequested", "request_id"),
-    Stage.DENOISE: ("TomogramReconstructed", "request_id"),
-}
+__all__ = ["Reemission", "reemit", "reprocess_plan"]
 
 
 @dataclass(frozen=True)
@@ -50,8 +32,8 @@ class Reemission:
     value: dict[str, Any]
 
 
-def _latest_only(events: Sequence[ReadEvent], field: str, record: str) -> list[dict[str, Any]]:
-    """The newest attempt of each input; for per-series commands only the newest version."""
+def _latest_only(events: Sequence[ReadEvent], field: str, scope: Scope) -> list[dict[str, Any]]:
+    """The newest attempt of each input; for per-series inputs only the newest version."""
     latest: dict[str, dict[str, Any]] = {}
     for event in events:
         value = event.value
@@ -61,7 +43,7 @@ def _latest_only(events: Sequence[ReadEvent], field: str, record: str) -> list[d
         if subject not in latest or value["metadata"]["attempt"] >= latest[subject]["metadata"]["attempt"]:
             latest[subject] = value
     values = list(latest.values())
-    if record in ("ReconstructionRequested", "TomogramReconstructed") and values:
+    if scope is Scope.SERIES and values:
         newest = max(v["version"] for v in values)
         values = [v for v in values if v["version"] == newest]
     return values
@@ -74,12 +56,16 @@ def reprocess_plan(
     stage: Stage,
     serde: AvroSerde | None = None,
 ) -> list[Reemission]:
-    """The events :func:`reemit` would send for ``tilt_series_id`` from ``stage`` on."""
-    record, field = STAGE_INPUTS[stage]
+    """The events :func:`reemit` would send for ``tilt_series_id`` from ``stage`` on.
+
+    ``stage`` (a registry declaration) names the record it consumes and the field that tells one
+    input from another.
+    """
+    record, field = stage.input_record, stage.subject_field
     topic = catalogue.for_record(record)
     events = list(read_events(settings, [topic], start=StartAt.BEGINNING, key=tilt_series_id, serde=serde))
     plan = []
-    for original in _latest_only(events, field, record):
+    for original in _latest_only(events, field, stage.scope):
         metadata = dict(original["metadata"])
         attempt = int(metadata["attempt"]) + 1
         metadata.update(

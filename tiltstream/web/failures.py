@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tiltstream.settings import KafkaSettings
+from tiltstream.stages import REGISTRY, StageRegistry
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_admin
 from tiltstream.streams.dead_letters import read_dead_letters
@@ -19,8 +20,6 @@ from tiltstream.web.models import Failure
 from tiltstream.web.queries import FailedProgram
 
 __all__ = ["dead_letter_failures", "program_failures", "reprocess_command", "status_failures"]
-
-_STAGES = ("motioncorr", "ctf", "reconstruct", "denoise")
 
 
 def reprocess_command(tilt_series_id: str, stage: str) -> str:
@@ -40,11 +39,15 @@ def _when(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def program_failures(session: str, programs: list[FailedProgram]) -> list[Failure]:
-    """One failure per failed stage program, with the ``reprocess`` command for its stage."""
+def program_failures(
+    session: str, programs: list[FailedProgram], registry: StageRegistry = REGISTRY
+) -> list[Failure]:
+    """One failure per failed stage program, with the ``reprocess`` command when its stage is one of
+    ``registry``'s (``reprocess --from`` takes those)."""
+    stages = set(registry.names())
     failures = []
     for program in programs:
-        known = program.stage in _STAGES
+        known = program.stage in stages
         failures.append(
             Failure(
                 source="processing",

@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
+from tiltstream.stages import REGISTRY
 from tiltstream.streams.aggregator.state import (
     INACTIVITY,
     Acquired,
@@ -40,7 +41,7 @@ INPUT_RECORDS: tuple[str, ...] = (
 )
 
 #: ``ProcessingFailed`` stages that concern a whole series, not one tilt.
-SERIES_STAGES = frozenset({"aggregate", "reconstruct", "denoise"})
+SERIES_STAGES = REGISTRY.series_stages()
 
 _T = TypeVar("_T", Acquired, Corrected, CtfFit, Failure)
 
