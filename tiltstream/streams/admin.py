@@ -98,6 +98,7 @@ def apply_topics(
     existing = describe_topics(admin, [t.name for t in wanted], timeout)
     changes: list[TopicChange] = []
     to_create: list[NewTopic] = []
+    grown: dict[str, int] = {}
     for topic in wanted:
         current = existing.get(topic.name)
         if current is None:
@@ -116,6 +117,7 @@ def apply_topics(
             details.append(f"partitions {current.partitions} -> {topic.partitions}")
             if not dry_run:
                 _wait(admin.create_partitions([NewPartitions(topic.name, topic.partitions)]), timeout)
+                grown[topic.name] = topic.partitions
         differing = {k: v for k, v in topic.config.items() if current.config.get(k) != v}
         if differing:
             details.extend(f"{k} {current.config.get(k)} -> {v}" for k, v in sorted(differing.items()))
@@ -131,7 +133,7 @@ def apply_topics(
         changes.append(TopicChange(topic.name, action, tuple(details)))
     if to_create and not dry_run:
         _wait(admin.create_topics(to_create, operation_timeout=timeout), timeout)
-        _wait_for_leaders(admin, [t.topic for t in to_create], timeout)
+    _wait_for_partitions(admin, {**grown, **{t.topic: t.num_partitions for t in to_create}}, timeout)
     return changes
 
 
@@ -147,22 +149,31 @@ def _wait_for_config(admin: AdminClient, name: str, wanted: dict[str, str], time
         time.sleep(0.1)
 
 
-def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
-    """Block until every partition of ``names`` has a leader, so the topics are usable at once."""
+def _wait_for_partitions(admin: AdminClient, wanted: dict[str, int], timeout: float) -> None:
+    """Block until each topic of ``wanted`` shows that many partitions, each with a leader.
+
+    The broker applies the controller's records asynchronously: without this, a topic just created or
+    grown is briefly missing or shows its old partition count, and ``topics list`` right after
+    ``topics apply`` would contradict it.
+    """
+    if not wanted:
+        return
     deadline = time.monotonic() + timeout
     while True:
         metadata = admin.list_topics(timeout=timeout)
         ready = all(
             name in metadata.topics
             and metadata.topics[name].error is None
-            and metadata.topics[name].partitions
+            and len(metadata.topics[name].partitions) >= count
             and all(p.leader >= 0 and p.error is None for p in metadata.topics[name].partitions.values())
-            for name in names
+            for name, count in wanted.items()
         )
         if ready:
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"topics {names} have no leader after {timeout} s")
+            raise RuntimeError(
+                f"topics {sorted(wanted)} not laid out with their partitions after {timeout} s"
+            )
         time.sleep(0.1)
 
 
