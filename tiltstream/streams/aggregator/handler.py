@@ -79,10 +79,10 @@ class Outbox:
         self.outputs = outputs
 
     async def send(self, key: bytes, entry: TableEntry) -> TableEntry:
-        """Send the outbox of ``entry``, then store the entry without it.
+        """Send the outbox of ``entry`` (already put in the table), then store the entry without it.
 
-        The producer is flushed first, so the changelog has every table write made before anything in
-        the outbox goes out; each command is acknowledged before the outbox is cleared.
+        The producer is flushed first, so the changelog has the entry with its outbox before anything
+        in it goes out; each command is acknowledged before the outbox is cleared.
         """
         await self.app.producer.flush()
         for name, payload in entry.outbox:
@@ -191,7 +191,9 @@ class RecordHandler:
                 reason=command.value.get("reason"),
             )
         if outbox:
-            await self.outbox.send(key, TableEntry(decision.state, partition, outbox))
+            entry = TableEntry(decision.state, partition, outbox)
+            self.table.put(key, entry)  # first: from here on a crash sends these same bytes again
+            await self.outbox.send(key, entry)
             for command in decision.commands:
                 self.metrics.emitted.labels(command.record).inc()
         elif changed:
