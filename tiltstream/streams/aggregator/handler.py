@@ -150,7 +150,13 @@ class RecordHandler:
 
     async def dead_letter(self, record: RawRecord, error: UndecodableEventError) -> None:
         """Send ``record``'s bytes to the dead-letter topic and wait until the broker has them."""
-        log.warning("dead-lettering an undecodable event", error=str(error))
+        log.warning(
+            "dead-lettering an undecodable or invalid event",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error=str(error),
+        )
         senders = self.senders
         headers = dead_letter_headers_from(
             record.topic, record.partition, record.offset, record.headers, error, senders.group
