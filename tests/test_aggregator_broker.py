@@ -10,7 +10,9 @@ from aggregator_fixtures import AggregatorProcess, Cluster, read_topic, wait_for
 from aggregator_scenarios import TiltPlan, build_scenario
 from confluent_kafka import Producer
 
-from tiltstream.streams.reader import ReadEvent
+from tiltstream.streams.clients import create_producer
+from tiltstream.streams.dlq import HEADER_REINJECTED_FROM
+from tiltstream.streams.reader import ReadEvent, read_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 
@@ -174,8 +176,6 @@ def test_undecodable_input_goes_to_the_dead_letter_topic_and_outputs_stay_co_par
     producer.produce(name, b"not avro at all", b"cm40000-1:Position_15")
     assert producer.flush(30) == 0
     dlq = aggregator_cluster.catalogue.dlq("agg-broker")
-    from tiltstream.streams.reader import read_events
-
     deadline_events: list[ReadEvent] = []
     for _ in range(240):
         deadline_events = list(read_events(aggregator_cluster.kafka, [dlq], timeout=30))
@@ -192,3 +192,69 @@ def test_undecodable_input_goes_to_the_dead_letter_topic_and_outputs_stay_co_par
     assert statuses
     assert all(inputs[e.key] == e.partition for e in statuses if e.key in inputs)
     assert len({e.partition for e in statuses}) > 1
+
+
+def test_reinjected_for_another_group_is_skipped_and_from_its_own_dead_letters_is_acted_on(
+    aggregator_cluster: Cluster, aggregator: AggregatorProcess
+) -> None:
+    """Two late tilts: one reinjected from another group's dead-letter topic, one from the aggregator's."""
+    first = build_scenario([TiltPlan("used")] * 4, series=17)
+    aggregator_cluster.send(first.events)
+    wait_for(
+        aggregator_cluster,
+        "tiltseries.reconstruction-requested",
+        lambda evs: bool(commands_for(evs, first.tilt_series_id)),
+    )
+    full = build_scenario([TiltPlan("used")] * 6, series=17)
+    late = [e for e in full.events if e not in first.events and e[0] != "TiltSeriesAcquisitionEnded"]
+    catalogue = aggregator_cluster.catalogue
+    for tilt, group in (("/tilt4/", "some-other-group"), ("/tilt5/", "agg-broker")):
+        reinjected = [(HEADER_REINJECTED_FROM, f"{catalogue.dlq(group).name}/0/5".encode())]
+        sends = [
+            aggregator_cluster.producer.send(record, value, headers=reinjected)
+            for record, value in late
+            if tilt in value["movie_id"]
+        ]
+        assert len(sends) == 3  # acquired, motion-corrected, CTF
+        aggregator_cluster.producer.wait(sends)
+    found = wait_for(
+        aggregator_cluster,
+        "tiltseries.reconstruction-requested",
+        lambda evs: len(commands_for(evs, first.tilt_series_id)) >= 2,
+    )
+    v1, v2 = commands_for(found, first.tilt_series_id)
+    assert (v2["version"], v2["reason"]) == (2, "late-tilt")
+    assert isinstance(v1["tilts"], list)
+    assert isinstance(v2["tilts"], list)
+    own = f"{first.tilt_series_id}/tilt5/take1"
+    assert {t["movie_id"] for t in v2["tilts"]} == {t["movie_id"] for t in v1["tilts"]} | {own}
+
+
+def test_undecodable_message_is_dead_lettered_and_the_series_behind_it_is_decided(
+    aggregator_cluster: Cluster, aggregator: AggregatorProcess
+) -> None:
+    scenario = build_scenario([TiltPlan("used")] * 4, series=19)
+    name = aggregator_cluster.catalogue.topic("movie.acquired").name
+    key = scenario.tilt_series_id.encode()
+    producer = create_producer(aggregator_cluster.kafka)  # the series' own partitioner: same partition
+    producer.produce(name, b"\x00garbage", key)
+    assert producer.flush(30) == 0
+    aggregator_cluster.send(scenario.events)
+    found = wait_for(
+        aggregator_cluster,
+        "tiltseries.reconstruction-requested",
+        lambda evs: bool(commands_for(evs, scenario.tilt_series_id)),
+    )
+    (command,) = commands_for(found, scenario.tilt_series_id)
+    assert command["reason"] == "complete"
+    # the garbage came first on the series' partition, so its dead letter was acknowledged by now
+    (source,) = [e for e in read_topic(aggregator_cluster, "movie.acquired") if e.raw == b"\x00garbage"]
+    dlq = aggregator_cluster.catalogue.dlq("agg-broker")
+    (letter,) = [e for e in read_events(aggregator_cluster.kafka, [dlq], timeout=30) if e.key == source.key]
+    assert letter.raw == b"\x00garbage"
+    assert letter.partition == source.partition
+    assert letter.headers["__connect.errors.topic"] == name
+    assert letter.headers["__connect.errors.partition"] == str(source.partition)
+    assert letter.headers["__connect.errors.offset"] == str(source.offset)
+    assert letter.headers["__connect.errors.exception.class.name"].endswith(".UndecodableEventError")
+    assert letter.headers["tiltstream.errors.group"] == "agg-broker"

@@ -7,6 +7,7 @@ inspect them and reinject them to the original topic once the cause is fixed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from confluent_kafka import Message, Producer
@@ -26,6 +27,7 @@ __all__ = [
     "HEADER_TOPIC",
     "DeadLetterSink",
     "dead_letter_headers",
+    "dead_letter_headers_from",
     "is_for_group",
 ]
 
@@ -48,12 +50,30 @@ def dead_letter_headers(
     """The original headers plus where the message came from and the error that stopped it."""
     raw = message.headers() or []
     original = list(raw.items()) if isinstance(raw, dict) else list(raw)
+    return dead_letter_headers_from(
+        str(message.topic()), message.partition(), message.offset(), original, error, group_id
+    )
+
+
+def dead_letter_headers_from(
+    topic: str,
+    partition: int | None,
+    offset: int | None,
+    original: Iterable[tuple[str, str | bytes | None]],
+    error: BaseException,
+    group_id: str,
+) -> list[tuple[str, str | bytes | None]]:
+    """:func:`dead_letter_headers` from plain values, for records not read with confluent-kafka.
+
+    ``original`` is the message's own headers as ``(name, value)`` pairs; they come first, then Kafka
+    Connect's ``__connect.errors.*`` headers and ``tiltstream.errors.group``/``.time``.
+    """
     error_class = f"{type(error).__module__}.{type(error).__qualname__}"
     return [
         *original,
-        (HEADER_TOPIC, str(message.topic()).encode()),
-        (HEADER_PARTITION, str(message.partition()).encode()),
-        (HEADER_OFFSET, str(message.offset()).encode()),
+        (HEADER_TOPIC, topic.encode()),
+        (HEADER_PARTITION, str(partition).encode()),
+        (HEADER_OFFSET, str(offset).encode()),
         (HEADER_CLASS, error_class.encode()),
         (HEADER_MESSAGE, str(error).encode()),
         (HEADER_GROUP, group_id.encode()),

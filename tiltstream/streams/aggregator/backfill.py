@@ -18,7 +18,7 @@ from tiltstream.settings import KafkaSettings
 from tiltstream.streams.aggregator.offsets import TopicPartition as TP
 from tiltstream.streams.clients import create_consumer
 
-__all__ = ["PartitionReader", "RawRecord"]
+__all__ = ["PartitionReader", "RawRecord", "header_pairs"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class RawRecord:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
-def _headers(headers: Any) -> tuple[tuple[str, bytes], ...]:
+def header_pairs(headers: Any) -> tuple[tuple[str, bytes], ...]:
+    """A message's headers (pairs, as confluent-kafka and aiokafka give them, or None) as a tuple."""
     return tuple((str(k), bytes(v or b"")) for k, v in (headers or []))
 
 
@@ -107,7 +108,7 @@ class PartitionReader:
                             offset=offset,
                             key=message.key(),
                             value=message.value(),
-                            headers=_headers(message.headers()),
+                            headers=header_pairs(message.headers()),
                         )
                     )
                     next_offset = offset + 1

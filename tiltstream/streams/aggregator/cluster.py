@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-from datetime import UTC, datetime
 from typing import Any
 
 from tiltstream.settings import KafkaSettings
@@ -11,15 +10,6 @@ from tiltstream.streams.admin import apply_topics
 from tiltstream.streams.aggregator.settings import AggregatorSettings
 from tiltstream.streams.catalogue import Catalogue, Topic
 from tiltstream.streams.clients import create_admin, create_producer
-from tiltstream.streams.dlq import (
-    HEADER_CLASS,
-    HEADER_GROUP,
-    HEADER_MESSAGE,
-    HEADER_OFFSET,
-    HEADER_PARTITION,
-    HEADER_TIME,
-    HEADER_TOPIC,
-)
 from tiltstream.streams.schema_registry import default_registry
 from tiltstream.streams.schema_topic import publish_schemas
 
@@ -27,7 +17,6 @@ __all__ = [
     "OUTPUT_RECORDS",
     "broker_credentials",
     "broker_urls",
-    "dead_letter_headers",
     "prepare_cluster",
     "ticks_topic",
 ]
@@ -95,21 +84,3 @@ def prepare_cluster(settings: AggregatorSettings) -> None:
     registry = default_registry()
     producer = create_producer(settings.kafka)
     publish_schemas(producer, catalogue.schemas_topic(), [registry.current(r) for r in OUTPUT_RECORDS])
-
-
-def dead_letter_headers(
-    topic: str, partition: int, offset: int, error: BaseException, group_id: str, original: list[Any]
-) -> list[tuple[str, bytes]]:
-    """Kafka Connect's error headers (as :mod:`tiltstream.streams.dlq` writes them) for a Faust message."""
-    error_class = f"{type(error).__module__}.{type(error).__qualname__}"
-    kept = [(str(k), bytes(v or b"")) for k, v in original]
-    return [
-        *kept,
-        (HEADER_TOPIC, topic.encode()),
-        (HEADER_PARTITION, str(partition).encode()),
-        (HEADER_OFFSET, str(offset).encode()),
-        (HEADER_CLASS, error_class.encode()),
-        (HEADER_MESSAGE, str(error).encode()),
-        (HEADER_GROUP, group_id.encode()),
-        (HEADER_TIME, datetime.now(UTC).isoformat(timespec="milliseconds").encode()),
-    ]

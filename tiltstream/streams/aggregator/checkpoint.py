@@ -1,0 +1,88 @@
+"""Committing the aggregator's input offsets: what was processed, once what it produced is acknowledged.
+
+The input topics are read with acks off, so Faust never commits them (see
+:mod:`~tiltstream.streams.aggregator.offsets`); :meth:`Checkpoint.commit` does, on a timer and when
+partitions are revoked, in five steps:
+
+1. not while Faust rebalances, except from the revocation callback (Faust has waited for the agent to
+   finish its record there, and the group's generation is still valid);
+2. take the frontier of every partition this worker still holds that moved since its last commit;
+3. flush the producer: the table's changelog, the statuses and the commands that processing those
+   records produced are all acknowledged by the broker before any offset moves past them;
+4. commit exactly those offsets to the group (:func:`commit_offsets`);
+5. record them as committed, so the next checkpoint commits only what moved again.
+
+After revocation every partition is forgotten: it starts again from the committed offset when next
+delivered, since another worker may process it meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tiltstream.streams.aggregator.offsets import Frontier, TopicPartition
+
+__all__ = ["Checkpoint", "commit_offsets", "faust_tp"]
+
+
+def faust_tp(tp: TopicPartition) -> Any:
+    """Faust's ``TP`` for ``(topic, partition)``."""
+    from faust.types import TP
+
+    return TP(*tp)
+
+
+async def commit_offsets(consumer: Any, offsets: Mapping[TopicPartition, int]) -> bool:
+    """Commit exactly ``offsets`` for the group through Faust's ``consumer``; False if not committed.
+
+    The aggregator's one call of a private Faust method: ``Consumer._commit`` is the driver's commit of
+    the offsets it is given (it leaves out partitions no longer assigned, and returns False when the
+    group rebalanced meanwhile). The public ``Consumer.commit`` commits Faust's own acknowledgement
+    bookkeeping instead, which these topics do not use (Faust's gap filling there is what can commit
+    past lost records), and Faust does not expose its aiokafka consumer.
+    """
+    return bool(await consumer._commit({faust_tp(tp): offset for tp, offset in offsets.items()}))
+
+
+class Checkpoint:
+    """Commits the :class:`Frontier` after flushing the producer (see the module's steps).
+
+    Parameters
+    ----------
+    app
+        The ``faust.App``: its rebalancing flag, consumer and producer.
+    frontier
+        The input offsets processed so far (advanced by the intake).
+    """
+
+    def __init__(self, app: Any, frontier: Frontier) -> None:
+        self.app = app
+        self.frontier = frontier
+
+    async def commit(self, *, during_rebalance: bool = False) -> bool:
+        """Commit what was processed since the last checkpoint; True when offsets were committed."""
+        if self.app.rebalancing and not during_rebalance:
+            return False
+        offsets = self.offsets_to_commit()
+        if not offsets:
+            return False
+        await self.app.producer.flush()
+        if not await commit_offsets(self.app.consumer, offsets):
+            return False
+        self.frontier.mark_committed(offsets)
+        return True
+
+    def offsets_to_commit(self) -> dict[TopicPartition, int]:
+        """The frontier of each partition still assigned that moved since it was last committed."""
+        assigned = {(t.topic, t.partition) for t in self.app.consumer.assignment()}
+        return self.frontier.to_commit(assigned)
+
+    async def on_timer(self) -> None:
+        """Commit (every ``commit_interval_seconds``; a Faust timer must take no parameters)."""
+        await self.commit()
+
+    async def on_partitions_revoked(self, sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        """Commit during the rebalance, then forget every partition (the ``on_partitions_revoked`` signal)."""
+        await self.commit(during_rebalance=True)
+        self.frontier.forget()
