@@ -9,8 +9,8 @@ a movie new to the series (the latest wins; a movie seen again does not move it)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -73,84 +73,111 @@ def apply_event(state: SeriesState, record: str, value: Mapping[str, Any], now_m
 
     Records the aggregator does not use leave the state unchanged.
     """
+    fold = _FOLDS.get(record)
+    if fold is None:
+        return state
     meta = value["metadata"]
-    event_id: str = meta["event_id"]
-    attempt: int = meta.get("attempt", 1)
     if not state.microscope:
         state = state.with_(microscope=meta["microscope"], session_id=meta["session_id"])
-    if record == "MovieAcquired":
-        movie = Acquired(
-            movie_id=value["movie_id"],
-            event_id=event_id,
-            acquisition_order=value["acquisition_order"],
-            tilt_angle_degrees=value["tilt_angle_degrees"],
-            acquired_at_ms=to_ms(value["acquired_at"]),
-            dose_e_per_angstrom2=value["dose_e_per_angstrom2"],
-            prior_dose_e_per_angstrom2=value["prior_dose_e_per_angstrom2"],
-            tilt_axis_angle_degrees=value["tilt_axis_angle_degrees"],
-            pixel_size_angstroms=value["pixel_size_angstroms"],
-            voltage_kv=value["voltage_kv"],
-            spherical_aberration_mm=value["spherical_aberration_mm"],
-            amplitude_contrast=value["amplitude_contrast"],
-        )
-        if movie.movie_id in state.movies:  # seen before: a duplicate or a newer attempt of it
-            return state.with_(movies=_merge(state.movies, movie.movie_id, movie))
-        seen = max(state.last_tilt_seen_ms or now_ms, now_ms)
-        return state.with_(movies=_merge(state.movies, movie.movie_id, movie), last_tilt_seen_ms=seen)
-    if record == "MovieMotionCorrected":
-        corrected = Corrected(
-            movie_id=value["movie_id"],
-            event_id=event_id,
-            attempt=attempt,
-            micrograph_root=value["micrograph"]["root"],
-            micrograph_path=value["micrograph"]["path"],
-            pixel_size_angstroms=value["pixel_size_angstroms"],
-            total_motion_angstroms=value["total_motion_angstroms"],
-        )
-        return state.with_(corrected=_merge(state.corrected, corrected.movie_id, corrected))
-    if record == "CtfEstimated":
-        fit = CtfFit(
-            movie_id=value["movie_id"],
-            event_id=event_id,
-            attempt=attempt,
-            defocus_u_angstroms=value["defocus_u_angstroms"],
-            defocus_v_angstroms=value["defocus_v_angstroms"],
-            astigmatism_angle_degrees=value["astigmatism_angle_degrees"],
-            fit_resolution_angstroms=value["fit_resolution_angstroms"],
-        )
-        return state.with_(ctf=_merge(state.ctf, fit.movie_id, fit))
-    if record == "TiltSeriesAcquisitionEnded":
-        ended = Ended(
-            event_id=event_id,
-            ended_at_ms=to_ms(value["ended_at"]),
-            expected_tilt_count=value["expected_tilt_count"],
-            acquired_tilt_count=value["acquired_tilt_count"],
-            reason=value["reason"],
-            seen_at_ms=now_ms,
-        )
-        old = state.ended
-        if old is not None and old.reason == INACTIVITY:  # the announced end replaces an assumed one
-            ended = replace(ended, seen_at_ms=min(old.seen_at_ms, now_ms))
-        elif old is not None:
-            keep = old if (old.ended_at_ms, old.event_id) >= (ended.ended_at_ms, ended.event_id) else ended
-            ended = replace(keep, seen_at_ms=min(old.seen_at_ms, now_ms))
-        return state.with_(ended=ended)
-    if record == "ProcessingFailed":
-        return _apply_failure(state, value, event_id, attempt)
-    if record in ("TomogramReconstructed", "TomogramDenoised"):
-        denoised = record == "TomogramDenoised"
-        path = value["denoised_tomogram"] if denoised else value["tomogram"]
-        result = TomogramResult(
-            version=value["version"],
-            event_id=event_id,
-            at_ms=to_ms(meta["occurred_at"]),
-            root=path["root"],
-            path=path["path"],
-        )
-        if denoised:
-            return state.with_(denoised=_newer(state.denoised, result))
-        return state.with_(reconstructed=_newer(state.reconstructed, result))
-    return state
+    return fold(state, value, _Seen(meta["event_id"], meta.get("attempt", 1), now_ms))
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What every fold needs besides the value: the event's id and attempt, and when it was seen."""
+
+    event_id: str
+    attempt: int
+    now_ms: int
+
+
+def _fold_acquired(state: SeriesState, value: Mapping[str, Any], seen: _Seen) -> SeriesState:
+    movie = Acquired(
+        movie_id=value["movie_id"],
+        event_id=seen.event_id,
+        acquisition_order=value["acquisition_order"],
+        tilt_angle_degrees=value["tilt_angle_degrees"],
+        acquired_at_ms=to_ms(value["acquired_at"]),
+        dose_e_per_angstrom2=value["dose_e_per_angstrom2"],
+        prior_dose_e_per_angstrom2=value["prior_dose_e_per_angstrom2"],
+        tilt_axis_angle_degrees=value["tilt_axis_angle_degrees"],
+        pixel_size_angstroms=value["pixel_size_angstroms"],
+        voltage_kv=value["voltage_kv"],
+        spherical_aberration_mm=value["spherical_aberration_mm"],
+        amplitude_contrast=value["amplitude_contrast"],
+    )
+    if movie.movie_id in state.movies:  # seen before: a duplicate or a newer attempt of it
+        return state.with_(movies=_merge(state.movies, movie.movie_id, movie))
+    last = max(state.last_tilt_seen_ms or seen.now_ms, seen.now_ms)
+    return state.with_(movies=_merge(state.movies, movie.movie_id, movie), last_tilt_seen_ms=last)
+
+
+def _fold_corrected(state: SeriesState, value: Mapping[str, Any], seen: _Seen) -> SeriesState:
+    corrected = Corrected(
+        movie_id=value["movie_id"],
+        event_id=seen.event_id,
+        attempt=seen.attempt,
+        micrograph_root=value["micrograph"]["root"],
+        micrograph_path=value["micrograph"]["path"],
+        pixel_size_angstroms=value["pixel_size_angstroms"],
+        total_motion_angstroms=value["total_motion_angstroms"],
+    )
+    return state.with_(corrected=_merge(state.corrected, corrected.movie_id, corrected))
+
+
+def _fold_ctf(state: SeriesState, value: Mapping[str, Any], seen: _Seen) -> SeriesState:
+    fit = CtfFit(
+        movie_id=value["movie_id"],
+        event_id=seen.event_id,
+        attempt=seen.attempt,
+        defocus_u_angstroms=value["defocus_u_angstroms"],
+        defocus_v_angstroms=value["defocus_v_angstroms"],
+        astigmatism_angle_degrees=value["astigmatism_angle_degrees"],
+        fit_resolution_angstroms=value["fit_resolution_angstroms"],
+    )
+    return state.with_(ctf=_merge(state.ctf, fit.movie_id, fit))
+
+
+def _fold_ended(state: SeriesState, value: Mapping[str, Any], seen: _Seen) -> SeriesState:
+    ended = Ended(
+        event_id=seen.event_id,
+        ended_at_ms=to_ms(value["ended_at"]),
+        expected_tilt_count=value["expected_tilt_count"],
+        acquired_tilt_count=value["acquired_tilt_count"],
+        reason=value["reason"],
+        seen_at_ms=seen.now_ms,
+    )
+    old = state.ended
+    if old is not None and old.reason == INACTIVITY:  # the announced end replaces an assumed one
+        ended = replace(ended, seen_at_ms=min(old.seen_at_ms, seen.now_ms))
+    elif old is not None:
+        keep = old if (old.ended_at_ms, old.event_id) >= (ended.ended_at_ms, ended.event_id) else ended
+        ended = replace(keep, seen_at_ms=min(old.seen_at_ms, seen.now_ms))
+    return state.with_(ended=ended)
+
+
+def _tomogram_result(value: Mapping[str, Any], path: Mapping[str, str], seen: _Seen) -> TomogramResult:
+    return TomogramResult(
+        version=value["version"],
+        event_id=seen.event_id,
+        at_ms=to_ms(value["metadata"]["occurred_at"]),
+        root=path["root"],
+        path=path["path"],
+    )
+
+
+def _fold_reconstructed(state: SeriesState, value: Mapping[str, Any], seen: _Seen) -> SeriesState:
+    result = _tomogram_result(value, value["tomogram"], seen)
+    return state.with_(reconstructed=_newer(state.reconstructed, result))
+
+
+def _fold_denoised(state: SeriesState, value: Mapping[str, Any], seen: _Seen) -> SeriesState:
+    result = _tomogram_result(value, value["denoised_tomogram"], seen)
+    return state.with_(denoised=_newer(state.denoised, result))
+
+
+def _fold_failure(state: SeriesState, value: Mapping[str, Any], seen: _Seen) -> SeriesState:
+    return _apply_failure(state, value, seen.event_id, seen.attempt)
 
 
 def _apply_failure(state: SeriesState, value: Mapping[str, Any], event_id: str, attempt: int) -> SeriesState:
@@ -171,3 +198,17 @@ def _apply_failure(state: SeriesState, value: Mapping[str, Any], event_id: str, 
         movie_id=movie_id, event_id=event_id, attempt=attempt, stage=stage, error_class=value["error_class"]
     )
     return state.with_(failures=_merge(state.failures, f"{stage}/{movie_id}", failure_fact))
+
+
+_Fold = Callable[[SeriesState, Mapping[str, Any], _Seen], SeriesState]
+
+#: How each input record folds into the state.
+_FOLDS: dict[str, _Fold] = {
+    "MovieAcquired": _fold_acquired,
+    "MovieMotionCorrected": _fold_corrected,
+    "CtfEstimated": _fold_ctf,
+    "TiltSeriesAcquisitionEnded": _fold_ended,
+    "ProcessingFailed": _fold_failure,
+    "TomogramReconstructed": _fold_reconstructed,
+    "TomogramDenoised": _fold_denoised,
+}
