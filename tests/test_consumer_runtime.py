@@ -50,7 +50,9 @@ class Setup:
         self.raw = create_producer(settings.kafka)
         self.serde = AvroSerde()
 
-    def put(self, value: bytes, partition: int = 0, headers: list[tuple[str, bytes]] | None = None) -> int:
+    def put(
+        self, value: bytes, partition: int = 0, headers: list[tuple[str, str | bytes | None]] | None = None
+    ) -> int:
         """Produce raw bytes to ``movie.acquired[partition]``; return the offset."""
         offsets: list[int] = []
         self.raw.produce(
@@ -59,7 +61,7 @@ class Setup:
             b"cm40000-1:Position_1",
             partition=partition,
             headers=headers or [],
-            on_delivery=lambda err, msg: offsets.append(-1 if err else int(msg.offset())),
+            on_delivery=lambda err, msg: offsets.append(-1 if err else int(msg.offset() or 0)),
         )
         self.raw.flush(30)
         assert offsets
@@ -71,9 +73,11 @@ class Setup:
         value = {**sample_event("MovieAcquired", 1, tilt), **changes}
         return str(value["movie_id"]), self.serde.encode("MovieAcquired", value)
 
-    def member(self, sink: DeadLetterSink | None = None, **overrides: Any) -> EventConsumer:
+    def member(
+        self, sink: DeadLetterSink | None = None, overrides: dict[str, int] | None = None
+    ) -> EventConsumer:
         consumer = EventConsumer(
-            create_consumer(self.settings.kafka, self.group, **overrides),
+            create_consumer(self.settings.kafka, self.group, **(overrides or {})),
             self.catalogue,
             sink or DeadLetterSink(self.raw, self.catalogue, self.group, admin=self.admin),
             retry_initial_seconds=0.2,
@@ -109,7 +113,9 @@ def dead_letters(settings: CliSettings, topic: str) -> list[tuple[bytes | None, 
     while len(found) < sum(ends.values()) and time.monotonic() < deadline:
         message = reader.poll(0.5)
         if message is not None and message.error() is None:
-            headers = {k: v.decode() if isinstance(v, bytes) else "" for k, v in message.headers() or []}
+            pairs = message.headers() or []
+            items = pairs.items() if isinstance(pairs, dict) else pairs
+            headers = {k: v.decode() if isinstance(v, bytes) else "" for k, v in items}
             found.append((int(message.timestamp()[1]), message.value(), headers))
     reader.close()
     return [(value, headers) for _, value, headers in sorted(found, key=lambda f: f[0])]
@@ -208,7 +214,7 @@ def test_offsets_are_stored_only_past_finished_work(pipeline_settings: CliSettin
 
 def test_pause_holds_messages_back_and_keeps_the_group(pipeline_settings: CliSettings, group_id: str) -> None:
     setup = Setup(pipeline_settings, group_id)
-    member = setup.member(**{"max.poll.interval.ms": 6000, "session.timeout.ms": 6000})
+    member = setup.member(overrides={"max.poll.interval.ms": 6000, "session.timeout.ms": 6000})
     poll_until(member, lambda _: member.rebalances > 0)
     assert member.rebalances == 1
     member.pause()
