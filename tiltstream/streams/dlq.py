@@ -121,21 +121,26 @@ class DeadLetterSink:
     def ensure_topic(self) -> None:
         """Create the dead-letter topic if it is missing (once; again after it was found missing).
 
+        An existing topic is left as it is (an operator may have changed its retention).
+
         Raises
         ------
         DeadLetterError
-            When the topic cannot be created (no permission, broker away).
+            When the topic cannot be created (no permission, broker away, another member creating it
+            at the same moment): the caller tries again later.
         """
         if self._laid_out or self.admin is None:
             return
         try:
-            changes = apply_topics(self.admin, [self.topic])
-        except (KafkaException, RuntimeError, ValueError) as exc:
+            planned = apply_topics(self.admin, [self.topic], dry_run=True)
+            if any(change.action is ApplyAction.CREATED for change in planned):
+                apply_topics(self.admin, [self.topic])
+                log.warning("dead-letter topic was missing: created it", topic=self.topic.name)
+        except ValueError:
+            pass  # it exists, with more partitions than the catalogue's: usable as it is
+        except (KafkaException, RuntimeError) as exc:
             raise DeadLetterError(f"cannot lay out {self.topic.name}: {exc}") from exc
         self._laid_out = True
-        for change in changes:
-            if change.action is not ApplyAction.UNCHANGED:
-                log.warning("dead-letter topic laid out", topic=change.topic, action=str(change.action))
 
     def send(self, message: Message, error: BaseException, timeout: float = 60.0) -> Delivery:
         """Dead-letter ``message`` and block until acknowledged, so its offset can then be stored.
