@@ -131,8 +131,9 @@ def stub_settings(pipeline: CliSettings, group_id: str, data: Path, **overrides:
     fields.update(overrides)
     for folder in ("raw", "processed"):
         (data / folder).mkdir(parents=True, exist_ok=True)
-    catalogue = Catalogue(pipeline.topics)
-    apply_topics(create_admin(pipeline.kafka), [*catalogue.all_topics(), catalogue.dlq(group_id)])
+    # the pipeline's topics as `topics apply` lays them out; the group's dead-letter topic is the
+    # service's own to create (the consumer runtime does, on its first dead letter)
+    apply_topics(create_admin(pipeline.kafka), Catalogue(pipeline.topics).all_topics())
     return StubSettings(**fields)
 
 
@@ -156,10 +157,14 @@ def movie_event(data: Path, series: str, tilt: int, instructions: dict[str, Any]
     return value
 
 
-def send_movies(pipeline: CliSettings, values: list[dict[str, Any]]) -> None:
-    """Produce ``values`` as MovieAcquired and wait for the acknowledgements."""
+def send_movies(
+    pipeline: CliSettings, values: list[dict[str, Any]], headers: list[tuple[str, bytes]] | None = None
+) -> None:
+    """Produce ``values`` as MovieAcquired (each with ``headers``) and wait for the acknowledgements."""
     producer = EventProducer(create_producer(pipeline.kafka), Catalogue(pipeline.topics))
-    producer.wait([producer.send("MovieAcquired", with_defaults("MovieAcquired", v)) for v in values])
+    producer.wait(
+        [producer.send("MovieAcquired", with_defaults("MovieAcquired", v), headers=headers) for v in values]
+    )
 
 
 def collect(pipeline: CliSettings, suffixes: list[str], want: int, timeout: float = 60.0) -> list[ReadEvent]:

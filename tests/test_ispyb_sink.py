@@ -23,7 +23,7 @@ from tiltstream.settings import CliSettings
 from tiltstream.streams.admin import apply_topics
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_admin, create_consumer, create_producer
-from tiltstream.streams.dlq import HEADER_MESSAGE
+from tiltstream.streams.dlq import HEADER_MESSAGE, HEADER_REINJECTED_FROM
 from tiltstream.streams.producer import EventProducer
 from tiltstream.streams.serde import AvroSerde
 
@@ -106,6 +106,40 @@ def test_poison_record_goes_to_the_dead_letter_topic(topics: CliSettings, ispyb_
     reason = headers[HEADER_MESSAGE]
     assert isinstance(reason, bytes)
     assert b"Movie.movieFullPath holds 255 characters" in reason
+
+
+@pytest.mark.parametrize("ispyb_url", ["sqlite"], indirect=True)
+def test_a_record_reinjected_for_one_sink_group_is_skipped_by_another(
+    topics: CliSettings, ispyb_engine: Engine
+) -> None:
+    """The reinjection rule in the sink: only the group whose dead-letter topic it came from writes it."""
+    catalogue = Catalogue(topics.topics)
+    group, other = (f"ispyb-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    producer = EventProducer(create_producer(topics.kafka), catalogue)
+    plain, ours, theirs = (sample("MovieAcquired", 8, tilt) for tilt in range(3))
+    producer.wait(
+        [
+            producer.send("MovieAcquired", plain),
+            producer.send(
+                "MovieAcquired", ours, headers=[(HEADER_REINJECTED_FROM, f"{catalogue.dlq(group).name}/0/0")]
+            ),
+            producer.send(
+                "MovieAcquired",
+                theirs,
+                headers=[(HEADER_REINJECTED_FROM, f"{catalogue.dlq(other).name}/0/0")],
+            ),
+        ]
+    )
+    url = ispyb_engine.url.render_as_string(hide_password=False)
+    first = IspybSink(sink_settings(topics, url, group), engine=ispyb_engine)
+    first.run(until_caught_up=True)
+    assert count(ispyb_engine, "Movie") == 2  # the plain movie and the one reinjected for this group
+    second = IspybSink(sink_settings(topics, url, other), engine=ispyb_engine)
+    second.run(until_caught_up=True)
+    assert count(ispyb_engine, "Movie") == 3  # the other group writes its own, skips the first's
+    for sink in (first, second):
+        assert sink.consumer_metrics.skipped._value.get() == 1
+        assert sink.dead_lettered._value.get() == 0
 
 
 def test_schema_check_at_start(topics: CliSettings, tmp_path: Path) -> None:

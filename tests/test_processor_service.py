@@ -20,6 +20,7 @@ from tiltstream.processors.runtime import DataRoots
 from tiltstream.settings import CliSettings
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_consumer, create_producer
+from tiltstream.streams.dlq import HEADER_REINJECTED_FROM
 
 pytestmark = pytest.mark.kafka
 
@@ -158,3 +159,47 @@ def test_two_instances_share_the_partitions_and_process_every_movie_once(
     assert all(len(_attempts(data, m["movie_id"])) == 1 for m in movies)
     assert _sample(first, "tiltstream_processor_processed_total") > 0
     assert _sample(second, "tiltstream_processor_processed_total") > 0
+
+
+def test_a_message_reinjected_for_one_group_is_skipped_by_another(
+    pipeline_settings: CliSettings, group_id: str, tmp_path: Path
+) -> None:
+    """The reinjection rule in a processor: only the group whose dead-letter topic it came from acts."""
+    data = tmp_path / "data"
+    settings = stub_settings(pipeline_settings, group_id, data)
+    other = stub_settings(pipeline_settings, f"{group_id}-other", data)
+    catalogue = Catalogue(pipeline_settings.topics)
+    ours = movie_event(data, "A", 0, {"sleep_seconds": 0})
+    theirs = movie_event(data, "A", 1, {"sleep_seconds": 0})
+    plain = movie_event(data, "A", 2, {"sleep_seconds": 0})
+    from_ours = f"{catalogue.dlq(group_id).name}/0/0".encode()
+    from_theirs = f"{catalogue.dlq(other.group_id).name}/0/0".encode()
+    send_movies(pipeline_settings, [ours], headers=[(HEADER_REINJECTED_FROM, from_ours)])
+    send_movies(pipeline_settings, [theirs], headers=[(HEADER_REINJECTED_FROM, from_theirs)])
+    send_movies(pipeline_settings, [plain])
+
+    services: dict[str, ServiceThread] = {}
+    for group_settings in (settings, other):
+        service = ServiceThread(_stub(group_settings.data_roots), group_settings)
+        try:  # the plain movie is behind both reinjected ones on the series' partition
+            _wait_for_attempts(data, plain["movie_id"], len(services) + 1)
+        finally:
+            service.stop()
+        services[group_settings.group_id] = service
+
+    assert len(_attempts(data, ours["movie_id"])) == 1  # by its own group only
+    assert len(_attempts(data, theirs["movie_id"])) == 1  # by the other group only
+    assert len(_attempts(data, plain["movie_id"])) == 2  # by both
+    for service in services.values():
+        assert _sample(service, "tiltstream_processor_reinjected_skipped_total") == 1
+        assert _sample(service, "tiltstream_processor_processed_total") == 2
+    corrected = collect(pipeline_settings, ["movie.motion-corrected"], 4)
+    assert sorted(e.value["movie_id"] for e in corrected if e.value) == sorted(
+        [ours["movie_id"], theirs["movie_id"], plain["movie_id"], plain["movie_id"]]
+    )
+
+
+def _wait_for_attempts(data: Path, movie_id: str, want: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(_attempts(data, movie_id)) < want and time.monotonic() < deadline:
+        time.sleep(0.2)

@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from confluent_kafka import Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient
 
+from tiltstream.log import get_logger
+from tiltstream.streams.admin import ApplyAction, apply_topics
 from tiltstream.streams.catalogue import Catalogue
-from tiltstream.streams.delivery import Delivery, wait_for_deliveries
+from tiltstream.streams.delivery import Delivery, DeliveryError, wait_for_deliveries
 
 __all__ = [
     "HEADER_CLASS",
@@ -25,6 +28,7 @@ __all__ = [
     "HEADER_REINJECTED_FROM",
     "HEADER_TIME",
     "HEADER_TOPIC",
+    "DeadLetterError",
     "DeadLetterSink",
     "dead_letter_headers",
     "dead_letter_headers_from",
@@ -42,6 +46,14 @@ HEADER_TIME = "tiltstream.errors.time"
 #: message is meant for that dead-letter topic's group alone; other groups have handled the original.
 HEADER_REINJECTED_FROM = "tiltstream.reinjected.from"
 HEADER_REINJECTED_AT = "tiltstream.reinjected.at"
+
+_MISSING_TOPIC = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC})
+
+log = get_logger(__name__)
+
+
+class DeadLetterError(Exception):
+    """A dead letter is not (known to be) in its topic: the source message's offset must not be stored."""
 
 
 def dead_letter_headers(
@@ -101,32 +113,79 @@ def is_for_group(headers: object, dlq_topic: str) -> bool:
 class DeadLetterSink:
     """Send failed messages to ``<prefix>.dlq.<group>`` and wait until the broker has them.
 
+    The first send creates the dead-letter topic when it is missing (and so does the next send after
+    the broker said it is unknown), so a group never dies on its first undecodable message because
+    nobody laid its dead-letter topic out.
+
     Parameters
     ----------
     producer
         An idempotent producer (from :func:`~tiltstream.streams.clients.create_producer`).
     catalogue
-        Names the dead-letter topic.
+        Names and lays out the dead-letter topic.
     group_id
         The consumer group whose dead letters these are.
+    admin
+        Creates the topic when it is missing; without one, a missing topic fails every send.
     """
 
-    def __init__(self, producer: Producer, catalogue: Catalogue, group_id: str) -> None:
+    def __init__(
+        self, producer: Producer, catalogue: Catalogue, group_id: str, *, admin: AdminClient | None = None
+    ) -> None:
         self.producer = producer
         self.topic = catalogue.dlq(group_id)
         self.group_id = group_id
+        self.admin = admin
+        self._laid_out = admin is None
+
+    def ensure_topic(self) -> None:
+        """Create the dead-letter topic if it is missing (once; again after it was found missing).
+
+        An existing topic is left as it is (an operator may have changed its retention).
+
+        Raises
+        ------
+        DeadLetterError
+            When the topic cannot be created (no permission, broker away, another member creating it
+            at the same moment): the caller tries again later.
+        """
+        if self._laid_out or self.admin is None:
+            return
+        try:
+            planned = apply_topics(self.admin, [self.topic], dry_run=True)
+            if any(change.action is ApplyAction.CREATED for change in planned):
+                apply_topics(self.admin, [self.topic])
+                log.warning("dead-letter topic was missing: created it", topic=self.topic.name)
+        except ValueError:
+            pass  # it exists, with more partitions than the catalogue's: usable as it is
+        except (KafkaException, RuntimeError) as exc:
+            raise DeadLetterError(f"cannot lay out {self.topic.name}: {exc}") from exc
+        self._laid_out = True
 
     def send(self, message: Message, error: BaseException, timeout: float = 60.0) -> Delivery:
-        """Dead-letter ``message`` and block until acknowledged, so its offset can then be stored."""
+        """Dead-letter ``message`` and block until acknowledged, so its offset can then be stored.
+
+        Raises
+        ------
+        DeadLetterError
+            When the broker did not acknowledge it: the caller keeps the source offset unstored and
+            tries again later.
+        """
+        self.ensure_topic()
         delivery = Delivery(self.topic.name, None)
         partition = message.partition()
-        self.producer.produce(
-            self.topic.name,
-            message.value(),
-            message.key(),
-            partition=partition if partition is not None and partition < self.topic.partitions else -1,
-            headers=dead_letter_headers(message, error, self.group_id),
-            on_delivery=delivery._on_delivery,
-        )
-        wait_for_deliveries(self.producer, [delivery], timeout)
+        try:
+            self.producer.produce(
+                self.topic.name,
+                message.value(),
+                message.key(),
+                partition=partition if partition is not None and partition < self.topic.partitions else -1,
+                headers=dead_letter_headers(message, error, self.group_id),
+                on_delivery=delivery._on_delivery,
+            )
+            wait_for_deliveries(self.producer, [delivery], timeout)
+        except (BufferError, KafkaException, DeliveryError) as exc:
+            if delivery.error is not None and delivery.error.code() in _MISSING_TOPIC:
+                self._laid_out = self.admin is None  # create it again on the next try
+            raise DeadLetterError(f"dead letter to {self.topic.name} not acknowledged: {exc}") from exc
         return delivery

@@ -24,6 +24,7 @@ from tiltstream.settings import KafkaSettings
 from tiltstream.streams.catalogue import Topic
 from tiltstream.streams.clients import consumer_config
 from tiltstream.streams.errors import UndecodableEventError
+from tiltstream.streams.runtime.decoding import MessageDecoder
 from tiltstream.streams.serde import AvroSerde
 
 __all__ = ["ReadEvent", "StartAt", "read_events", "to_json_line", "watermarks_with_retry"]
@@ -152,6 +153,7 @@ def read_events(
     timeout: float = 30.0,
     ready: threading.Event | None = None,
     stop: threading.Event | None = None,
+    decoder: MessageDecoder | None = None,
 ) -> Generator[ReadEvent, None, None]:
     """Yield the events of ``topics`` in arrival order per partition.
 
@@ -177,8 +179,11 @@ def read_events(
         Set once the start offsets are fixed: events produced after that are read.
     stop
         When set (from another thread), the reader returns within about half a second.
+    decoder
+        The consumer runtime's decode path (reinjection filter, validation) for readers that feed a
+        view; by default every message is shown, decoded with ``serde`` and not validated.
     """
-    serde = serde or AvroSerde()
+    decoder = decoder or MessageDecoder(serde or AvroSerde(), validate=False)
     by_name = {topic.name: topic for topic in topics}
     config = consumer_config(
         settings,
@@ -221,16 +226,16 @@ def read_events(
                 continue
             raw_key = message.key()
             key_text = raw_key.decode(errors="replace") if isinstance(raw_key, bytes) else raw_key
-            if key is not None and key_text != key:
+            if (key is not None and key_text != key) or not decoder.wanted(message):
                 continue
-            event = _decode(message, by_name[where[0]], serde, key_text)
+            event = _decode(message, by_name[where[0]], decoder, key_text)
             yield event
             emitted += 1
     finally:
         consumer.close()
 
 
-def _decode(message: Any, topic: Topic, serde: AvroSerde, key: str | None) -> ReadEvent:
+def _decode(message: Any, topic: Topic, decoder: MessageDecoder, key: str | None) -> ReadEvent:
     headers = {
         k: (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
         for k, v in message.headers() or []
@@ -241,9 +246,8 @@ def _decode(message: Any, topic: Topic, serde: AvroSerde, key: str | None) -> Re
     if topic.key == "fingerprint" and value is not None:  # the schemas topic holds JSON, not events
         schema = json.loads(value)
         return ReadEvent(topic.name, partition, offset, int(timestamp), key, "schema", schema, headers)
-    common = {"topic": topic.name, "partition": partition, "offset": offset}
     try:
-        decoded = serde.decode(value, reader=topic.record, **common)  # type: ignore[arg-type]
+        decoded = decoder.decode(message, topic.record)
     except UndecodableEventError as exc:
         return ReadEvent(
             topic.name, partition, offset, int(timestamp), key, None, None, headers, raw=value, error=str(exc)

@@ -1,6 +1,9 @@
 """Following ``tiltseries.status`` (and the reconstruction commands) for the live pages.
 
-One thread reads both topics from the beginning and keeps following them, outside any consumer group.
+One thread reads both topics from the beginning and keeps following them, outside any consumer group,
+through the consumer runtime's decode path (:class:`~tiltstream.streams.runtime.decoding.MessageDecoder`):
+reinjected copies are skipped (the follower read the originals), undecodable and invalid events are
+logged and skipped (the follower owns no offsets and no dead-letter topic; it loses nothing).
 It keeps the latest status of every series and the latest command (for the tilts' exclusion reasons),
 and hands every new status to the subscribers of its session: asyncio queues filled through their
 loop's ``call_soon_threadsafe``, drained by the server-sent-event responses.
@@ -16,10 +19,14 @@ from typing import Any
 from tiltstream.log import get_logger
 from tiltstream.settings import KafkaSettings
 from tiltstream.streams.catalogue import Catalogue
-from tiltstream.streams.reader import StartAt, read_events
+from tiltstream.streams.reader import ReadEvent, StartAt, read_events
+from tiltstream.streams.runtime.decoding import MessageDecoder
 from tiltstream.streams.schema_topic import schema_aware_serde
 
-__all__ = ["StatusFollower", "Subscription"]
+__all__ = ["FOLLOWER_NAME", "StatusFollower", "Subscription"]
+
+#: The follower's name for the reinjection rule: no dead letter is ever reinjected for it.
+FOLLOWER_NAME = "tiltstream-web-follower"
 
 _log = get_logger(__name__)
 
@@ -84,22 +91,29 @@ class StatusFollower:
             self.catalogue.topic("tiltseries.status"),
             self.catalogue.topic("tiltseries.reconstruction-requested"),
         ]
-        status_topic = topics[0].name
+        dlq_topic = self.catalogue.dlq(FOLLOWER_NAME).name
         while not self._stop.is_set():
             try:
-                serde = schema_aware_serde(self.kafka, self.catalogue)
+                decoder = MessageDecoder(schema_aware_serde(self.kafka, self.catalogue), dlq_topic=dlq_topic)
                 for event in read_events(
-                    self.kafka, topics, start=StartAt.BEGINNING, follow=True, serde=serde, stop=self._stop
+                    self.kafka, topics, start=StartAt.BEGINNING, follow=True, decoder=decoder, stop=self._stop
                 ):
-                    if event.key is None or event.value is None:
-                        continue
-                    if event.topic == status_topic:
-                        self._status(event.key, event.value)
-                    else:
-                        self._request(event.key, event.value)
+                    self._apply(event, status_topic=topics[0].name)
             except Exception as error:
                 _log.warning("status follower failed; reading again", error=str(error))
                 self._stop.wait(self.retry_seconds)
+
+    def _apply(self, event: ReadEvent, *, status_topic: str) -> None:
+        if event.error is not None:
+            if event.raw is not None:  # not a tombstone
+                _log.warning("status follower skips an event", error=event.error, topic=event.topic)
+            return
+        if event.key is None or event.value is None:
+            return
+        if event.topic == status_topic:
+            self._status(event.key, event.value)
+        else:
+            self._request(event.key, event.value)
 
     def _status(self, key: str, value: dict[str, Any]) -> None:
         with self._changed:

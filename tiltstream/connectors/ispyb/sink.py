@@ -4,11 +4,15 @@ Events are gathered into batches (``batch_size`` events or ``linger_seconds``, w
 each batch is one database transaction. Offsets are stored only after the commit, so a crash at any point
 re-reads what was not committed, and the idempotent writer makes the re-read harmless.
 
+It consumes through the one consumer runtime (:class:`~tiltstream.streams.consumer.EventConsumer`):
+reinjected copies meant for another group are skipped, undecodable and invalid messages dead-lettered.
+
 When the database is unreachable (or fails in any way that is not the record's fault) the sink pauses
 its partitions, keeps its group membership by polling, and retries the same batch with exponential backoff
 until it succeeds: nothing is skipped and nothing advances. When a batch fails because of a record
 (:class:`RecordRejectedError`, an integrity or data error), the batch is written again one event per
-transaction; each event that fails on its own goes to the group's dead-letter topic with the reason.
+transaction; each event that fails on its own goes to the group's dead-letter topic with the reason (and
+its offset is stored once the broker has it).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -29,11 +33,11 @@ from tiltstream.connectors.ispyb.schema import check_schema
 from tiltstream.connectors.ispyb.settings import IspybSinkSettings
 from tiltstream.connectors.ispyb.writer import SINK_RECORDS, IspybWriter
 from tiltstream.log import get_logger
-from tiltstream.streams.admin import apply_topics
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_admin, create_consumer, create_producer
-from tiltstream.streams.consumer import ConsumedEvent, EventConsumer
+from tiltstream.streams.consumer import ConsumedEvent, EventConsumer, Partition
 from tiltstream.streams.dlq import DeadLetterSink
+from tiltstream.streams.runtime.metrics import ConsumerMetrics
 from tiltstream.streams.schema_topic import schema_aware_serde
 
 __all__ = ["PERMANENT_ERRORS", "IspybSink", "create_engine"]
@@ -86,16 +90,14 @@ class IspybSink:
             "ispyb_sink_events", "Events written to ISPyB", ["record"], registry=self.registry
         )
         self.rows_written = Counter("ispyb_sink_rows", "Rows inserted or changed", registry=self.registry)
-        self.dead_lettered = Counter(
-            "ispyb_sink_dead_lettered", "Events sent to the dead-letter topic", registry=self.registry
-        )
+        self.consumer_metrics = ConsumerMetrics(self.registry, "ispyb_sink")
+        self.dead_lettered = self.consumer_metrics.dead_letters
         self.retries = Counter(
             "ispyb_sink_retries", "Batches retried after a database failure", registry=self.registry
         )
         self.batch_seconds = Histogram(
             "ispyb_sink_batch_seconds", "Seconds per committed batch", registry=self.registry
         )
-        self._consumer: Consumer | None = None
         self._pending: list[ConsumedEvent] = []
 
     # -- the core: events into one transaction ------------------------------------------------------
@@ -147,51 +149,63 @@ class IspybSink:
         stop = stop or threading.Event()
         if self.settings.check_schema:
             self.check()
-        kafka, group = self.settings.kafka, self.settings.group_id
-        apply_topics(create_admin(kafka), [self.catalogue.dlq(group)])
-        producer = create_producer(kafka)
-        consumer = create_consumer(kafka, group)
-        events = EventConsumer(
-            consumer,
-            self.catalogue,
-            DeadLetterSink(producer, self.catalogue, group),
-            schema_aware_serde(kafka, self.catalogue),
+        events = self._events()
+        events.subscribe(self.topics(), on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        _log.info(
+            "ispyb sink started",
+            group_id=self.settings.group_id,
+            topics=len(self.topics()),
+            url=self._safe_url(),
         )
-        self._consumer = consumer
-        consumer.subscribe(self.topics(), on_revoke=self._on_revoke, on_lost=self._on_revoke)
-        _log.info("ispyb sink started", group_id=group, topics=len(self.topics()), url=self._safe_url())
-        first_at = 0.0
-        linger = self.settings.linger_seconds
         try:
-            while not stop.is_set():
-                waited = time.monotonic() - first_at if self._pending else 0.0
-                event = events.poll(max(0.0, min(0.5, linger - waited)) if self._pending else 0.5)
-                if event is not None:
-                    if not self._pending:
-                        first_at = time.monotonic()
-                    self._pending.append(event)
-                full = len(self._pending) >= self.settings.batch_size
-                due = self._pending and (event is None or time.monotonic() - first_at >= linger)
-                if full or due:
-                    self._flush(events, stop)
-                elif until_caught_up and event is None and not self._pending and self._caught_up(consumer):
-                    break
+            self._consume(events, stop, until_caught_up=until_caught_up)
         finally:
             events.close()
-            producer.flush(30)
-            self._consumer = None
-            _log.info("ispyb sink stopped", group_id=group)
+            events.dead_letters.producer.flush(30)
+            _log.info("ispyb sink stopped", group_id=self.settings.group_id)
+
+    def _events(self) -> EventConsumer:
+        kafka, group = self.settings.kafka, self.settings.group_id
+        return EventConsumer(
+            create_consumer(kafka, group),
+            self.catalogue,
+            DeadLetterSink(create_producer(kafka), self.catalogue, group, admin=create_admin(kafka)),
+            schema_aware_serde(kafka, self.catalogue),
+            metrics=self.consumer_metrics,
+            retry_initial_seconds=self.settings.retry_initial_seconds,
+            retry_max_seconds=self.settings.retry_max_seconds,
+        )
+
+    def _consume(self, events: EventConsumer, stop: threading.Event, *, until_caught_up: bool) -> None:
+        """Gather batches and write them until ``stop`` (or, with ``until_caught_up``, the end)."""
+        first_at = 0.0
+        linger = self.settings.linger_seconds
+        while not stop.is_set():
+            waited = time.monotonic() - first_at if self._pending else 0.0
+            event = events.poll(max(0.0, min(0.5, linger - waited)) if self._pending else 0.5)
+            if event is not None:
+                if not self._pending:
+                    first_at = time.monotonic()
+                self._pending.append(event)
+            full = len(self._pending) >= self.settings.batch_size
+            due = self._pending and (event is None or time.monotonic() - first_at >= linger)
+            if full or due:
+                self._flush(events, stop)
+            elif until_caught_up and event is None and not self._pending and self._caught_up(events):
+                break
 
     def _safe_url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, gone: set[Partition]) -> None:
         """Drop held events of partitions we no longer own (their offsets were not stored: they come back)."""
-        gone = {(tp.topic, tp.partition) for tp in partitions}
-        self._pending = [e for e in self._pending if (e.topic, e.partition) not in gone]
+        self._pending = [e for e in self._pending if e.where not in gone]
 
-    def _caught_up(self, consumer: Consumer) -> bool:
-        """Whether every assigned partition has been read (and written) up to its end."""
+    def _caught_up(self, events: EventConsumer) -> bool:
+        """Whether every assigned partition has been read (and written or dead-lettered) up to its end."""
+        if events.pending_dead_letters:
+            return False
+        consumer = events.consumer
         assignment = consumer.assignment()
         if not assignment:
             return False
@@ -212,8 +226,9 @@ class IspybSink:
         return all(tp.offset >= ends[(tp.topic, tp.partition)] for tp in committed)
 
     def _flush(self, events: EventConsumer, stop: threading.Event) -> None:
-        """Write the held batch (retrying outages), dead-letter what cannot be written, store offsets."""
+        """Write the held batch (retrying outages), dead-letter what cannot be written, mark the rest done."""
         batch = list(self._pending)
+        refused: set[int] = set()
         try:
             try:
                 self._retrying(lambda: self.write((e.record, e.event.value) for e in batch), events, stop)
@@ -221,16 +236,17 @@ class IspybSink:
                 _log.warning(
                     "batch refused; writing its events one by one", error=str(error), events=len(batch)
                 )
-                for event in batch:
-                    self._write_one(event, events, stop)
+                refused = {id(e) for e in batch if not self._write_one(e, events, stop)}
         except _Stopped:
             return
-        written = {id(e) for e in batch}
-        still_ours = {id(e) for e in self._pending}
-        self._store(events.consumer, [e for e in batch if id(e) in still_ours])
-        self._pending = [e for e in self._pending if id(e) not in written]
+        for event in batch:
+            if id(event) not in refused:  # a refused one is done once the broker has its dead letter
+                events.done(event)
+        in_batch = {id(e) for e in batch}
+        self._pending = [e for e in self._pending if id(e) not in in_batch]
 
-    def _write_one(self, event: ConsumedEvent, events: EventConsumer, stop: threading.Event) -> None:
+    def _write_one(self, event: ConsumedEvent, events: EventConsumer, stop: threading.Event) -> bool:
+        """Write one event; dead-letter it when it is refused (False)."""
         try:
             self._retrying(lambda: self.write([(event.record, event.event.value)]), events, stop)
         except PERMANENT_ERRORS as error:
@@ -242,13 +258,14 @@ class IspybSink:
                 error=str(error),
                 dlq=events.dead_letters.topic.name,
             )
-            events.dead_letters.send(event.message, error)
-            self.dead_lettered.inc()
+            events.dead_letter(event, error)
+            return False
+        return True
 
     def _retrying(self, attempt: Callable[[], int], events: EventConsumer, stop: threading.Event) -> int:
         """Run ``attempt`` until it succeeds or fails permanently; between tries, pause and keep polling."""
         delay = self.settings.retry_initial_seconds
-        paused: list[TopicPartition] = []
+        paused = False
         try:
             while True:
                 try:
@@ -263,9 +280,8 @@ class IspybSink:
                         error=str(error).splitlines()[0],
                         delay_seconds=delay,
                     )
-                    if not paused:
-                        paused = events.consumer.assignment()
-                        events.consumer.pause(paused)
+                    events.pause()
+                    paused = True
                     deadline = time.monotonic() + delay
                     while time.monotonic() < deadline:
                         if stop.is_set():
@@ -276,17 +292,8 @@ class IspybSink:
                     delay = min(delay * 2, self.settings.retry_max_seconds)
         finally:
             if paused:
-                events.consumer.resume(events.consumer.assignment())
+                events.resume()
                 _log.info("database back; resumed")
-
-    @staticmethod
-    def _store(consumer: Consumer, batch: list[ConsumedEvent]) -> None:
-        newest: dict[tuple[str, int], int] = {}
-        for event in batch:
-            key = (event.topic, event.partition)
-            newest[key] = max(newest.get(key, -1), event.offset)
-        if newest:
-            consumer.store_offsets(offsets=[TopicPartition(t, p, o + 1) for (t, p), o in newest.items()])
 
 
 class _Stopped(Exception):

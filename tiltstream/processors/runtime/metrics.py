@@ -1,4 +1,8 @@
-"""Prometheus metrics of a processing service."""
+"""Prometheus metrics of a processing service's jobs.
+
+The consumer runtime's own counters (``tiltstream_processor_dead_lettered``, ``_reinjected_skipped``,
+``_dead_letter_retries``) sit beside them: :class:`~tiltstream.streams.runtime.metrics.ConsumerMetrics`.
+"""
 
 from __future__ import annotations
 
@@ -29,12 +33,6 @@ class ProcessorMetrics:
             ["stage"],
             registry=registry,
         )
-        self._dead_lettered = Counter(
-            "tiltstream_processor_dead_lettered",
-            "Undecodable inputs sent to the dead-letter topic.",
-            ["stage"],
-            registry=registry,
-        )
         self._duration = Histogram(
             "tiltstream_processor_job_duration_seconds",
             "Wall-clock seconds per input, all attempts.",
@@ -59,10 +57,6 @@ class ProcessorMetrics:
     def retried(self) -> None:
         """Count one retry."""
         self._retries.labels(self.stage).inc()
-
-    def dead_lettered(self) -> None:
-        """Count one dead letter."""
-        self._dead_lettered.labels(self.stage).inc()
 
     def in_flight(self, running: int) -> None:
         """Set the number of running jobs."""

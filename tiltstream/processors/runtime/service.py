@@ -1,12 +1,16 @@
-"""The consumer-group loop every processing service runs.
+"""The consumer-group loop every processing service runs, on the one consumer runtime.
 
-One job at a time per instance (one GPU per pod); scale out with more instances in the group.
+One job at a time per instance (one GPU per pod); scale out with more instances in the group. Polling,
+the reinjection rule, decoding, validation, dead letters and offset bookkeeping are the runtime's
+(:class:`~tiltstream.streams.consumer.EventConsumer`); the job, its prefetch and its retries are here.
 
 * The job runs on a worker thread while the main thread keeps calling ``poll``, so a job longer
   than ``max.poll.interval.ms`` does not cost group membership. Once one message waits behind the
   running job the assignment is paused; that message's input is prefetched meanwhile.
-* Messages are handled strictly in the order polled: an undecodable one is dead-lettered (and its
-  offset stored) only when its turn comes, so no offset is ever stored past an unfinished job.
+* Jobs run strictly in the order polled. An undecodable or invalid message is dead-lettered when
+  polled, but its offset, like every offset, is stored only once every earlier message of its
+  partition is done, so no offset is ever stored past an unfinished job (nor past a dead letter the
+  broker has not acknowledged).
 * The outputs (or the terminal ``ProcessingFailed``) are produced and acknowledged before the
   input's offset is stored. Offsets of revoked partitions are never stored: the new owner redoes
   the job, emitting events with the same ids.
@@ -18,13 +22,12 @@ One job at a time per instance (one GPU per pod); scale out with more instances 
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException
 from prometheus_client import CollectorRegistry
 
 from tiltstream.log import get_logger
@@ -36,32 +39,28 @@ from tiltstream.processors.runtime.metrics import ProcessorMetrics
 from tiltstream.processors.runtime.processor import Job, Processor
 from tiltstream.processors.runtime.settings import ProcessorSettings
 from tiltstream.streams.catalogue import Catalogue
-from tiltstream.streams.clients import create_consumer, create_producer
-from tiltstream.streams.consumer import EventConsumer
+from tiltstream.streams.clients import create_admin, create_consumer, create_producer
+from tiltstream.streams.consumer import ConsumedEvent, EventConsumer, Partition
 from tiltstream.streams.dlq import DeadLetterSink
-from tiltstream.streams.errors import UndecodableEventError
 from tiltstream.streams.producer import EventProducer
+from tiltstream.streams.runtime.metrics import ConsumerMetrics
 from tiltstream.streams.schema_topic import schema_aware_serde
 
 __all__ = ["ProcessorService"]
 
 log = get_logger(__name__)
 
-Partition = tuple[str, int]
-
 
 @dataclass
 class _Pending:
-    """A polled message waiting for its turn (decoded and prefetched ahead of time)."""
+    """A polled event waiting for its turn (its input prefetched ahead of time)."""
 
-    message: Message
-    value: dict[str, Any] | None = None
-    error: UndecodableEventError | None = None
+    event: ConsumedEvent
     prefetch: Background[Any] | None = None
 
     @property
     def partition(self) -> Partition:
-        return str(self.message.topic()), int(self.message.partition() or 0)
+        return self.event.where
 
 
 @dataclass
@@ -104,22 +103,34 @@ class ProcessorService:
         )
         raw_producer = create_producer(settings.kafka)
         self.producer = EventProducer(raw_producer, self.catalogue)
-        self.dead_letters = DeadLetterSink(raw_producer, self.catalogue, settings.group_id)
-        self.serde = schema_aware_serde(settings.kafka, self.catalogue)
-        self.consumer: Consumer = create_consumer(
-            settings.kafka, settings.group_id, **settings.consumer_overrides
+        self.dead_letters = DeadLetterSink(
+            raw_producer, self.catalogue, settings.group_id, admin=create_admin(settings.kafka)
         )
-        self.events = EventConsumer(self.consumer, self.catalogue, self.dead_letters, self.serde)
-        self.assignment: set[Partition] = set()
-        self.rebalances = 0
+        self.serde = schema_aware_serde(settings.kafka, self.catalogue)
+        self.events = EventConsumer(
+            create_consumer(settings.kafka, settings.group_id, **settings.consumer_overrides),
+            self.catalogue,
+            self.dead_letters,
+            self.serde,
+            metrics=ConsumerMetrics(self.registry, "tiltstream_processor", {"stage": processor.stage}),
+            retry_initial_seconds=settings.backoff_initial_seconds,
+            retry_max_seconds=settings.backoff_max_seconds,
+        )
         self.backlog: deque[_Pending] = deque()
         self.running: _Running | None = None
-        self._paused = False
-        self._stored: dict[Partition, int] = {}
-        self._stop = threading.Event()
         self._subscribed = False
         self._finished = False
         self._last_loop = time.monotonic()
+
+    @property
+    def assignment(self) -> set[Partition]:
+        """The partitions this instance owns now."""
+        return set(self.events.assignment)
+
+    @property
+    def rebalances(self) -> int:
+        """Assignments, revocations and losses seen so far."""
+        return self.events.rebalances
 
     # -- probes -----------------------------------------------------------------------------------
 
@@ -129,57 +140,31 @@ class ProcessorService:
 
     def ready(self) -> bool:
         """Readiness: joined the group (a first rebalance happened) and not draining."""
-        return self._subscribed and self.rebalances > 0 and not self._stop.is_set() and self.healthy()
+        return self._subscribed and self.rebalances > 0 and not self.events.stopping and self.healthy()
 
     def stop(self) -> None:
         """Ask the loop to drain and return (safe from signal handlers and other threads)."""
-        self._stop.set()
+        self.events.stop()
 
-    # -- rebalance callbacks (run inside poll, on the main thread) --------------------------------
+    # -- rebalances (inside poll, on the main thread, after the runtime's bookkeeping) ------------
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.rebalances += 1
-        self.assignment |= {(tp.topic, tp.partition) for tp in partitions}
-        self._paused = False  # newly assigned partitions start unpaused; the loop pauses again
-        log.info("partitions assigned", partitions=sorted(p for _, p in self.assignment))
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._forget({(tp.topic, tp.partition) for tp in partitions}, commit=True)
-
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._forget({(tp.topic, tp.partition) for tp in partitions}, commit=False)
-
-    def _forget(self, gone: set[Partition], *, commit: bool) -> None:
-        self.rebalances += 1
-        if commit:
-            done = [TopicPartition(t, p, self._stored[(t, p)]) for (t, p) in gone if (t, p) in self._stored]
-            if done:
-                try:
-                    self.consumer.commit(offsets=done, asynchronous=False)
-                except KafkaException as exc:
-                    log.warning("commit on revoke failed", error=str(exc))
-        self.assignment -= gone
-        for partition in gone:
-            self._stored.pop(partition, None)
+    def _forget(self, gone: set[Partition]) -> None:
         self.backlog = deque(p for p in self.backlog if p.partition not in gone)
         if self.running is not None and self.running.pending.partition in gone:
             self.running.revoked = True  # finish it, emit (same ids), but store no offset
-        log.info("partitions revoked", partitions=sorted(p for _, p in gone), committed=commit)
 
     # -- the loop ---------------------------------------------------------------------------------
 
     def run(self) -> None:
         """Consume until :meth:`stop`; then drain, commit and leave the group."""
-        self.consumer.subscribe(
-            [self.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
-        )
+        self.events.subscribe([self.input_topic], on_revoke=self._forget, on_lost=self._forget)
         self._subscribed = True
         log.info("processor started", stage=self.processor.stage, topic=self.input_topic)
         deadline: float | None = None
         try:
             while True:
                 self._last_loop = time.monotonic()
-                if self._stop.is_set() and deadline is None:
+                if self.events.stopping and deadline is None:
                     deadline = time.monotonic() + self.settings.drain_deadline_seconds
                     self.backlog.clear()  # not started: redelivered to whoever owns them next
                     log.info("draining", running=self.running is not None)
@@ -195,8 +180,8 @@ class ProcessorService:
                 elif self.running is None and self.backlog:
                     self._start_next()
                 self._prefetch_next()
-                self._pause_or_resume(draining=deadline is not None)
-                self._accept(self.consumer.poll(self.settings.poll_timeout_seconds))
+                self._pause_or_resume()
+                self._accept(self.events.poll(self.settings.poll_timeout_seconds))
         finally:
             self._finished = True
             self.metrics.in_flight(0)
@@ -207,73 +192,35 @@ class ProcessorService:
                 log.warning("closing the consumer failed", error=str(exc))
             log.info("processor stopped", stage=self.processor.stage)
 
-    def _accept(self, message: Message | None) -> None:
-        if message is None:
-            return
-        error = message.error()
-        if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF:
-                return
-            if error.fatal():
-                raise KafkaException(error)
-            log.warning("consumer error", error=str(error))
-            return
-        pending = _Pending(message)
-        if pending.partition in self.assignment and not self._stop.is_set():
-            self.backlog.append(pending)
-
-    def _decode(self, pending: _Pending) -> None:
-        if pending.value is not None or pending.error is not None:
-            return
-        topic, partition = pending.partition
-        try:
-            decoded = self.serde.decode(
-                pending.message.value(),
-                reader=self.processor.input_record,
-                topic=topic,
-                partition=partition,
-                offset=int(pending.message.offset() or 0),
-            )
-            pending.value = decoded.value
-        except UndecodableEventError as exc:
-            pending.error = exc
+    def _accept(self, event: ConsumedEvent | None) -> None:
+        if event is not None and not self.events.stopping:
+            self.backlog.append(_Pending(event))
 
     def _prefetch_next(self) -> None:
         if not self.settings.prefetch or self.running is None or not self.backlog:
             return
         head = self.backlog[0]
-        self._decode(head)
-        if head.value is not None and head.prefetch is None:
-            value = head.value
+        if head.prefetch is None:
+            value = head.event.event.value
             head.prefetch = Background(lambda: self.processor.load(value), name="prefetch")
 
     def _start_next(self) -> None:
-        while self.backlog:
-            pending = self.backlog.popleft()
-            self._decode(pending)
-            if pending.error is not None or pending.value is None:
-                log.error("dead-lettering undecodable message", error=str(pending.error))
-                self.dead_letters.send(pending.message, pending.error or UndecodableEventError("empty"))
-                self.metrics.dead_lettered()
-                self._store(pending)
-                continue
-            value = pending.value
-            meta = value["metadata"]
-            job = Job(
-                value=value,
-                topic=pending.partition[0],
-                partition=pending.partition[1],
-                offset=int(pending.message.offset() or 0),
-                attempt=1,
-            )
-            bound = log.bind(tilt_series_id=meta["tilt_series_id"], movie_id=value.get("movie_id"))
-            bound.info("job started", offset=job.offset, partition=job.partition)
-            task = Background(
-                functools.partial(self._execute, job, pending.prefetch), name=f"job-{self.processor.stage}"
-            )
-            self.running = _Running(pending, job, task)
-            self.metrics.in_flight(1)
-            return
+        pending = self.backlog.popleft()
+        value = pending.event.event.value
+        job = Job(
+            value=value,
+            topic=pending.event.topic,
+            partition=pending.event.partition,
+            offset=pending.event.offset,
+            attempt=1,
+        )
+        bound = log.bind(tilt_series_id=value["metadata"]["tilt_series_id"], movie_id=value.get("movie_id"))
+        bound.info("job started", offset=job.offset, partition=job.partition)
+        task = Background(
+            functools.partial(self._execute, job, pending.prefetch), name=f"job-{self.processor.stage}"
+        )
+        self.running = _Running(pending, job, task)
+        self.metrics.in_flight(1)
 
     def _execute(self, job: Job, prefetch: Background[Any] | None) -> JobOutcome:
         return run_attempts(
@@ -320,28 +267,15 @@ class ProcessorService:
         if running.revoked:
             bound.info("partition revoked during the job: offset left to its new owner")
             return
-        self._store(running.pending)
+        self.events.done(running.pending.event)
 
     def _abandon(self, running: _Running) -> None:
         running.job.cancelled.set()
         log.warning("drain deadline passed: job abandoned, offset not stored", offset=running.job.offset)
 
-    def _store(self, pending: _Pending) -> None:
-        if pending.partition not in self.assignment:
-            return
-        try:
-            self.consumer.store_offsets(pending.message)
-            self._stored[pending.partition] = int(pending.message.offset() or 0) + 1
-        except KafkaException as exc:  # e.g. revoked between the check and the call
-            log.warning("offset not stored", error=str(exc))
-
-    def _pause_or_resume(self, *, draining: bool) -> None:
-        want = draining or (self.running is not None and len(self.backlog) >= 1)
-        if want == self._paused or not self.assignment:
-            return
-        partitions = [TopicPartition(t, p) for t, p in sorted(self.assignment)]
-        try:
-            (self.consumer.pause if want else self.consumer.resume)(partitions)
-            self._paused = want
-        except KafkaException as exc:
-            log.warning("pause/resume failed", error=str(exc))
+    def _pause_or_resume(self) -> None:
+        """Pause while a message waits behind the running job (the runtime pauses all when draining)."""
+        if self.running is not None and self.backlog:
+            self.events.pause()
+        else:
+            self.events.resume()
