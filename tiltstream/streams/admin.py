@@ -131,7 +131,9 @@ def apply_topics(
                 _wait_for_config(admin, topic.name, differing, timeout)
         action = ApplyAction.UPDATED if details else ApplyAction.UNCHANGED
         changes.append(TopicChange(topic.name, action, tuple(details)))
-    if to_create and not dry_run:
+    if dry_run:
+        return changes
+    if to_create:
         _wait(admin.create_topics(to_create, operation_timeout=timeout), timeout)
     _wait_for_partitions(admin, {**grown, **{t.topic: t.num_partitions for t in to_create}}, timeout)
     return changes

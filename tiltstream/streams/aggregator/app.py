@@ -32,6 +32,7 @@ from tiltstream.streams.aggregator.offsets import Frontier
 from tiltstream.streams.aggregator.settings import AggregatorSettings
 from tiltstream.streams.aggregator.table import GraceTimer, SeriesTable
 from tiltstream.streams.catalogue import Catalogue
+from tiltstream.streams.runtime.decoding import MessageDecoder
 from tiltstream.streams.schema_topic import schema_aware_serde
 
 __all__ = ["TABLE_NAME", "create_app"]
@@ -62,7 +63,7 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
     handler = RecordHandler(
         senders,
         catalogue,
-        schema_aware_serde(settings.kafka, catalogue),
+        MessageDecoder(schema_aware_serde(settings.kafka, catalogue), senders.dead_letters_name),
         table,
         Outbox(app, table, senders.outputs),
         rules,

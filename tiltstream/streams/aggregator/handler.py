@@ -3,10 +3,10 @@
 :meth:`RecordHandler.handle` is the whole path of a record, in three steps a reader can follow:
 
 1. :meth:`~RecordHandler.accept`: the consumption rules every tiltstream service applies where Faust
-   leaves the choice to us. A message reinjected from another group's dead-letter topic is skipped
-   (:func:`~tiltstream.streams.dlq.is_for_group`); the bytes are decoded into the reader's schema
-   (:mod:`~tiltstream.streams.serde`) and the values checked
-   (:func:`~tiltstream.streams.validation.check_event`); what fails either goes to
+   leaves the choice to us, through the one decode path every consumer uses
+   (:class:`~tiltstream.streams.runtime.decoding.MessageDecoder`): a message reinjected from another
+   group's dead-letter topic is skipped, the bytes are decoded into the reader's schema and the values
+   checked; what fails either goes to
    ``<prefix>.dlq.<app_id>`` with the usual error headers and the worker moves on.
 2. :meth:`~RecordHandler.settle`: the series' entry is read from the table (its outbox, left by a crash,
    sent first), the event folded into its state and the state decided on.
@@ -33,10 +33,9 @@ from tiltstream.streams.aggregator.rules import Rules
 from tiltstream.streams.aggregator.state import SeriesState
 from tiltstream.streams.aggregator.table import SeriesTable, now_ms
 from tiltstream.streams.catalogue import Catalogue
-from tiltstream.streams.dlq import dead_letter_headers_from, is_for_group
+from tiltstream.streams.dlq import dead_letter_headers_from
 from tiltstream.streams.errors import UndecodableEventError
-from tiltstream.streams.serde import AvroSerde
-from tiltstream.streams.validation import check_event
+from tiltstream.streams.runtime.decoding import MessageDecoder
 
 __all__ = ["InputEvent", "Outbox", "RecordHandler", "Senders"]
 
@@ -99,7 +98,7 @@ class RecordHandler:
         self,
         senders: Senders,
         catalogue: Catalogue,
-        serde: AvroSerde,
+        decoder: MessageDecoder,
         table: SeriesTable,
         outbox: Outbox,
         rules: Rules,
@@ -107,7 +106,7 @@ class RecordHandler:
     ) -> None:
         self.senders = senders
         self.catalogue = catalogue
-        self.serde = serde
+        self.decoder = decoder
         self.table = table
         self.outbox = outbox
         self.rules = rules
@@ -124,7 +123,7 @@ class RecordHandler:
 
     async def accept(self, record: RawRecord) -> InputEvent | None:
         """The event ``record`` holds, or None when it is not for this group or was dead-lettered."""
-        if not is_for_group(record.headers, self.senders.dead_letters_name):
+        if not self.decoder.wanted_headers(record.headers):
             log.info(
                 "skipping a message reinjected for another group",
                 topic=record.topic,
@@ -135,14 +134,9 @@ class RecordHandler:
             return None
         reader = self.senders.inputs[record.topic]
         try:
-            decoded = self.serde.decode(
-                record.value,
-                reader=reader,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
+            decoded = self.decoder.decode_bytes(
+                record.value, reader, topic=record.topic, partition=record.partition, offset=record.offset
             )
-            check_event(reader, decoded.value)
         except UndecodableEventError as exc:  # InvalidEventError (a subclass) too
             await self.dead_letter(record, exc)
             return None
@@ -185,7 +179,7 @@ class RecordHandler:
     async def emit(self, key: bytes, partition: int, decision: Decision, *, changed: bool) -> None:
         """Send ``decision``'s commands through the outbox, store its state, send its status."""
         outbox = tuple(
-            (self.catalogue.for_record(c.record).name, self.serde.encode(c.record, c.value))
+            (self.catalogue.for_record(c.record).name, self.decoder.serde.encode(c.record, c.value))
             for c in decision.commands
         )
         for command in decision.commands:
@@ -205,6 +199,6 @@ class RecordHandler:
         elif changed:
             self.table.put(key, TableEntry(decision.state, partition))
         if decision.status is not None:
-            value = self.serde.encode("TiltSeriesStatus", decision.status)
+            value = self.decoder.serde.encode("TiltSeriesStatus", decision.status)
             await self.senders.status.send(key=key, value=value)
             self.metrics.emitted.labels("TiltSeriesStatus").inc()

@@ -79,7 +79,11 @@ class MessageDecoder:
 
     def wanted(self, message: Message) -> bool:
         """False for a message reinjected for another group (the reinjection rule)."""
-        return self.dlq_topic is None or is_for_group(message.headers(), self.dlq_topic)
+        return self.wanted_headers(message.headers())
+
+    def wanted_headers(self, headers: object) -> bool:
+        """:meth:`wanted` for a message's headers as any client gives them (pairs, a dict, None)."""
+        return self.dlq_topic is None or is_for_group(headers, self.dlq_topic)
 
     def decode(self, message: Message, reader: str | None) -> DecodedEvent:
         """Decode ``message`` into record ``reader`` (the writer's own when None) and check it.
@@ -92,9 +96,13 @@ class MessageDecoder:
             (a subclass) An event whose values cannot be true, naming the field and the reason.
         """
         topic, partition, offset = position(message)
-        decoded = self.serde.decode(
-            message.value(), reader=reader, topic=topic, partition=partition, offset=offset
-        )
+        return self.decode_bytes(message.value(), reader, topic=topic, partition=partition, offset=offset)
+
+    def decode_bytes(
+        self, data: bytes | None, reader: str | None, *, topic: str, partition: int, offset: int
+    ) -> DecodedEvent:
+        """:meth:`decode` for a message's value and position as any client gives them (same errors)."""
+        decoded = self.serde.decode(data, reader=reader, topic=topic, partition=partition, offset=offset)
         if self.validate:
             try:
                 check_event(decoded.record, decoded.value)
