@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from tiltstream.cli._common import console, err_console
+from tiltstream.schemas.codegen import GENERATED_MODULE, generate_module
 from tiltstream.settings import CliSettings
 from tiltstream.streams.catalogue import EVENT_RECORDS
 from tiltstream.streams.schema_history import check_history, freeze_history
@@ -19,9 +20,12 @@ __all__ = ["create_app"]
 def create_app(settings: CliSettings) -> typer.Typer:
     """Build the ``schemas`` command group."""
     app = typer.Typer(
-        help="Event schemas: list, check compatibility, freeze a new version.", no_args_is_help=True
+        help="Event schemas: list, check compatibility, freeze a new version, generate the typed records.",
+        no_args_is_help=True,
     )
     dir_opt = typer.Option(None, "--dir", help="A schemas/ folder (default: the installed one).")
+    output_opt = typer.Option(GENERATED_MODULE, "--output", help="Where the module goes.")
+    check_opt = typer.Option(False, "--check", help="Only report whether the module is stale.")
 
     def registry(directory: Path | None) -> SchemaRegistry:
         return SchemaRegistry(directory or schemas_directory())
@@ -62,5 +66,25 @@ def create_app(settings: CliSettings) -> typer.Typer:
             console.print(f"wrote {path}")
         if not written:
             console.print("Nothing changed since the last frozen versions.")
+
+    @app.command("generate")
+    def generate(
+        output: Path = output_opt,
+        check: bool = check_opt,
+        directory: Path | None = dir_opt,
+    ) -> None:
+        """Write tiltstream/streams/events.py, the typed records, from the schemas."""
+        text = generate_module(registry(directory))
+        current = output.read_text(encoding="utf-8") if output.exists() else None
+        if check:
+            if current != text:
+                err_console.print(f"[red]{output} is stale[/]: run tiltstream schemas generate")
+                raise typer.Exit(1)
+            console.print(f"[green]ok[/]: {output} matches the schemas")
+        elif current == text:
+            console.print(f"unchanged: {output}")
+        else:
+            output.write_text(text, encoding="utf-8")
+            console.print(f"wrote {output}")
 
     return app

@@ -64,10 +64,11 @@ def _default(fld: FieldDef) -> str:
     if not fld.has_default:
         return ""
     value = fld.default
-    if fld.type.kind == "array" and value == []:
+    kind = fld.type.item if fld.type.kind == "optional" else fld.type
+    if kind.kind == "array" and value == []:
         return " = ()"
-    if fld.type.kind == "enum" and isinstance(value, str):
-        return f" = {short_name(fld.type.name)}.{value}"
+    if kind.kind == "enum" and isinstance(value, str):
+        return f" = {short_name(kind.name)}.{value}"
     if value is None or isinstance(value, (bool, int, float, str)):
         return f" = {value!r}"
     raise ValueError(f"field {fld.name}: default {json.dumps(value)} is not supported by the generator")

@@ -95,7 +95,8 @@ class CodecEmitter:
             return f"_{direction}_{snake(kind.name)}"
         key = (direction, kind)
         if key not in self._aux:
-            name = f"_{direction}_value_{len(self._aux) // 2 + 1}"
+            number = 1 + sum(1 for made, _ in self._aux if made == direction)
+            name = f"_{direction}_value_{number}"
             self._aux[key] = name
             self.functions.append(self._aux_function(direction, name, kind))
         return self._aux[key]
