@@ -8,8 +8,10 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
@@ -178,8 +180,8 @@ def test_encode_typed_refuses_other_objects(serde: AvroSerde) -> None:
     ],
 )
 def test_undecodable_typed_bytes_are_named_and_the_rest_carries_on(
-    serde: AvroSerde, mangle, reason: str
-) -> None:  # type: ignore[no-untyped-def]
+    serde: AvroSerde, mangle: Callable[[bytes], bytes], reason: str
+) -> None:
     good = [serde.encode_typed(_movie(acquisition_order=i)) for i in range(3)]
     batch = [good[0], mangle(good[1]), good[2]]
     decoded, errors = [], []
@@ -234,22 +236,27 @@ def test_mypy_checks_uses_of_the_records(tmp_path: Path) -> None:
 def test_generator_handles_enums_maps_nested_arrays_and_null_second(tmp_path: Path) -> None:
     directory = tmp_path / "schemas"
     directory.mkdir()
+    mode = {"type": "enum", "name": "Mode", "symbols": ["FAST", "SLOW"]}
+    fields: list[dict[str, Any]] = [
+        {"name": "mode", "type": mode},
+        {"name": "spare", "type": ["Mode", "null"], "default": "SLOW"},  # an enum, null second
+        {"name": "tags", "type": {"type": "map", "values": {"type": "array", "items": "long"}}},
+        {
+            "name": "times",
+            "type": {"type": "array", "items": {"type": "long", "logicalType": "timestamp-millis"}},
+        },
+        {"name": "maybe", "type": {"type": "array", "items": ["null", "float"]}},
+        {"name": "flag", "type": "boolean"},
+        {"name": "blob", "type": "bytes"},
+        {"name": "ratio", "type": "float"},
+    ]
     kitchen = {
         "type": "record",
         "name": "Kitchen",
         "namespace": "tiltstream.events",
         "doc": "Every construct the generator supports.",
-        "fields": [
-            {"name": "mode", "type": {"type": "enum", "name": "Mode", "symbols": ["FAST", "SLOW"]}, "doc": "m"},
-            {"name": "spare", "type": ["Mode", "null"], "default": "SLOW", "doc": "enum, null second"},
-            {"name": "tags", "type": {"type": "map", "values": {"type": "array", "items": "long"}}, "doc": "t"},
-            {"name": "times", "type": {"type": "array", "items": {"type": "long", "logicalType": "timestamp-millis"}}, "doc": "x"},
-            {"name": "maybe", "type": {"type": "array", "items": ["null", "float"]}, "doc": "floats or nulls"},
-            {"name": "flag", "type": "boolean", "doc": "f"},
-            {"name": "blob", "type": "bytes", "doc": "b"},
-            {"name": "ratio", "type": "float", "doc": "r"},
-        ],
-    }  # fmt: skip
+        "fields": [{**field, "doc": f"The {field['name']}."} for field in fields],
+    }
     (directory / "tiltstream.events.Kitchen.avsc").write_text(json.dumps(kitchen))
     registry = SchemaRegistry(directory)
     module_path = tmp_path / "generated_kitchen.py"

@@ -192,14 +192,14 @@ class AvroSerde:
             return plan
         writer = self.writer_schema(fingerprint)
         codec = CODECS[reader] if isinstance(reader, type) else None
-        name = codec.record if codec else (reader or writer.name)
+        name = codec.record if codec is not None else reader if isinstance(reader, str) else writer.name
         target = self.registry.current(name)
         if writer.name != target.name:
             raise LookupError(f"writer record {writer.name} is not the expected {target.name}")
         same = writer.fingerprint == target.fingerprint
-        fast = codec is not None and same and codec.fingerprint == fingerprint
+        typed = codec.read if codec is not None and same and codec.fingerprint == fingerprint else None
         parsed_reader = None if same else self._parsed_schema(target)
-        plan = _Plan(target.name, self._parsed_schema(writer), parsed_reader, codec.read if fast else None)
+        plan = _Plan(target.name, self._parsed_schema(writer), parsed_reader, typed)
         self._plans[(fingerprint, reader)] = plan
         return plan
 
@@ -261,7 +261,7 @@ class AvroSerde:
             For a missing marker, an unknown fingerprint, a schema the reader cannot resolve, or a
             truncated or corrupt body.
         """
-        where = {"topic": topic, "partition": partition, "offset": offset}
+        where: dict[str, Any] = {"topic": topic, "partition": partition, "offset": offset}
         plan, fingerprint = self._body(data, reader, where)
         assert data is not None
         return DecodedEvent(plan.record, self._read_dict(data, plan, where), fingerprint)
@@ -296,7 +296,7 @@ class AvroSerde:
         """
         if reader not in CODECS:
             raise TypeError(f"{reader.__name__} is not a record of tiltstream.streams.events")
-        where = {"topic": topic, "partition": partition, "offset": offset}
+        where: dict[str, Any] = {"topic": topic, "partition": partition, "offset": offset}
         plan, _ = self._body(data, reader, where)
         assert data is not None
         if plan.typed is None:  # another version of the schema: fastavro resolves it
