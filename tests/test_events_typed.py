@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from tiltstream.cli import create_app
 from tiltstream.schemas.codegen import GENERATED_MODULE, generate_module, main
+from tiltstream.schemas.codegen_types import UnsupportedSchemaError
 from tiltstream.settings import CliSettings
 from tiltstream.streams import events
 from tiltstream.streams.catalogue import EVENT_RECORDS
@@ -281,3 +282,28 @@ def test_generator_handles_enums_maps_nested_arrays_and_null_second(tmp_path: Pa
         back, _ = codec.read(expected, 0)
         assert back == typed
         assert back.to_dict() == as_dict
+
+
+@pytest.mark.parametrize(
+    ("field_type", "reason"),
+    [
+        (["null", "string", "int"], "two-branch unions with null"),
+        ("null", "only as a branch of a union"),
+        ({"type": "int", "logicalType": "date"}, "logical type 'date'"),
+        ({"type": "fixed", "name": "Digest", "size": 16}, "fixed types are not supported"),
+    ],
+)
+def test_generator_refuses_what_its_codecs_do_not_implement(
+    tmp_path: Path, field_type: object, reason: str
+) -> None:
+    record = {
+        "type": "record",
+        "name": "Odd",
+        "namespace": "tiltstream.events",
+        "doc": "A record the generator cannot handle.",
+        "fields": [{"name": "odd", "type": field_type, "doc": "The odd field."}],
+    }
+    (tmp_path / "tiltstream.events.Odd.avsc").write_text(json.dumps(record))
+    with pytest.raises(UnsupportedSchemaError, match=reason) as info:
+        generate_module(SchemaRegistry(tmp_path))
+    assert "tiltstream.events.Odd.odd" in str(info.value)

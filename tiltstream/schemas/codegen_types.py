@@ -102,6 +102,8 @@ def short_name(full_name: str) -> str:
 
 def _type_of(node: Any, named: dict[str, NamedDef], where: str) -> AvroType:
     if isinstance(node, str):
+        if node == "null":
+            raise UnsupportedSchemaError(f"{where}: null is supported only as a branch of a union")
         if node in PRIMITIVES:
             return AvroType(node)
         if node not in named:
@@ -120,6 +122,8 @@ def _type_of(node: Any, named: dict[str, NamedDef], where: str) -> AvroType:
         if logical == "timestamp-millis" and kind == "long":
             return AvroType("timestamp-millis")
         raise UnsupportedSchemaError(f"{where}: logical type {logical!r} on {kind!r} is not supported")
+    if kind == "fixed":
+        raise UnsupportedSchemaError(f"{where}: fixed types are not supported")
     if kind in ("record", "error", "enum"):
         _define(node, named, where)
         return _type_of(str(node["name"]), named, where)
