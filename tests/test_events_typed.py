@@ -98,6 +98,35 @@ def test_generated_codec_writes_and_reads_what_fastavro_does(record: str) -> Non
         assert back.to_dict() == as_dict
 
 
+@pytest.mark.parametrize("size", [0, 1, 31, 32, 63, 64, 65, 200, 8191, 8192, 20000])
+def test_strings_of_every_length_class_match_fastavro(size: int) -> None:
+    text = ("é" * size)[: max(size // 2, 0)] + "p" * (size - max(size // 2, 0) * 2)  # size bytes of UTF-8
+    assert len(text.encode()) == size
+    value = {"root": text, "path": "x" * size}
+    expected = _fastavro_bytes("DataPath", value)
+    out = bytearray()
+    CODECS[DataPath].write(out, DataPath.from_dict(value))
+    assert bytes(out) == expected
+    assert CODECS[DataPath].read(expected, 0) == (DataPath.from_dict(value), len(expected))
+
+
+@pytest.mark.parametrize(
+    "number",
+    [0, 1, -1, 63, 64, -64, -65, 127, 128, 2**31 - 1, -(2**31), 2**40, -(2**40), 2**63 - 1, -(2**63)],
+)
+def test_integers_of_every_width_match_fastavro(number: int) -> None:
+    value = sample_event("ProcessingFailed")
+    value["input_offset"] = number  # long
+    if -(2**31) <= number < 2**31:
+        value["attempts"] = number  # int
+    expected = _fastavro_bytes("ProcessingFailed", value)
+    out = bytearray()
+    CODECS[events.ProcessingFailed].write(out, events.ProcessingFailed.from_dict(value))
+    assert bytes(out) == expected
+    back, _ = CODECS[events.ProcessingFailed].read(expected, 0)
+    assert (back.input_offset, back.attempts) == (number, value["attempts"])
+
+
 @pytest.mark.parametrize("record", EVENT_RECORDS)
 def test_typed_and_dict_paths_read_each_other(serde: AvroSerde, record: str) -> None:
     cls = getattr(events, record)

@@ -86,6 +86,9 @@ class RecordCodec(Generic[T]):
 
 def write_long(out: bytearray, value: int) -> None:
     """Append ``value`` as a zig-zag varint (Avro ``long``)."""
+    if 0 <= value < 64:  # the common case (lengths, counts, small ints) in one byte
+        out.append(value << 1)
+        return
     if not _LONG_MIN <= value <= _LONG_MAX:
         raise ValueError(f"{value} is outside the range of an Avro long")
     n = (value << 1) ^ (value >> 63)
@@ -97,6 +100,9 @@ def write_long(out: bytearray, value: int) -> None:
 
 def write_int(out: bytearray, value: int) -> None:
     """Append ``value`` as an Avro ``int`` (32-bit, zig-zag varint)."""
+    if 0 <= value < 64:
+        out.append(value << 1)
+        return
     if not _INT_MIN <= value <= _INT_MAX:
         raise ValueError(f"{value} is outside the range of an Avro int")
     write_long(out, value)
@@ -126,7 +132,11 @@ def write_bytes(out: bytearray, value: bytes) -> None:
 def write_string(out: bytearray, value: str) -> None:
     """Append a length-prefixed UTF-8 string."""
     data = value.encode()
-    write_long(out, len(data))
+    size = len(data)
+    if size < 64:
+        out.append(size << 1)
+    else:
+        write_long(out, size)
     out += data
 
 
@@ -216,6 +226,10 @@ def read_bytes(buf: bytes, pos: int) -> tuple[bytes, int]:
 
 def read_string(buf: bytes, pos: int) -> tuple[str, int]:
     """Read a length-prefixed UTF-8 string."""
+    byte = buf[pos]
+    if byte < 0x80 and not byte & 1:  # a length under 64 in one byte
+        end = _sized(buf, pos + 1, byte >> 1)
+        return buf[pos + 1 : end].decode(), end
     size, pos = read_long(buf, pos)
     end = _sized(buf, pos, size)
     return buf[pos:end].decode(), end
