@@ -51,6 +51,13 @@ def test_committed_module_equals_the_generator_output() -> None:
     assert "do not edit" in GENERATED_MODULE.read_text(encoding="utf-8").splitlines()[2]
 
 
+def test_cli_writes_the_committed_module(tmp_path: Path) -> None:
+    output = tmp_path / "events.py"
+    result = CliRunner().invoke(create_app(CliSettings()), ["schemas", "generate", "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    assert output.read_text(encoding="utf-8") == GENERATED_MODULE.read_text(encoding="utf-8")
+
+
 def test_a_schema_change_makes_the_module_stale(evolved_schemas: Path, tmp_path: Path) -> None:
     module = tmp_path / "events.py"
     shutil.copy(GENERATED_MODULE, module)

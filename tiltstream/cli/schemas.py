@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from tiltstream.cli._common import console, err_console
-from tiltstream.schemas.codegen import GENERATED_MODULE, generate_module
+from tiltstream.schemas.codegen import GENERATED_MODULE, is_stale, write_module
 from tiltstream.settings import CliSettings
 from tiltstream.streams.catalogue import EVENT_RECORDS
 from tiltstream.streams.schema_history import check_history, freeze_history
@@ -74,17 +74,13 @@ def create_app(settings: CliSettings) -> typer.Typer:
         directory: Path | None = dir_opt,
     ) -> None:
         """Write tiltstream/streams/events.py, the typed records, from the schemas."""
-        text = generate_module(registry(directory))
-        current = output.read_text(encoding="utf-8") if output.exists() else None
         if check:
-            if current != text:
+            if is_stale(output, registry(directory)):
                 err_console.print(f"[red]{output} is stale[/]: run tiltstream schemas generate")
                 raise typer.Exit(1)
             console.print(f"[green]ok[/]: {output} matches the schemas")
-        elif current == text:
-            console.print(f"unchanged: {output}")
-        else:
-            output.write_text(text, encoding="utf-8")
-            console.print(f"wrote {output}")
+            return
+        changed = write_module(output, registry(directory))
+        console.print(f"wrote {output}" if changed else f"unchanged: {output}")
 
     return app

@@ -31,7 +31,7 @@ from tiltstream.schemas.codegen_types import (
 )
 from tiltstream.streams.schema_registry import SchemaRegistry, default_registry
 
-__all__ = ["GENERATED_MODULE", "generate_module", "main", "write_module"]
+__all__ = ["GENERATED_MODULE", "generate_module", "is_stale", "main", "write_module"]
 
 #: The generated module, in the source tree.
 GENERATED_MODULE = Path(__file__).resolve().parents[1] / "streams" / "events.py"
@@ -198,6 +198,12 @@ def _ruff_format(text: str) -> str:
     return done.stdout
 
 
+def is_stale(path: Path = GENERATED_MODULE, registry: SchemaRegistry | None = None) -> bool:
+    """True when ``path`` is missing or differs from what the schemas generate."""
+    current = path.read_text(encoding="utf-8") if path.exists() else None
+    return current != generate_module(registry)
+
+
 def write_module(path: Path = GENERATED_MODULE, registry: SchemaRegistry | None = None) -> bool:
     """Write the generated module to ``path``; True when its content changed."""
     text = generate_module(registry)
@@ -214,8 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=GENERATED_MODULE)
     args = parser.parse_args(argv)
     if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        stale = current != generate_module()
+        stale = is_stale(args.output)
         print(f"{args.output} is {'stale: run ' + _COMMAND if stale else 'up to date'}")
         return 1 if stale else 0
     changed = write_module(args.output)
