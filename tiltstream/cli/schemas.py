@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from tiltstream.cli._common import console, err_console
+from tiltstream.schemas.codegen import GENERATED_MODULE, is_stale, write_module
 from tiltstream.settings import CliSettings
 from tiltstream.streams.catalogue import EVENT_RECORDS
 from tiltstream.streams.schema_history import check_history, freeze_history
@@ -19,9 +20,12 @@ __all__ = ["create_app"]
 def create_app(settings: CliSettings) -> typer.Typer:
     """Build the ``schemas`` command group."""
     app = typer.Typer(
-        help="Event schemas: list, check compatibility, freeze a new version.", no_args_is_help=True
+        help="Event schemas: list, check compatibility, freeze a new version, generate the typed records.",
+        no_args_is_help=True,
     )
     dir_opt = typer.Option(None, "--dir", help="A schemas/ folder (default: the installed one).")
+    output_opt = typer.Option(GENERATED_MODULE, "--output", help="Where the module goes.")
+    check_opt = typer.Option(False, "--check", help="Only report whether the module is stale.")
 
     def registry(directory: Path | None) -> SchemaRegistry:
         return SchemaRegistry(directory or schemas_directory())
@@ -62,5 +66,21 @@ def create_app(settings: CliSettings) -> typer.Typer:
             console.print(f"wrote {path}")
         if not written:
             console.print("Nothing changed since the last frozen versions.")
+
+    @app.command("generate")
+    def generate(
+        output: Path = output_opt,
+        check: bool = check_opt,
+        directory: Path | None = dir_opt,
+    ) -> None:
+        """Write tiltstream/streams/events.py, the typed records, from the schemas."""
+        if check:
+            if is_stale(output, registry(directory)):
+                err_console.print(f"[red]{output} is stale[/]: run tiltstream schemas generate")
+                raise typer.Exit(1)
+            console.print(f"[green]ok[/]: {output} matches the schemas")
+            return
+        changed = write_module(output, registry(directory))
+        console.print(f"wrote {output}" if changed else f"unchanged: {output}")
 
     return app

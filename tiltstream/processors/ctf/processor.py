@@ -21,6 +21,7 @@ from tiltstream.processors.runtime import (
     Output,
     Processor,
 )
+from tiltstream.streams.events import CtfEstimated, DataPath, MovieMotionCorrected
 
 __all__ = ["CtfProcessor"]
 
@@ -50,11 +51,11 @@ class CtfProcessor(Processor[np.ndarray]):
         self.settings = settings
         self._device: Any = None
 
-    def parameters_of(self, value: dict[str, Any]) -> CtfParameters:
+    def parameters_of(self, corrected: MovieMotionCorrected) -> CtfParameters:
         """Optics from the event (settings for older events) and search ranges from the settings."""
         s = self.settings
-        pixel = float(value["pixel_size_angstroms"])
-        voltage = value.get("voltage_kv") or s.default_voltage_kv
+        pixel = corrected.pixel_size_angstroms
+        voltage = corrected.voltage_kv or s.default_voltage_kv
         if pixel <= 0 or voltage <= 0 or s.max_resolution_angstroms < 2 * pixel:
             raise ImpossibleParametersError(
                 f"cannot fit: pixel {pixel} Å, voltage {voltage} kV, "
@@ -64,9 +65,9 @@ class CtfProcessor(Processor[np.ndarray]):
             pixel_size_angstroms=pixel,
             voltage_kv=float(voltage),
             spherical_aberration_mm=float(
-                value.get("spherical_aberration_mm") or s.default_spherical_aberration_mm
+                corrected.spherical_aberration_mm or s.default_spherical_aberration_mm
             ),
-            amplitude_contrast=float(value.get("amplitude_contrast") or s.default_amplitude_contrast),
+            amplitude_contrast=float(corrected.amplitude_contrast or s.default_amplitude_contrast),
             box_size_pixels=s.box_size_pixels,
             min_resolution_angstroms=s.min_resolution_angstroms,
             max_resolution_angstroms=s.max_resolution_angstroms,
@@ -79,20 +80,20 @@ class CtfProcessor(Processor[np.ndarray]):
         """Read the micrograph (the builtin backend; CTFFIND reads the file itself)."""
         if self.settings.backend != "builtin":
             return None
-        return read_micrograph(self.roots.resolve(value["micrograph"]))
+        return read_micrograph(self.resolve(MovieMotionCorrected.from_dict(value).micrograph))
 
-    def _output(self, value: dict[str, Any], suffix: str) -> tuple[dict[str, str], Path]:
-        stem = PurePosixPath(str(value["micrograph"]["path"])).stem
-        relative = f"{value['metadata']['session_id']}/{self.settings.output_folder}/{stem}{suffix}"
-        return self.roots.output(self.output_root, relative)
+    def _output(self, corrected: MovieMotionCorrected, suffix: str) -> tuple[DataPath, Path]:
+        stem = PurePosixPath(corrected.micrograph.path).stem
+        session = corrected.metadata.session_id
+        return self.output_path(f"{session}/{self.settings.output_folder}/{stem}{suffix}")
 
-    def _estimate(self, value: dict[str, Any], micrograph: np.ndarray | None) -> CtfResult:
-        parameters = self.parameters_of(value)
+    def _estimate(self, corrected: MovieMotionCorrected, micrograph: np.ndarray | None) -> CtfResult:
+        parameters = self.parameters_of(corrected)
         if self.settings.backend == "ctffind":
-            _, diagnostic = self._output(value, ".ctffind.mrc")
+            _, diagnostic = self._output(corrected, ".ctffind.mrc")
             command = CtffindCommand(
                 self.settings.ctffind_executable,
-                self.roots.resolve(value["micrograph"]),
+                self.resolve(corrected.micrograph),
                 diagnostic,
                 parameters,
             )
@@ -102,8 +103,7 @@ class CtfProcessor(Processor[np.ndarray]):
 
         if self._device is None:
             self._device = resolve_device(self.settings.device)
-        image = micrograph if micrograph is not None else self.load(value)
-        assert image is not None
+        image = micrograph if micrograph is not None else read_micrograph(self.resolve(corrected.micrograph))
         return estimate_ctf_builtin(
             image, parameters, self._device, estimate_thickness=self.settings.estimate_thickness
         )
@@ -111,31 +111,31 @@ class CtfProcessor(Processor[np.ndarray]):
     def process(self, job: Job, inputs: np.ndarray | None) -> list[Output]:
         """Fit, write the power-spectrum PNG, build the event."""
         start = time.monotonic()
-        value = job.value
-        result = self._estimate(value, inputs)
+        corrected = job.event(MovieMotionCorrected)
+        result = self._estimate(corrected, inputs)
         spectrum_path = None
         if result.diagnostic is not None:
-            spectrum_path, local = self._output(value, ".ctf.png")
+            spectrum_path, local = self._output(corrected, ".ctf.png")
             write_power_spectrum_png(local, result.diagnostic)
-        event: dict[str, Any] = {
-            "metadata": self.output_metadata(job, (value["movie_id"],), self.settings.instance),
-            "movie_id": value["movie_id"],
-            "acquisition_order": value["acquisition_order"],
-            "tilt_angle_degrees": value["tilt_angle_degrees"],
-            "micrograph": value["micrograph"],
-            "defocus_u_angstroms": result.defocus_u_angstroms,
-            "defocus_v_angstroms": result.defocus_v_angstroms,
-            "astigmatism_angstroms": result.defocus_u_angstroms - result.defocus_v_angstroms,
-            "astigmatism_angle_degrees": result.astigmatism_angle_degrees,
-            "fit_resolution_angstroms": result.fit_resolution_angstroms,
-            "fit_score": result.fit_score,
-            "phase_shift_degrees": result.phase_shift_degrees,
-            "power_spectrum": spectrum_path,
-            "box_size_pixels": result.box_size_pixels,
-            "min_resolution_angstroms": self.settings.min_resolution_angstroms,
-            "max_resolution_angstroms": self.settings.max_resolution_angstroms,
-            "backend": result.backend,
-            "duration_seconds": time.monotonic() - start,
-            "sample_thickness_angstroms": result.sample_thickness_angstroms,
-        }
-        return [Output(self.output_record, event)]
+        event = CtfEstimated(
+            metadata=self.output_metadata(job, (corrected.movie_id,), self.settings.instance),
+            movie_id=corrected.movie_id,
+            acquisition_order=corrected.acquisition_order,
+            tilt_angle_degrees=corrected.tilt_angle_degrees,
+            micrograph=corrected.micrograph,
+            defocus_u_angstroms=result.defocus_u_angstroms,
+            defocus_v_angstroms=result.defocus_v_angstroms,
+            astigmatism_angstroms=result.defocus_u_angstroms - result.defocus_v_angstroms,
+            astigmatism_angle_degrees=result.astigmatism_angle_degrees,
+            fit_resolution_angstroms=result.fit_resolution_angstroms,
+            fit_score=result.fit_score,
+            phase_shift_degrees=result.phase_shift_degrees,
+            power_spectrum=spectrum_path,
+            box_size_pixels=result.box_size_pixels,
+            min_resolution_angstroms=self.settings.min_resolution_angstroms,
+            max_resolution_angstroms=self.settings.max_resolution_angstroms,
+            backend=result.backend,
+            duration_seconds=time.monotonic() - start,
+            sample_thickness_angstroms=result.sample_thickness_angstroms,
+        )
+        return [Output.of(event)]

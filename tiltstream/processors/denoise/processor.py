@@ -11,6 +11,7 @@ import numpy as np
 from tiltstream.processors.denoise.settings import DenoiseSettings
 from tiltstream.processors.reconstruct.outputs import read_volume, write_png, write_volume
 from tiltstream.processors.runtime import CorruptInputError, DataRoots, Job, Output, Processor
+from tiltstream.streams.events import DataPath, TomogramDenoised, TomogramReconstructed
 
 __all__ = ["DenoiseProcessor"]
 
@@ -34,8 +35,11 @@ class DenoiseProcessor(Processor[np.ndarray]):
 
     def load(self, value: dict[str, Any]) -> np.ndarray:
         """Read the tomogram (d, h, w)."""
-        path = self.roots.resolve(value["tomogram"])
-        where = f"{value['tomogram']['root']}:{value['tomogram']['path']}"
+        return self._read(TomogramReconstructed.from_dict(value).tomogram)
+
+    def _read(self, tomogram: DataPath) -> np.ndarray:
+        path = self.resolve(tomogram)
+        where = f"{tomogram.root}:{tomogram.path}"
         if not path.is_file():
             raise CorruptInputError(f"tomogram missing: {where}")
         try:
@@ -61,31 +65,31 @@ class DenoiseProcessor(Processor[np.ndarray]):
     def process(self, job: Job, inputs: np.ndarray | None) -> list[Output]:
         """Denoise, write the volume and its central slice, build the event."""
         start = time.monotonic()
-        value = job.value
-        volume = inputs if inputs is not None else self.load(value)
+        tomogram = job.event(TomogramReconstructed)
+        volume = inputs if inputs is not None else self._read(tomogram.tomogram)
         denoised = self._denoise(volume)
-        source = PurePosixPath(str(value["tomogram"]["path"]))
+        source = PurePosixPath(tomogram.tomogram.path)
         stem = source.with_name(source.stem)
-        volume_path, local = self.roots.output(self.output_root, f"{stem}_denoised.mrc")
-        write_volume(local, denoised, float(value["pixel_spacing_angstroms"]))
-        slice_path, local = self.roots.output(self.output_root, f"{stem}_denoised_slice.png")
+        volume_path, local = self.output_path(f"{stem}_denoised.mrc")
+        write_volume(local, denoised, tomogram.pixel_spacing_angstroms)
+        slice_path, local = self.output_path(f"{stem}_denoised_slice.png")
         write_png(local, denoised[denoised.shape[0] // 2], max_pixels=self.settings.png_max_pixels)
-        event: dict[str, Any] = {
-            "metadata": self.output_metadata(
-                job, (value["request_id"], self.settings.model), self.settings.instance
+        event = TomogramDenoised(
+            metadata=self.output_metadata(
+                job, (tomogram.request_id, self.settings.model), self.settings.instance
             ),
-            "request_id": value["request_id"],
-            "version": value["version"],
-            "tomogram": value["tomogram"],
-            "denoised_tomogram": volume_path,
-            "central_slice": slice_path,
-            "model": self.settings.model,
-            "patch_size_pixels": self.settings.patch_size_pixels,
-            "padding_pixels": self.settings.padding_pixels,
-            "backend": f"topaz-em {_topaz_version()}",
-            "duration_seconds": time.monotonic() - start,
-        }
-        return [Output(self.output_record, event)]
+            request_id=tomogram.request_id,
+            version=tomogram.version,
+            tomogram=tomogram.tomogram,
+            denoised_tomogram=volume_path,
+            central_slice=slice_path,
+            model=self.settings.model,
+            patch_size_pixels=self.settings.patch_size_pixels,
+            padding_pixels=self.settings.padding_pixels,
+            backend=f"topaz-em {_topaz_version()}",
+            duration_seconds=time.monotonic() - start,
+        )
+        return [Output.of(event)]
 
 
 def _topaz_version() -> str:

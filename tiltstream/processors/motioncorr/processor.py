@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from tiltstream.processors.runtime import (
     Processor,
     atomic_path,
 )
+from tiltstream.streams.events import DataPath, FrameShift, MovieAcquired, MovieMotionCorrected
 
 __all__ = ["MotionCorrectionProcessor"]
 
@@ -43,20 +44,18 @@ class MotionCorrectionProcessor(Processor[MovieData]):
         self._device: Any = None
 
     @staticmethod
-    def parameters_of(value: dict[str, Any], settings: MotionCorrectionSettings) -> MotionParameters:
+    def parameters_of(movie: MovieAcquired, settings: MotionCorrectionSettings) -> MotionParameters:
         """Backend parameters from the event and the settings; impossible values are refused."""
-        frames = int(value["frame_count"])
-        pixel = float(value["pixel_size_angstroms"])
-        dose = float(value["dose_e_per_angstrom2"])
-        if frames < 2 or pixel <= 0 or dose < 0 or float(value["voltage_kv"]) <= 0:
+        frames, pixel, dose = movie.frame_count, movie.pixel_size_angstroms, movie.dose_e_per_angstrom2
+        if frames < 2 or pixel <= 0 or dose < 0 or movie.voltage_kv <= 0:
             raise ImpossibleParametersError(
                 f"cannot correct: frame_count={frames}, pixel_size_angstroms={pixel}, dose={dose}"
             )
         return MotionParameters(
             pixel_size_angstroms=pixel,
             dose_per_frame_e_per_angstrom2=dose / frames,
-            prior_dose_e_per_angstrom2=float(value["prior_dose_e_per_angstrom2"]),
-            voltage_kv=float(value["voltage_kv"]),
+            prior_dose_e_per_angstrom2=movie.prior_dose_e_per_angstrom2,
+            voltage_kv=movie.voltage_kv,
             patches_x=settings.patches_x,
             patches_y=settings.patches_y,
             binning=settings.binning,
@@ -67,33 +66,32 @@ class MotionCorrectionProcessor(Processor[MovieData]):
         """Read frames and gain (the builtin backend; MotionCor2 reads its files itself)."""
         if self.settings.backend != "builtin":
             return None
-        frames = read_movie(
-            self.roots.resolve(value["movie"]), str(value["movie_format"]), int(value["frame_count"])
-        )
+        return self._read(MovieAcquired.from_dict(value))
+
+    def _read(self, movie: MovieAcquired) -> MovieData:
+        frames = read_movie(self.resolve(movie.movie), movie.movie_format, movie.frame_count)
         gain = None
-        if value.get("gain_reference"):
-            gain = read_gain(self.roots.resolve(value["gain_reference"]), frames.shape[1:])
+        if movie.gain_reference is not None:
+            gain = read_gain(self.resolve(movie.gain_reference), frames.shape[1:])
         return MovieData(frames, gain)
 
-    def _output(self, value: dict[str, Any], suffix: str) -> tuple[dict[str, str], Any]:
-        movie = PurePosixPath(str(value["movie"]["path"]))
-        session = str(value["metadata"]["session_id"])
-        relative = f"{session}/{self.settings.output_folder}/{movie.stem}{suffix}"
-        return self.roots.output(self.output_root, relative)
+    def _output(self, movie: MovieAcquired, suffix: str) -> tuple[DataPath, Path]:
+        stem = PurePosixPath(movie.movie.path).stem
+        return self.output_path(f"{movie.metadata.session_id}/{self.settings.output_folder}/{stem}{suffix}")
 
-    def _correct(self, value: dict[str, Any], movie: MovieData | None) -> MotionResult:
-        parameters = self.parameters_of(value, self.settings)
+    def _correct(self, movie: MovieAcquired, frames: MovieData | None) -> MotionResult:
+        parameters = self.parameters_of(movie, self.settings)
         if self.settings.backend == "motioncor2":
-            _, output = self._output(value, ".motioncor2.mrc")
-            gain = value.get("gain_reference")
+            _, output = self._output(movie, ".motioncor2.mrc")
+            gain = movie.gain_reference
             command = MotionCorCommand(
                 executable=self.settings.motioncor_executable,
-                movie=self.roots.resolve(value["movie"]),
-                movie_format=str(value["movie_format"]).lower(),
+                movie=self.resolve(movie.movie),
+                movie_format=movie.movie_format.lower(),
                 output=output,
                 log_dir=output.parent / "motioncor2-logs",
                 parameters=parameters,
-                gain=self.roots.resolve(gain) if gain else None,
+                gain=self.resolve(gain) if gain else None,
                 gpu=self.settings.motioncor_gpu,
                 iterations=self.settings.motioncor_iterations,
                 tolerance_pixels=self.settings.motioncor_tolerance_pixels,
@@ -104,27 +102,23 @@ class MotionCorrectionProcessor(Processor[MovieData]):
 
         if self._device is None:
             self._device = resolve_device(self.settings.device)
-        movie = movie or self.load(value)
-        assert movie is not None
-        return correct_movie_builtin(movie.frames, movie.gain, parameters, self._device)
+        data = frames or self._read(movie)
+        return correct_movie_builtin(data.frames, data.gain, parameters, self._device)
 
-    def process(self, job: Job, inputs: MovieData | None) -> list[Output]:
-        """Correct the movie, write micrograph, thumbnail and drift plot, build the event."""
-        start = time.monotonic()
-        value = job.value
-        result = self._correct(value, inputs)
+    def _write_outputs(self, movie: MovieAcquired, result: MotionResult) -> dict[str, DataPath | None]:
+        """Write micrograph(s), thumbnail, drift plot and trajectory; their data paths by field."""
         micrograph = result.dose_weighted if result.dose_weighted is not None else result.summed
-        micrograph_path, local = self._output(value, ".mrc")
+        paths: dict[str, DataPath | None] = {"micrograph_not_dose_weighted": None}
+        paths["micrograph"], local = self._output(movie, ".mrc")
         write_mrc(local, micrograph, result.pixel_size_angstroms)
-        plain_path = None
         if result.dose_weighted is not None and self.settings.write_not_dose_weighted:
-            plain_path, local = self._output(value, ".noDW.mrc")
+            paths["micrograph_not_dose_weighted"], local = self._output(movie, ".noDW.mrc")
             write_mrc(local, result.summed, result.pixel_size_angstroms)
-        thumbnail_path, local = self._output(value, ".png")
+        paths["thumbnail"], local = self._output(movie, ".png")
         write_thumbnail(local, micrograph, self.settings.thumbnail_pixels)
-        plot_path, local = self._output(value, ".drift.png")
-        write_drift_plot(local, result.shifts_angstroms, str(value["movie"]["path"]))
-        _, local = self._output(value, ".drift.csv")  # the trajectory as a file, beside the plot
+        paths["drift_plot"], local = self._output(movie, ".drift.png")
+        write_drift_plot(local, result.shifts_angstroms, movie.movie.path)
+        _, local = self._output(movie, ".drift.csv")  # the trajectory as a file, beside the plot
         with atomic_path(local) as temporary:
             np.savetxt(
                 temporary,
@@ -132,29 +126,44 @@ class MotionCorrectionProcessor(Processor[MovieData]):
                 delimiter=",",
                 header="shift_x_angstroms,shift_y_angstroms",
             )
+        return paths
+
+    def process(self, job: Job, inputs: MovieData | None) -> list[Output]:
+        """Correct the movie, write micrograph, thumbnail and drift plot, build the event."""
+        start = time.monotonic()
+        movie = job.event(MovieAcquired)
+        result = self._correct(movie, inputs)
+        paths = self._write_outputs(movie, result)
+        micrograph = paths["micrograph"]
+        assert micrograph is not None
+        drift = drift_fields(result.shifts_angstroms)
         frames = len(result.shifts_angstroms)
-        event: dict[str, Any] = {
-            "metadata": self.output_metadata(job, (value["movie_id"],), self.settings.instance),
-            "movie_id": value["movie_id"],
-            "acquisition_order": value["acquisition_order"],
-            "tilt_angle_degrees": value["tilt_angle_degrees"],
-            "micrograph": micrograph_path,
-            "micrograph_not_dose_weighted": plain_path,
-            "thumbnail": thumbnail_path,
-            "drift_plot": plot_path,
-            "pixel_size_angstroms": result.pixel_size_angstroms,
-            **drift_fields(result.shifts_angstroms),
-            "first_frame": 0,
-            "last_frame": frames - 1,
-            "dose_per_frame_e_per_angstrom2": float(value["dose_e_per_angstrom2"]) / frames,
-            "dose_weighted": result.dose_weighted is not None,
-            "patches_x": result.patches_x,
-            "patches_y": result.patches_y,
-            "binning": self.settings.binning,
-            "backend": result.backend,
-            "duration_seconds": time.monotonic() - start,
-            "voltage_kv": value["voltage_kv"],
-            "spherical_aberration_mm": value["spherical_aberration_mm"],
-            "amplitude_contrast": value["amplitude_contrast"],
-        }
-        return [Output(self.output_record, event)]
+        event = MovieMotionCorrected(
+            metadata=self.output_metadata(job, (movie.movie_id,), self.settings.instance),
+            movie_id=movie.movie_id,
+            acquisition_order=movie.acquisition_order,
+            tilt_angle_degrees=movie.tilt_angle_degrees,
+            micrograph=micrograph,
+            micrograph_not_dose_weighted=paths["micrograph_not_dose_weighted"],
+            thumbnail=paths["thumbnail"],
+            drift_plot=paths["drift_plot"],
+            pixel_size_angstroms=result.pixel_size_angstroms,
+            total_motion_angstroms=drift["total_motion_angstroms"],
+            average_motion_per_frame_angstroms=drift["average_motion_per_frame_angstroms"],
+            early_motion_angstroms=drift["early_motion_angstroms"],
+            late_motion_angstroms=drift["late_motion_angstroms"],
+            frame_shifts=tuple(FrameShift.from_dict(shift) for shift in drift["frame_shifts"]),
+            first_frame=0,
+            last_frame=frames - 1,
+            dose_per_frame_e_per_angstrom2=movie.dose_e_per_angstrom2 / frames,
+            dose_weighted=result.dose_weighted is not None,
+            patches_x=result.patches_x,
+            patches_y=result.patches_y,
+            binning=self.settings.binning,
+            backend=result.backend,
+            duration_seconds=time.monotonic() - start,
+            voltage_kv=movie.voltage_kv,
+            spherical_aberration_mm=movie.spherical_aberration_mm,
+            amplitude_contrast=movie.amplitude_contrast,
+        )
+        return [Output.of(event)]

@@ -14,6 +14,13 @@ from tiltstream.processors.reconstruct.result import ReconstructionParameters, R
 from tiltstream.processors.reconstruct.settings import ReconstructionSettings
 from tiltstream.processors.reconstruct.tilt_stack import TiltStack, read_tilt_stack
 from tiltstream.processors.runtime import DataRoots, ImpossibleParametersError, Job, Output, Processor
+from tiltstream.streams.events import (
+    DataPath,
+    ReconstructionRequested,
+    ReconstructionTilt,
+    TiltAlignment,
+    TomogramReconstructed,
+)
 
 __all__ = ["ReconstructionProcessor", "series_folder"]
 
@@ -59,10 +66,8 @@ class ReconstructionProcessor(Processor[TiltStack]):
         """Read the used micrographs (prefetchable while the previous series reconstructs)."""
         return read_tilt_stack(value, self.roots, self.settings.minimum_tilts)
 
-    def _output(self, value: dict[str, Any], name: str) -> tuple[dict[str, str], Path]:
-        return self.roots.output(
-            self.output_root, f"{series_folder(value, self.settings.output_folder)}/{name}"
-        )
+    def _output(self, value: dict[str, Any], name: str) -> tuple[DataPath, Path]:
+        return self.output_path(f"{series_folder(value, self.settings.output_folder)}/{name}")
 
     def _reconstruct(self, value: dict[str, Any], stack: TiltStack) -> ReconstructionResult:
         parameters = self.parameters_of(value)
@@ -79,49 +84,37 @@ class ReconstructionProcessor(Processor[TiltStack]):
         _, stack_path = self._output(value, "aretomo/stack.mrc")
         return reconstruct_aretomo(stack.images, tilts, parameters, value, self.settings, stack_path)
 
-    def process(self, job: Job, inputs: TiltStack | None) -> list[Output]:
-        """Reconstruct, write tomogram, stack, alignment files and pictures, build the event."""
-        start = time.monotonic()
-        value = job.value
-        stack = inputs if inputs is not None else self.load(value)
-        result = self._reconstruct(value, stack)
+    def _write_outputs(
+        self, value: dict[str, Any], stack: TiltStack, result: ReconstructionResult
+    ) -> dict[str, DataPath]:
+        """Write tomogram, stack, pictures and alignment files; their data paths by event field."""
         name = str(value["metadata"]["tilt_series_id"]).rsplit(":", 1)[-1].replace("/", "_")
-        paths: dict[str, dict[str, str]] = {}
+        paths: dict[str, DataPath] = {}
 
         def out(key: str, suffix: str) -> Path:
-            data_path, local = self._output(value, f"{name}{suffix}")
-            paths[key] = data_path
+            paths[key], local = self._output(value, f"{name}{suffix}")
             return local
 
-        write_volume(out("tomogram", ".mrc"), result.tomogram, result.pixel_spacing_angstroms)
+        pixels = self.settings.png_max_pixels
+        volume = result.tomogram  # (d, h, w)
+        write_volume(out("tomogram", ".mrc"), volume, result.pixel_spacing_angstroms)
         write_volume(
             out("aligned_stack", "_aligned.mrc"), result.aligned_stack, result.pixel_spacing_angstroms
         )
-        volume = result.tomogram  # (d, h, w)
-        write_png(
-            out("central_slice", "_slice.png"),
-            volume[volume.shape[0] // 2],
-            max_pixels=self.settings.png_max_pixels,
-        )
-        write_png(
-            out("xy_projection", "_xy.png"), volume.sum(axis=0), max_pixels=self.settings.png_max_pixels
-        )
-        write_png(
-            out("xz_projection", "_xz.png"), volume.sum(axis=1), max_pixels=self.settings.png_max_pixels
-        )
-        pixel = float(value["pixel_size_angstroms"])
-        shifts_angstroms = result.shifts_xy_pixels * pixel
+        write_png(out("central_slice", "_slice.png"), volume[volume.shape[0] // 2], max_pixels=pixels)
+        write_png(out("xy_projection", "_xy.png"), volume.sum(axis=0), max_pixels=pixels)
+        write_png(out("xz_projection", "_xz.png"), volume.sum(axis=1), max_pixels=pixels)
         write_alignment_plot(
             out("alignment_plot", "_alignment.png"),
             result.tilt_angles_degrees,
-            shifts_angstroms,
+            result.shifts_xy_pixels * float(value["pixel_size_angstroms"]),
             result.tilt_axis_angle_degrees,
             str(value["metadata"]["tilt_series_id"]),
         )
         write_xf(out("imod_xf", ".xf"), result.shifts_xy_pixels, result.tilt_axis_angle_degrees)
         write_tlt(out("imod_tlt", ".tlt"), result.tilt_angles_degrees)
         h, w = stack.images.shape[1:]
-        kept = result.stack_indices if result.stack_indices is not None else np.arange(len(stack.tilts))
+        kept = _kept_indices(stack, result)
         row_of = {int(index): row for row, index in enumerate(kept)}
         write_aln(
             out("alignment_file", ".aln"),
@@ -135,48 +128,83 @@ class ReconstructionProcessor(Processor[TiltStack]):
                 alpha_offset_degrees=result.tilt_angle_offset_degrees,
             ),
         )
-        residuals = (
-            None if result.residuals_pixels is None else np.asarray(result.residuals_pixels) * pixel
-        )  # (t,) angstroms, in the order of the tilts used
-        alignments = []
-        for index, tilt in enumerate(stack.tilts):
-            row = row_of.get(index)
-            alignments.append(
-                {
-                    "movie_id": tilt["movie_id"],
-                    "acquisition_order": tilt["acquisition_order"],
-                    "nominal_tilt_angle_degrees": float(tilt["tilt_angle_degrees"]),
-                    "refined_tilt_angle_degrees": float(
-                        tilt["tilt_angle_degrees"] if row is None else result.tilt_angles_degrees[row]
-                    ),
-                    "tilt_axis_angle_degrees": result.tilt_axis_angle_degrees,
-                    "shift_x_angstroms": 0.0 if row is None else float(shifts_angstroms[row, 0]),
-                    "shift_y_angstroms": 0.0 if row is None else float(shifts_angstroms[row, 1]),
-                    "residual_error_angstroms": (
-                        None if row is None or residuals is None else float(residuals[row])
-                    ),
-                    "included": row is not None,
-                }
+        return paths
+
+    def process(self, job: Job, inputs: TiltStack | None) -> list[Output]:
+        """Reconstruct, write tomogram, stack, alignment files and pictures, build the event."""
+        start = time.monotonic()
+        value = job.value
+        request = job.event(ReconstructionRequested)
+        stack = inputs if inputs is not None else self.load(value)
+        result = self._reconstruct(value, stack)
+        paths = self._write_outputs(value, stack, result)
+        residuals = _residuals_angstroms(result, request.pixel_size_angstroms)
+        d, hv, wv = result.tomogram.shape
+        event = TomogramReconstructed(
+            metadata=self.output_metadata(job, (request.request_id,), self.settings.instance),
+            request_id=request.request_id,
+            version=request.version,
+            tomogram=paths["tomogram"],
+            aligned_stack=paths["aligned_stack"],
+            central_slice=paths["central_slice"],
+            xy_projection=paths["xy_projection"],
+            xz_projection=paths["xz_projection"],
+            alignment_plot=paths["alignment_plot"],
+            alignment_file=paths["alignment_file"],
+            imod_xf=paths["imod_xf"],
+            imod_tlt=paths["imod_tlt"],
+            size_x_pixels=wv,
+            size_y_pixels=hv,
+            size_z_pixels=d,
+            pixel_spacing_angstroms=result.pixel_spacing_angstroms,
+            binning=self.parameters_of(value).binning,
+            tilt_axis_angle_degrees=result.tilt_axis_angle_degrees,
+            tilt_angle_offset_degrees=result.tilt_angle_offset_degrees,
+            z_shift_angstroms=None,
+            global_alignment_quality=result.axis_agreement,
+            residual_error_mean_angstroms=None if residuals is None else float(residuals.mean()),
+            residual_error_sd_angstroms=None if residuals is None else float(residuals.std()),
+            tilt_alignments=_alignments(stack, result, request.pixel_size_angstroms),
+            backend=result.backend,
+            duration_seconds=time.monotonic() - start,
+        )
+        return [Output.of(event)]
+
+
+def _kept_indices(stack: TiltStack, result: ReconstructionResult) -> np.ndarray:
+    """Stack index of each row of the result's alignment arrays (alignment may drop tilts)."""
+    return result.stack_indices if result.stack_indices is not None else np.arange(len(stack.tilts))
+
+
+def _residuals_angstroms(result: ReconstructionResult, pixel_angstroms: float) -> np.ndarray | None:
+    """Alignment residuals (t,) in angstroms, in the order of the tilts used."""
+    return None if result.residuals_pixels is None else np.asarray(result.residuals_pixels) * pixel_angstroms
+
+
+def _alignments(
+    stack: TiltStack, result: ReconstructionResult, pixel_angstroms: float
+) -> tuple[TiltAlignment, ...]:
+    """The per-tilt alignment of every tilt of the stack."""
+    shifts_angstroms = result.shifts_xy_pixels * pixel_angstroms
+    residuals = _residuals_angstroms(result, pixel_angstroms)
+    row_of = {int(index): row for row, index in enumerate(_kept_indices(stack, result))}
+    alignments = []
+    for index, raw in enumerate(stack.tilts):
+        tilt = ReconstructionTilt.from_dict(raw)
+        row = row_of.get(index)
+        alignments.append(
+            TiltAlignment(
+                movie_id=tilt.movie_id,
+                acquisition_order=tilt.acquisition_order,
+                nominal_tilt_angle_degrees=tilt.tilt_angle_degrees,
+                refined_tilt_angle_degrees=float(
+                    tilt.tilt_angle_degrees if row is None else result.tilt_angles_degrees[row]
+                ),
+                tilt_axis_angle_degrees=result.tilt_axis_angle_degrees,
+                shift_x_angstroms=0.0 if row is None else float(shifts_angstroms[row, 0]),
+                shift_y_angstroms=0.0 if row is None else float(shifts_angstroms[row, 1]),
+                residual_error_angstroms=None if row is None or residuals is None else float(residuals[row]),
+                included=row is not None,
             )
-        d, hv, wv = volume.shape
-        event: dict[str, Any] = {
-            "metadata": self.output_metadata(job, (value["request_id"],), self.settings.instance),
-            "request_id": value["request_id"],
-            "version": value["version"],
-            **paths,
-            "size_x_pixels": wv,
-            "size_y_pixels": hv,
-            "size_z_pixels": d,
-            "pixel_spacing_angstroms": result.pixel_spacing_angstroms,
-            "binning": self.parameters_of(value).binning,
-            "tilt_axis_angle_degrees": result.tilt_axis_angle_degrees,
-            "tilt_angle_offset_degrees": result.tilt_angle_offset_degrees,
-            "z_shift_angstroms": None,
-            "global_alignment_quality": result.axis_agreement,
-            "residual_error_mean_angstroms": None if residuals is None else float(residuals.mean()),
-            "residual_error_sd_angstroms": None if residuals is None else float(residuals.std()),
-            "tilt_alignments": alignments,
-            "backend": result.backend,
-            "duration_seconds": time.monotonic() - start,
-        }
-        return [Output(self.output_record, event)]
+        )
+    return tuple(alignments)

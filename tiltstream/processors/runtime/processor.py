@@ -1,18 +1,43 @@
-"""The contract between the runtime and a processing step."""
+"""The contract between the runtime and a processing step.
+
+The runtime hands a step its input as the decoded dict (:attr:`Job.value`) and sends each
+:class:`Output`'s dict. Step code works on the typed records of :mod:`tiltstream.streams.events`
+on both sides: :meth:`Job.event` turns the input into its record, :meth:`Output.of` turns a built
+record back into what the runtime sends, so mypy checks every field a step reads and writes.
+"""
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from tiltstream.processors.runtime.data_roots import DataRoots
+from tiltstream.streams.events import CODECS, DataPath, EventMetadata
 from tiltstream.streams.metadata import make_metadata
 
-__all__ = ["Job", "Output", "Processor"]
+__all__ = ["EventRecord", "Job", "Output", "Processor"]
 
 InputT = TypeVar("InputT")
+
+
+class EventRecord(Protocol):
+    """What every record of :mod:`tiltstream.streams.events` offers: the dict form both ways."""
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> Self:
+        """Build the record from its dict form."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record's dict form."""
+        ...
+
+
+RecordT = TypeVar("RecordT", bound=EventRecord)
 
 
 @dataclass(frozen=True)
@@ -31,6 +56,10 @@ class Job:
         """The input's event id: the ``causation_id`` of what the job emits."""
         return str(self.value["metadata"]["event_id"])
 
+    def event(self, kind: type[RecordT]) -> RecordT:
+        """The input as its typed record, e.g. ``job.event(MovieAcquired)``."""
+        return kind.from_dict(self.value)
+
 
 @dataclass(frozen=True)
 class Output:
@@ -38,6 +67,14 @@ class Output:
 
     record: str
     value: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: EventRecord) -> Output:
+        """The output for a typed record of :mod:`tiltstream.streams.events`."""
+        codec = CODECS.get(type(event))
+        if codec is None:
+            raise TypeError(f"{type(event).__name__} is not a record of tiltstream.streams.events")
+        return cls(codec.record.rpartition(".")[2], event.to_dict())
 
 
 class Processor(ABC, Generic[InputT]):
@@ -74,26 +111,36 @@ class Processor(ABC, Generic[InputT]):
     def process(self, job: Job, inputs: InputT | None) -> list[Output]:
         """Do the work for ``job`` and return the events to emit."""
 
+    def resolve(self, data_path: DataPath) -> Path:
+        """The local path of an input file, guaranteed inside its root (see :meth:`DataRoots.resolve`)."""
+        return self.roots.resolve(data_path.to_dict())
+
+    def output_path(self, relative: str) -> tuple[DataPath, Path]:
+        """The data path and local path of an output file under :attr:`output_root`."""
+        data_path, local = self.roots.output(self.output_root, relative)
+        return DataPath.from_dict(data_path), local
+
     def output_metadata(
         self, job: Job, key: tuple[object, ...], instance: str | None = None
-    ) -> dict[str, Any]:
+    ) -> EventMetadata:
         """Metadata of an event made from ``job``'s input: same series and attempt, caused by the input.
 
         ``key`` names what the output is about (a movie, a request and model ...), so its event id is
         the same every time the input is redone.
         """
-        meta = job.value["metadata"]
-        return make_metadata(
+        meta = EventMetadata.from_dict(job.value["metadata"])
+        made = make_metadata(
             self.output_record,
             service=self.stage,
-            microscope=meta["microscope"],
-            session_id=meta["session_id"],
-            tilt_series_id=meta["tilt_series_id"],
+            microscope=meta.microscope,
+            session_id=meta.session_id,
+            tilt_series_id=meta.tilt_series_id,
             key=key,
-            causation_id=job.event_id,
-            attempt=int(meta.get("attempt") or 1),
+            causation_id=meta.event_id,
+            attempt=meta.attempt or 1,
             instance=instance,
         )
+        return EventMetadata.from_dict(made)
 
     def subject(self, value: dict[str, Any]) -> tuple[str, str | None, str | None]:
         """``(subject_id, movie_id, request_id)`` naming the input in a ``ProcessingFailed``."""
