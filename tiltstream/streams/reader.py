@@ -196,13 +196,13 @@ def read_events(
         consumer.assign(assignment)
         if ready is not None:
             ready.set()
-        # without follow, read each partition up to the end it had when we started
-        open_partitions = {
-            (tp.topic, tp.partition) for tp in assignment if tp.offset < ends[(tp.topic, tp.partition)]
+        window = _Window(ends, follow)
+        window.open = {
+            (tp.topic, tp.partition) for tp in assignment if tp.offset < ends[tp.topic, tp.partition]
         }
         emitted = 0
         last_activity = time.monotonic()
-        while (follow or open_partitions) and (limit is None or emitted < limit):
+        while not window.done and (limit is None or emitted < limit):
             if stop is not None and stop.is_set():
                 return
             message = consumer.poll(0.5)
@@ -210,29 +210,55 @@ def read_events(
                 if follow and idle_timeout is not None and time.monotonic() - last_activity > idle_timeout:
                     return
                 continue
-            error = message.error()
-            where = (str(message.topic()), int(message.partition() or 0))
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    if not follow:
-                        open_partitions.discard(where)
-                    continue
-                raise KafkaException(error)
-            last_activity = time.monotonic()
-            offset = int(message.offset() or 0)
-            if not follow and offset >= ends[where] - 1:
-                open_partitions.discard(where)
-            if not follow and offset >= ends[where]:
+            if message.error() is None:
+                last_activity = time.monotonic()
+            if not window.admit(message):
                 continue
             raw_key = message.key()
             key_text = raw_key.decode(errors="replace") if isinstance(raw_key, bytes) else raw_key
             if (key is not None and key_text != key) or not decoder.wanted(message):
                 continue
-            event = _decode(message, by_name[where[0]], decoder, key_text)
-            yield event
+            yield _decode(message, by_name[str(message.topic())], decoder, key_text)
             emitted += 1
     finally:
         consumer.close()
+
+
+@dataclass
+class _Window:
+    """What a reader still reads: without ``follow``, each partition up to the end it had at the start."""
+
+    ends: dict[tuple[str, int], int]
+    follow: bool
+    open: set[tuple[str, int]] = field(default_factory=set)
+
+    @property
+    def done(self) -> bool:
+        """Every partition read to its end (never, when following)."""
+        return not self.follow and not self.open
+
+    def admit(self, message: Any) -> bool:
+        """Whether ``message`` is an event inside the window; closes partitions as they reach their end.
+
+        Raises
+        ------
+        confluent_kafka.KafkaException
+            For a client error other than the end-of-partition notice.
+        """
+        error = message.error()
+        where = (str(message.topic()), int(message.partition() or 0))
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                raise KafkaException(error)
+            if not self.follow:
+                self.open.discard(where)
+            return False
+        if self.follow:
+            return True
+        offset = int(message.offset() or 0)
+        if offset >= self.ends[where] - 1:
+            self.open.discard(where)
+        return offset < self.ends[where]
 
 
 def _decode(message: Any, topic: Topic, decoder: MessageDecoder, key: str | None) -> ReadEvent:
