@@ -91,24 +91,18 @@ def canonical_ispyb(mariadb_server: LocalMariaDB) -> CanonicalIspyb:
 def register_visit(admin: Engine, visit: str = VISIT, microscope: str = "m02") -> int:
     """What the facility's user office does: a Person, Proposal and BLSession for ``visit``; its id."""
     code, number, visit_number = visit[:2], visit[2:].split("-")[0], int(visit.split("-")[1])
+
+    def insert(db: sa.Connection, model: Any, **values: object) -> int:
+        key = db.execute(sa.insert(model.__table__).values(**values)).inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
     with admin.begin() as db:
-        person = db.execute(sa.insert(Person.__table__).values(login=f"pi-{code}{number}", familyName="PI"))
-        proposal = db.execute(
-            sa.insert(Proposal.__table__).values(
-                personId=person.inserted_primary_key[0],
-                proposalCode=code,
-                proposalNumber=number,
-                title="tomo",
-            )
+        person = insert(db, Person, login=f"pi-{code}{number}", familyName="PI")
+        proposal = insert(
+            db, Proposal, personId=person, proposalCode=code, proposalNumber=number, title="tomo"
         )
-        found = db.execute(
-            sa.insert(BLSession.__table__).values(
-                proposalId=proposal.inserted_primary_key[0],
-                visit_number=visit_number,
-                beamLineName=microscope,
-            )
-        )
-        return int(found.inserted_primary_key[0])
+        return insert(db, BLSession, proposalId=proposal, visit_number=visit_number, beamLineName=microscope)
 
 
 @dataclass

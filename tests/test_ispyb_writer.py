@@ -40,7 +40,8 @@ def counts(database: IspybDatabase) -> dict[str, int]:
 
 
 _MOVIE = (
-    'SELECT m."{column}" FROM "Movie" m JOIN "DataCollection" d ON d."dataCollectionId" = m."dataCollectionId" '
+    'SELECT m."{column}" FROM "Movie" m '
+    'JOIN "DataCollection" d ON d."dataCollectionId" = m."dataCollectionId" '
     'WHERE m."movieNumber" = :number AND d."imagePrefix" = :prefix'
 )
 

@@ -202,8 +202,15 @@ def _missing(present: set[str], tables: tuple[str, ...]) -> list[str]:
     return missing
 
 
-def probe_schema(bind: Engine | Connection) -> SchemaInfo:
+def probe_schema(bind: Engine | Connection, *, require: bool = True) -> SchemaInfo:
     """Find out what kind of ISPyB database ``bind`` is, and check that the sink can write it.
+
+    Parameters
+    ----------
+    bind
+        The database, as the account that will use it.
+    require
+        Refuse a database lacking what the sink needs (off: just report what a reader can see).
 
     Raises
     ------
@@ -212,12 +219,12 @@ def probe_schema(bind: Engine | Connection) -> SchemaInfo:
     """
     if isinstance(bind, Engine):
         with bind.connect() as connection:
-            return probe_schema(connection)
-    if bind.dialect.name == "mysql" and _routines(bind):
+            return probe_schema(connection, require=require)
+    if require and bind.dialect.name == "mysql" and _routines(bind):
         return _canonical(bind)
     present, lengths, unsigned = _columns(bind, SINK_TABLES)
     missing = _missing(present, SINK_TABLES)
-    if missing:
+    if missing and require:
         raise SchemaMismatchError(missing)
     version = _version(bind) if bind.dialect.name == "mysql" else None
     return SchemaInfo(False, version, frozenset(present), lengths, frozenset(unsigned))

@@ -132,6 +132,7 @@ class Rows:
         for name, value in values.items():
             self.check(table.name, name, value, table.c[name].type)
         result = session.execute(sa.insert(table).values(**values))
+        assert isinstance(result, sa.CursorResult)
         key = tuple(result.inserted_primary_key or ())
         if any(part is None for part in key):
             key = tuple(values[c.name] for c in table.primary_key.columns)
