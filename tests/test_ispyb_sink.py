@@ -95,7 +95,7 @@ def test_session_then_replay_twice_gives_identical_tables(
         assert ispyb_database.new_rows() == first
 
 
-@pytest.mark.parametrize("ispyb_url", ["mariadb"], indirect=True)
+@pytest.mark.parametrize("ispyb_database", ["mariadb"], indirect=True)
 def test_poison_record_goes_to_the_dead_letter_topic(topics: CliSettings, ispyb_engine: Engine) -> None:
     poison = sample("MovieAcquired", 7, 1)
     poison["movie"] = {"root": "raw", "path": "p" * 300 + ".tiff"}
