@@ -7,7 +7,8 @@ in the nearest ancestor of the repository (CI checks out the repository with ``s
 ``routines.sql``, then every ``updates/*.sql`` that ``SchemaStatus`` does not record as ``DONE``, in name
 order, as ``build.sh`` does) and makes copies of it (a dump of the template, routines included, loaded
 into a new database, then the grants). Accounts: the processing role of ``grants/ispyb_processing.sql``
-for the sink, and ``grants/ispyb_ro_nopii.sql`` (read-only, no personal data) for readers.
+for the sink, and ``grants/ispyb_ro_nopii.sql`` (read-only, no personal data) for readers, plus
+:data:`READER_EXTRA_GRANTS`.
 
 An update whose change the snapshot's ``tables.sql`` already holds fails with "Duplicate column"
 (MariaDB error 1060): it is counted as applied and named in :attr:`CanonicalIspyb.already_applied`.
@@ -27,7 +28,7 @@ from tiltstream.localdb.common import LocalDatabaseError, find_binary
 from tiltstream.localdb.mariadb import LocalMariaDB
 from tiltstream.log import get_logger
 
-__all__ = ["SCHEMA_DIR_ENV", "CanonicalIspyb", "IspybAccount", "canonical_schema_dir"]
+__all__ = ["READER_EXTRA_GRANTS", "SCHEMA_DIR_ENV", "CanonicalIspyb", "IspybAccount", "canonical_schema_dir"]
 
 _log = get_logger(__name__)
 
@@ -35,6 +36,10 @@ _log = get_logger(__name__)
 SCHEMA_DIR_ENV = "TILTSTREAM_ISPYB_SCHEMA_DIR"
 
 _BASE_FILES = ("tables.sql", "lookups.sql", "data.sql", "routines.sql")
+
+#: What ``grants/ispyb_ro_nopii.sql`` of this snapshot lacks for the web view: the one table it does not
+#: cover yet (ProcessedTomogram is newer than the grant file). A facility adds the same line.
+READER_EXTRA_GRANTS = ("GRANT SELECT ON ProcessedTomogram TO ispyb_ro_nopii;",)
 _ALREADY_THERE = ("ERROR 1060 ",)  # Duplicate column name: the snapshot's tables.sql holds the change
 
 
@@ -152,6 +157,8 @@ class CanonicalIspyb:
 
     def _grant_file(self, role: str, database: str) -> None:
         self.server.execute_file(self.source / "grants" / f"{role}.sql", database)
+        if role == self.reader.role:
+            self.server.execute(" ".join(READER_EXTRA_GRANTS), database)
 
     def create(self, database: str) -> None:
         """A new database ``database``: a copy of the template with the roles' grants on it.

@@ -147,7 +147,10 @@ class Rows:
     def _leave_out_absent(self, state: ORMExecuteState) -> None:
         if not state.is_select:
             return
-        classes = {mapper.class_ for mapper in state.all_mappers}
+        descriptions = getattr(state.statement, "column_descriptions", [])
+        classes = {
+            d["entity"] for d in descriptions if d.get("entity") is not None and d["expr"] is d["entity"]
+        }
         options = [defer(column, raiseload=True) for column in self._absent if column.class_ in classes]
         if options:
             state.statement = state.statement.options(*options)
