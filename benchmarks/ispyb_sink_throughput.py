@@ -32,11 +32,12 @@ from tiltstream.streams.producer import EventProducer
 
 
 def fresh_sink(server: LocalDatabaseServer, **settings: object) -> IspybSink:
-    """A sink on a new, empty database of ``server``."""
+    """A sink on a new, empty (ORM-built) database of ``server``; it creates the sample visit itself."""
     url = server.create_database(f"b{uuid.uuid4().hex[:10]}")
     engine = create_engine(url)
     create_tables(engine)
-    return IspybSink(IspybSinkSettings(database_url=url, **settings), engine=engine)  # type: ignore[arg-type]
+    config = IspybSinkSettings(database_url=url, create_visits=True, **settings)  # type: ignore[arg-type]
+    return IspybSink(config, engine=engine)
 
 
 def rows_per_second(server: LocalDatabaseServer, events: list[SessionEvent], batch: int) -> float:

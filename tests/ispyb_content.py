@@ -54,7 +54,10 @@ def ispyb_content(engine: Engine, workdir: Path) -> dict[str, list[Row]]:
         r["processingJobId"]: (dc.get(r["dataCollectionId"]), r["recipe"], r["comments"])
         for r in rows["ProcessingJob"]
     }
-    names["autoProcProgramId"] = {r["autoProcProgramId"]: r["jobUuid"] for r in rows["AutoProcProgram"]}
+    jobs = names["processingJobId"]
+    names["autoProcProgramId"] = {  # the program's job (jobUuid is not in every schema version)
+        r["autoProcProgramId"]: jobs.get(r["processingJobId"]) for r in rows["AutoProcProgram"]
+    }
     names["movieId"] = {
         r["movieId"]: (dc.get(r["dataCollectionId"]), r["movieNumber"]) for r in rows["Movie"]
     }

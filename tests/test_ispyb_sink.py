@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-from ispyb_fixtures import table_snapshot
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+from ispyb_fixtures import IspybDatabase, register_visit, table_snapshot
 from sqlalchemy.engine import Engine
 
 from tiltstream.connectors.ispyb.samples import SessionEvent, sample, session_events
-from tiltstream.connectors.ispyb.schema import SchemaMismatchError, create_tables
+from tiltstream.connectors.ispyb.schema import SchemaMismatchError
 from tiltstream.connectors.ispyb.settings import IspybSinkSettings
 from tiltstream.connectors.ispyb.sink import IspybSink, create_engine
 from tiltstream.localdb import LocalMariaDB
+from tiltstream.localdb.canonical import CanonicalIspyb
 from tiltstream.settings import CliSettings
 from tiltstream.streams.admin import apply_topics
 from tiltstream.streams.catalogue import Catalogue
@@ -43,6 +44,21 @@ def topics(pipeline_settings: CliSettings) -> CliSettings:
     return pipeline_settings
 
 
+def first_dead_letter(topics: CliSettings, group: str) -> Message:
+    """The first message on ``group``'s dead-letter topic."""
+    dlq = Catalogue(topics.topics).dlq(group)
+    reader = create_consumer(topics.kafka, f"reader-{uuid.uuid4().hex[:8]}")
+    reader.assign([TopicPartition(dlq.name, p, OFFSET_BEGINNING) for p in range(dlq.partitions)])
+    deadline = time.monotonic() + 30
+    message = None
+    while (message is None or message.error() is not None) and time.monotonic() < deadline:
+        message = reader.poll(0.5)
+    reader.close()
+    assert message is not None
+    assert message.error() is None
+    return message
+
+
 def sink_settings(settings: CliSettings, url: str, group: str | None = None) -> IspybSinkSettings:
     return IspybSinkSettings(
         database_url=url,
@@ -62,22 +78,24 @@ def count(engine: Engine, table: str) -> int:
         return int(connection.execute(sa.text(f"SELECT COUNT(*) FROM {quote}{table}{quote}")).scalar_one())
 
 
-def test_session_then_replay_twice_gives_identical_tables(topics: CliSettings, ispyb_engine: Engine) -> None:
+def test_session_then_replay_twice_gives_identical_tables(
+    topics: CliSettings, ispyb_database: IspybDatabase, ispyb_engine: Engine
+) -> None:
     events = session_events(SERIES, TILTS, failed_series=2)
     publish(topics, events)
     url = ispyb_engine.url.render_as_string(hide_password=False)
     IspybSink(sink_settings(topics, url), engine=ispyb_engine).run(until_caught_up=True)
-    first = table_snapshot(ispyb_engine)
+    first = ispyb_database.new_rows()
     assert len(first["Movie"]) == SERIES * TILTS
     assert len(first["CTF"]) == SERIES * TILTS - 1
     assert len(first["Tomogram"]) == SERIES
     assert len(first["TiltImageAlignment"]) == SERIES * TILTS
     for _ in range(2):  # a new group reads every topic from its first offset
         IspybSink(sink_settings(topics, url), engine=ispyb_engine).run(until_caught_up=True)
-        assert table_snapshot(ispyb_engine) == first
+        assert ispyb_database.new_rows() == first
 
 
-@pytest.mark.parametrize("ispyb_url", ["mariadb"], indirect=True)
+@pytest.mark.parametrize("ispyb_database", ["mariadb"], indirect=True)
 def test_poison_record_goes_to_the_dead_letter_topic(topics: CliSettings, ispyb_engine: Engine) -> None:
     poison = sample("MovieAcquired", 7, 1)
     poison["movie"] = {"root": "raw", "path": "p" * 300 + ".tiff"}
@@ -91,16 +109,7 @@ def test_poison_record_goes_to_the_dead_letter_topic(topics: CliSettings, ispyb_
     sink.run(until_caught_up=True)
     assert count(ispyb_engine, "Movie") == 2  # the records around it are written
     assert sink.dead_lettered._value.get() == 1
-    dlq = Catalogue(topics.topics).dlq(group)
-    reader = create_consumer(topics.kafka, f"reader-{uuid.uuid4().hex[:8]}")
-    reader.assign([TopicPartition(dlq.name, p, OFFSET_BEGINNING) for p in range(dlq.partitions)])
-    deadline = time.monotonic() + 30
-    message = None
-    while (message is None or message.error() is not None) and time.monotonic() < deadline:
-        message = reader.poll(0.5)
-    reader.close()
-    assert message is not None
-    assert message.error() is None
+    message = first_dead_letter(topics, group)
     assert message.value() == encoded_poison
     headers = dict(message.headers() or [])
     reason = headers[HEADER_MESSAGE]
@@ -155,18 +164,23 @@ def own_mariadb(database_root: Path) -> Iterator[LocalMariaDB]:
 
 
 def test_database_outage_loses_nothing(topics: CliSettings, own_mariadb: LocalMariaDB) -> None:
-    engine = create_engine(own_mariadb.url)
-    create_tables(engine)
+    canonical = CanonicalIspyb(own_mariadb)  # Diamond's schema on a server of the test's own
+    canonical.build_template()
+    canonical.create("ispyb")
+    admin = create_engine(canonical.url("ispyb"))
+    register_visit(admin)
+    url = canonical.url("ispyb", canonical.sink)
+    engine = create_engine(url)
     events = session_events(SERIES, TILTS)
     half = len(events) // 2
-    sink = IspybSink(sink_settings(topics, own_mariadb.url), engine=engine)
+    sink = IspybSink(sink_settings(topics, url), engine=engine)
     stop = threading.Event()
     runner = threading.Thread(target=sink.run, args=(stop,), daemon=True)
     runner.start()
     try:
         publish(topics, events[:half])
         deadline = time.monotonic() + 60
-        while count(engine, "Movie") < 1 and time.monotonic() < deadline:
+        while count(admin, "Movie") < 1 and time.monotonic() < deadline:
             time.sleep(0.2)
         own_mariadb.stop()
         publish(topics, events[half:])
@@ -176,16 +190,35 @@ def test_database_outage_loses_nothing(topics: CliSettings, own_mariadb: LocalMa
         assert sink.retries._value.get() >= 3  # it kept trying while the database was down
         own_mariadb.start()
         deadline = time.monotonic() + 90
-        while count(engine, "TiltImageAlignment") < SERIES * TILTS and time.monotonic() < deadline:
+        while count(admin, "TiltImageAlignment") < SERIES * TILTS and time.monotonic() < deadline:
             time.sleep(0.5)
     finally:
         stop.set()
         runner.join(60)
     assert not runner.is_alive()
-    snapshot = table_snapshot(engine)
+    snapshot = table_snapshot(admin)
     assert len(snapshot["Movie"]) == SERIES * TILTS
     assert len(snapshot["MotionCorrection"]) == SERIES * TILTS
     assert len(snapshot["CTF"]) == SERIES * TILTS
     assert len(snapshot["Tomogram"]) == SERIES
     assert len(snapshot["ProcessedTomogram"]) == 2 * SERIES
     engine.dispose()
+    admin.dispose()
+
+
+def test_unknown_visit_is_parked_in_the_dead_letter_topic(topics: CliSettings, ispyb_engine: Engine) -> None:
+    """An event of a visit ISPyB lacks is dead-lettered with the reason; the known visit's carry on."""
+    events = [("MovieAcquired", sample("MovieAcquired", 1, tilt)) for tilt in range(2)]
+    events.insert(1, ("MovieAcquired", sample("MovieAcquired", 1, 0, "cm49999-1")))
+    publish(topics, events)
+    group = f"ispyb-{uuid.uuid4().hex[:8]}"
+    url = ispyb_engine.url.render_as_string(hide_password=False)
+    sink = IspybSink(sink_settings(topics, url, group), engine=ispyb_engine)
+    sink.run(until_caught_up=True)
+    assert count(ispyb_engine, "Movie") == 2
+    assert sink.dead_lettered._value.get() == 1
+    message = first_dead_letter(topics, group)
+    assert message.value() == AvroSerde().encode("MovieAcquired", events[1][1])
+    reason = dict(message.headers() or [])[HEADER_MESSAGE]
+    assert isinstance(reason, bytes)
+    assert b"'cm49999-1' has no BLSession" in reason

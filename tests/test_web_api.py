@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from ispyb.sqlalchemy import Tomogram
-from ispyb_fixtures import fresh_database
+from ispyb_fixtures import IspybDatabase, make_database
 from sqlalchemy.orm import Session
 from web_fixtures import (
     DEPTH,
@@ -53,7 +53,7 @@ class Served:
     url: str
 
 
-def _write_session(settings: CliSettings, url: str, roots: dict[str, Path]) -> None:
+def _write_session(settings: CliSettings, url: str, roots: dict[str, Path], *, orm_built: bool) -> None:
     """Series 1 and 2 through the whole pipeline (2's last tilt failed), series 3 only acquiring;
     statuses for all three, and a record the sink dead-letters."""
     events = session_with_files(roots["processed"], series=2, tilts=TILTS, failed_series=2)
@@ -71,20 +71,24 @@ def _write_session(settings: CliSettings, url: str, roots: dict[str, Path]) -> N
     ]
     publish(settings, events + statuses)
     engine = create_engine(url)
-    create_tables(engine)
+    if orm_built:
+        create_tables(engine)
     IspybSink(sink_settings(settings, url, roots), engine=engine).run(until_caught_up=True)
     engine.dispose()
 
 
-def _serve(settings: CliSettings, url: str, tmp_path: Path) -> Iterator[Served]:
+def _serve(
+    settings: CliSettings, url: str, tmp_path: Path, reader_url: str | None = None
+) -> Iterator[Served]:
+    """The web view (reading as ``reader_url``, default ``url``) on what the sink wrote to ``url``."""
     apply_topics(create_admin(settings.kafka), Catalogue(settings.topics).all_topics())
     roots = {"raw": tmp_path / "raw", "processed": tmp_path / "processed"}
     for root in roots.values():
         root.mkdir()
-    _write_session(settings, url, roots)
+    _write_session(settings, url, roots, orm_built=reader_url is None)
     from tiltstream.web import create_app
 
-    app = create_app(web_settings(settings, url, roots))
+    app = create_app(web_settings(settings, reader_url or url, roots))
     with TestClient(app) as client:
         context: WebContext = app.state.context
         assert context.follower is not None
@@ -325,12 +329,13 @@ def test_event_stream_sends_current_and_new_statuses(served: Served, module_sett
 
 
 @pytest.fixture
-def mariadb_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from fresh_database(request, "mariadb", tmp_path)
+def canonical(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IspybDatabase]:
+    """Diamond's canonical schema on MariaDB: the sink as ispyb_processing, the view as ispyb_ro_nopii."""
+    yield from make_database(request, "mariadb", tmp_path)
 
 
-def test_on_mariadb(pipeline_settings: CliSettings, mariadb_url: str, tmp_path: Path) -> None:
-    for served in _serve(pipeline_settings, mariadb_url, tmp_path):
+def test_on_mariadb(pipeline_settings: CliSettings, canonical: IspybDatabase, tmp_path: Path) -> None:
+    for served in _serve(pipeline_settings, canonical.url, tmp_path, canonical.reader_url):
         view = served.client.get(f"/api/sessions/{SESSION}", headers=AUTH).json()
         assert [s["name"] for s in view["series"]] == ["Position_1", "Position_2", "Position_3"]
         detail = served.client.get(f"/api/sessions/{SESSION}/series/Position_1", headers=AUTH).json()

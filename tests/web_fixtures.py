@@ -174,6 +174,7 @@ def sink_settings(settings: CliSettings, url: str, roots: dict[str, Path]) -> Is
         batch_size=50,
         linger_seconds=0.1,
         roots={name: str(path) for name, path in roots.items()},
+        create_visits=url.startswith("sqlite"),  # a demo-like database; on MariaDB the facility's visit
     )
 
 

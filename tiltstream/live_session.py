@@ -51,6 +51,7 @@ DEMO_SETTINGS: dict[str, str] = {
     "TILTSTREAM_AGGREGATOR_STANDBY_REPLICAS": "0",
     "TILTSTREAM_AGGREGATOR_SESSION_TIMEOUT_SECONDS": "10",
     "TILTSTREAM_LOG_FORMAT": "json",
+    "TILTSTREAM_ISPYB_CREATE_VISITS": "true",  # the demo's own database: no facility creates its visit
 }
 
 #: The ISPyB sink's consumer group (its lag tells when the database has caught up).

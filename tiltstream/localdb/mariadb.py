@@ -105,11 +105,35 @@ class LocalMariaDB(LocalDatabaseServer):
                 start_new_session=True,
             )
 
-    def _admin(self, sql: str) -> str:
-        """Run ``sql`` as the administrator over the socket and return the tab-separated result."""
+    def _client(self, database: str | None) -> list[str]:
         client = find_binary("mariadb", "/usr/bin")
-        command = [client, "--no-defaults", f"--socket={self.socket_path}", "-uroot", "-N", "-B", "-e", sql]
-        return _run(command)
+        return [client, "--no-defaults", f"--socket={self.socket_path}", "-uroot", "-N", "-B"] + (
+            [f"--database={database}"] if database else []
+        )
+
+    def _admin(self, sql: str, database: str | None = None) -> str:
+        """Run ``sql`` as the administrator over the socket and return the tab-separated result."""
+        return _run([*self._client(database), "-e", sql])
+
+    def execute(self, sql: str, database: str | None = None) -> str:
+        """Run ``sql`` (statements separated by ``;``) as the administrator; return the tab-separated rows."""
+        return self._admin(sql, database)
+
+    def execute_file(self, path: Path, database: str) -> None:
+        """Feed the SQL file ``path`` to the ``mariadb`` client as the administrator, in ``database``.
+
+        Raises
+        ------
+        LocalDatabaseError
+            With the client's message (``ERROR 1060 (42S21) at line 3: ...``) when a statement fails.
+        """
+        with path.open("rb") as sql:
+            done = subprocess.run(
+                self._client(database), stdin=sql, capture_output=True, timeout=600, check=False
+            )
+        if done.returncode != 0:
+            message = done.stderr.decode(errors="replace").strip()
+            raise LocalDatabaseError(f"{path.name}: {message}")
 
     def _ready(self) -> bool:
         try:

@@ -10,6 +10,8 @@ from fastapi import HTTPException, Request, Response, status
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from tiltstream.connectors.ispyb.probe import probe_schema
+from tiltstream.connectors.ispyb.rows import Rows
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.web.access import Visit, check_access, parse_visit
 from tiltstream.web.files import DataFiles
@@ -31,12 +33,15 @@ class WebContext:
     catalogue: Catalogue
     follower: StatusFollower | None
     closing: bool = False
+    rows: Rows | None = None
 
     @contextmanager
     def database(self) -> Iterator[Session]:
-        """A read-only unit of work on ISPyB."""
+        """A read-only unit of work on ISPyB (leaving out columns this schema version lacks)."""
+        if self.rows is None:
+            self.rows = Rows(probe_schema(self.engine, require=False))
         with Session(self.engine) as db:
-            yield db
+            yield self.rows.watch(db)
 
 
 def context(request: Request) -> WebContext:

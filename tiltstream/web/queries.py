@@ -186,7 +186,9 @@ def series_rows(db: Session, session_id: int, name: str) -> SeriesRows | None:
         .outerjoin(
             TiltImageAlignment,
             sa.and_(
-                TiltImageAlignment.movieId == Movie.movieId, TiltImageAlignment.tomogramId == tomogram_id
+                TiltImageAlignment.movieId == Movie.movieId,
+                TiltImageAlignment.tomogramId == tomogram_id,
+                TiltImageAlignment.refinedTiltAngle.is_not(None),  # emptied: a superseded version's tilt
             ),
         )
         .where(Movie.dataCollectionId == dc_id)

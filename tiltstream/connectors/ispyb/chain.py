@@ -2,16 +2,16 @@
 
 Natural keys:
 
-* Person: ``login`` (the sink's service account); Proposal: ``proposalCode`` + ``proposalNumber`` and
-  BLSession: ``proposalId`` + ``visit_number``, both parsed from the visit (``cm40000-1``);
-* DataCollection: ``SESSIONID`` + ``imagePrefix`` (the tilt series' name within the visit), one
-  DataCollectionGroup (experiment type ``tomo``) each;
-* ProcessingJob + AutoProcProgram: ``AutoProcProgram.jobUuid``, a UUIDv5 of tilt series, stage and (for
-  per-version stages) the reconstruction request;
+* BLSession: the visit (``cm40000-1``), which the facility creates (see
+  :mod:`~tiltstream.connectors.ispyb.acquisition`);
+* DataCollection: the tilt series' name within the visit (``imagePrefix``), one DataCollectionGroup
+  (experiment type ``tomo``) each;
+* ProcessingJob: data collection + ``recipe`` (``tiltstream-<stage>``) + ``comments`` (the reconstruction
+  request, per-version stages); its AutoProcProgram by ``processingJobId``. ``AutoProcProgram.jobUuid``
+  (a UUIDv5 of tilt series, stage and request) is written where the schema version has the column;
 * Movie: ``dataCollectionId`` + ``movieNumber`` (acquisition order, 1-based); MotionCorrection: ``movieId``.
 
-Rows with unique indexes in ISPyB (Person, Proposal, BLSession) may be created by two sink instances at
-once: the loser of that race re-reads the winner's row. The cache holds ids of committed rows only.
+The cache holds ids of committed rows only.
 """
 
 from __future__ import annotations
@@ -23,20 +23,23 @@ from typing import Any
 import sqlalchemy as sa
 from ispyb.sqlalchemy import (
     AutoProcProgram,
-    BLSession,
-    DataCollection,
-    DataCollectionGroup,
     MotionCorrection,
     Movie,
-    Person,
     ProcessingJob,
     ProcessingJobParameter,
-    Proposal,
 )
 from sqlalchemy.orm import Session
 
-from tiltstream.connectors.ispyb.errors import RecordRejectedError
-from tiltstream.connectors.ispyb.rows import assign
+from tiltstream.connectors.ispyb.acquisition import (
+    Acquisition,
+    CollectionChanges,
+    OrmAcquisition,
+    RoutineAcquisition,
+)
+from tiltstream.connectors.ispyb.errors import RecordRejectedError, SinkConfigurationError
+from tiltstream.connectors.ispyb.probe import SchemaInfo
+from tiltstream.connectors.ispyb.rows import Rows
+from tiltstream.connectors.ispyb.settings import IspybSinkSettings
 
 __all__ = ["JOB_UUID_NAMESPACE", "Chain", "job_uuid"]
 
@@ -54,17 +57,57 @@ class Chain:
 
     Parameters
     ----------
-    person_login
-        ``Person.login`` of the account that owns proposals the sink has to create.
-    visit_pattern
-        Regular expression with groups ``code``, ``number`` and ``visit`` matching a whole session id.
+    settings
+        The service account's login, the visit pattern and whether visits may be created.
+    schema
+        What the start-up probe found (canonical routines or ORM-built tables).
     """
 
-    def __init__(self, person_login: str, visit_pattern: str) -> None:
-        self.person_login = person_login
-        self.visit = re.compile(visit_pattern)
+    def __init__(self, settings: IspybSinkSettings) -> None:
+        self.settings = settings
+        self._rows: Rows | None = None
+        self._acquisition: Acquisition | None = None
         self._committed: dict[tuple[Any, ...], Any] = {}
         self._pending: dict[tuple[Any, ...], Any] = {}
+
+    def use(self, schema: SchemaInfo) -> None:
+        """Write through the canonical routines or the models, as ``schema`` (the probe's finding) says."""
+        self._rows = Rows(schema)
+        settings = self.settings
+        if schema.canonical and settings.create_visits:
+            raise SinkConfigurationError(
+                "TILTSTREAM_ISPYB_CREATE_VISITS is for ORM-built databases (demo, SQLite): on the canonical "
+                "schema the facility creates visits and the processing role may not"
+            )
+        self._acquisition = (
+            RoutineAcquisition(self._rows, schema)
+            if schema.canonical
+            else OrmAcquisition(
+                self._rows,
+                settings.person_login,
+                settings.visit_pattern,
+                create_visits=settings.create_visits,
+            )
+        )
+
+    @property
+    def schema(self) -> SchemaInfo | None:
+        """What the probe found (``None`` until :meth:`use`)."""
+        return None if self._rows is None else self._rows.schema
+
+    @property
+    def rows(self) -> Rows:
+        """Checked writes for this database's schema."""
+        if self._rows is None:
+            raise RuntimeError("Chain.use(schema) first")
+        return self._rows
+
+    @property
+    def acquisition(self) -> Acquisition:
+        """Visits and data collections, the canonical routines' way or the models'."""
+        if self._acquisition is None:
+            raise RuntimeError("Chain.use(schema) first")
+        return self._acquisition
 
     # -- cache ------------------------------------------------------------------------------------
 
@@ -91,98 +134,76 @@ class Chain:
 
     # -- rows -------------------------------------------------------------------------------------
 
-    def _unique(self, session: Session, row: Any, again: sa.Select[Any]) -> Any:
-        """Insert ``row``; if a concurrent writer inserted the same unique key first, return theirs."""
-        if session.get_bind().dialect.name == "sqlite":  # one writer: no race, and no SAVEPOINT needed
-            session.add(row)
-            session.flush()
-            return row
-        try:
-            with session.begin_nested():
-                session.add(row)
-        except sa.exc.IntegrityError:
-            found = session.scalar(again)
-            if found is None:
-                raise
-            return found
-        return row
-
     def session_id(self, session: Session, metadata: dict[str, Any]) -> int:
-        """``BLSession.sessionId`` of the event's visit, creating Person, Proposal and BLSession if needed."""
+        """``BLSession.sessionId`` of the event's visit (raises VisitNotFoundError when ISPyB lacks it)."""
         visit = str(metadata["session_id"])
         cached = self._get(("visit", visit))
         if cached is not None:
             return int(cached)
-        match = self.visit.fullmatch(visit)
-        if match is None:
+        if re.fullmatch(self.settings.visit_pattern, visit) is None:
             raise RecordRejectedError(f"session id {visit!r} is not a visit like 'cm40000-1'")
-        code, number, visit_number = match["code"], match["number"], int(match["visit"])
-        query = sa.select(Person).where(Person.login == self.person_login)
-        person = session.scalar(query) or self._unique(
-            session, Person(login=self.person_login, familyName="tiltstream"), query
-        )
-        query = sa.select(Proposal).where(Proposal.proposalCode == code, Proposal.proposalNumber == number)
-        proposal = session.scalar(query)
-        if proposal is None:
-            proposal = Proposal(personId=person.personId, proposalCode=code, proposalNumber=number)
-            assign(proposal, title=f"{code}{number}")
-            proposal = self._unique(session, proposal, query)
-        query = sa.select(BLSession).where(
-            BLSession.proposalId == proposal.proposalId, BLSession.visit_number == visit_number
-        )
-        blsession = session.scalar(query)
-        if blsession is None:
-            blsession = BLSession(proposalId=proposal.proposalId, visit_number=visit_number)
-            assign(blsession, beamLineName=str(metadata["microscope"]))
-            blsession = self._unique(session, blsession, query)
-        return int(self._put(("visit", visit), blsession.sessionId))
+        found = self.acquisition.session_id(session, visit, str(metadata["microscope"]))
+        return int(self._put(("visit", visit), found))
 
-    def collection(self, session: Session, metadata: dict[str, Any]) -> DataCollection:
-        """The tilt series' DataCollection (and its DataCollectionGroup), created on first sight."""
+    def collection(self, session: Session, metadata: dict[str, Any]) -> int:
+        """The tilt series' ``dataCollectionId`` (with its DataCollectionGroup), created on first sight."""
         series = str(metadata["tilt_series_id"])
         cached = self._get(("dc", series))
         if cached is not None:
-            return session.get_one(DataCollection, cached)
+            return int(cached)
         session_id = self.session_id(session, metadata)
         prefix = series.removeprefix(f"{metadata['session_id']}:")
-        dc = session.scalar(
-            sa.select(DataCollection).where(
-                DataCollection.SESSIONID == session_id,  # noqa: SIM300
-                DataCollection.imagePrefix == prefix,
-            )
-        )
+        self.rows.check("DataCollection", "imagePrefix", prefix)
+        dc = self.acquisition.find(session, session_id, prefix, series)
         if dc is None:
-            group = DataCollectionGroup(sessionId=session_id, experimentType="tomo")
-            session.add(group)
-            session.flush()
-            dc = DataCollection(dataCollectionGroupId=group.dataCollectionGroupId, SESSIONID=session_id)
-            assign(dc, imagePrefix=prefix, experimenttype="tomo")
-            session.add(dc)
-            session.flush()
-        self._put(("dc", series), dc.dataCollectionId)
-        return dc
+            dc = self.acquisition.create(session, session_id, prefix, series)
+        return int(self._put(("dc", series), dc))
+
+    def merge_collection(
+        self, session: Session, metadata: dict[str, Any], dc_id: int, changes: CollectionChanges
+    ) -> int:
+        """Merge what an event says about its data collection (and group); 1 when anything changed."""
+        return self.acquisition.merge(session, self.session_id(session, metadata), dc_id, changes)
 
     def program(
         self, session: Session, metadata: dict[str, Any], stage: str, key: str = ""
     ) -> tuple[ProcessingJob, AutoProcProgram]:
         """The ProcessingJob and AutoProcProgram of ``stage`` (per request ``key``) for the tilt series."""
-        job = job_uuid(str(metadata["tilt_series_id"]), stage, key)
-        cached = self._get(("app", job))
+        series = str(metadata["tilt_series_id"])
+        cached = self._get(("app", series, stage, key))
         if cached is not None:
             return session.get_one(ProcessingJob, cached[0]), session.get_one(AutoProcProgram, cached[1])
-        app = session.scalar(sa.select(AutoProcProgram).where(AutoProcProgram.jobUuid == job))
+        dc = self.collection(session, metadata)
+        recipe = f"tiltstream-{stage}"
+        pj = session.scalar(
+            sa.select(ProcessingJob)
+            .where(
+                ProcessingJob.dataCollectionId == dc,
+                ProcessingJob.recipe == recipe,
+                ProcessingJob.comments == key if key else ProcessingJob.comments.is_(None),
+            )
+            .order_by(ProcessingJob.processingJobId)
+            .limit(1)
+        )
+        if pj is None:
+            pj = self.rows.insert(
+                session, ProcessingJob, dataCollectionId=dc, automatic=1, displayName=stage, recipe=recipe,
+                comments=key or None,
+            )  # fmt: skip
+        app = session.scalar(
+            sa.select(AutoProcProgram)
+            .where(AutoProcProgram.processingJobId == pj.processingJobId)
+            .order_by(AutoProcProgram.autoProcProgramId)
+            .limit(1)
+        )
         if app is None:
-            dc = self.collection(session, metadata)
-            pj = ProcessingJob(dataCollectionId=dc.dataCollectionId, automatic=1)
-            assign(pj, displayName=stage, recipe=f"tiltstream-{stage}", comments=key or None)
-            session.add(pj)
-            session.flush()
-            app = AutoProcProgram(processingJobId=pj.processingJobId, jobUuid=job)
-            session.add(app)
-            session.flush()
-        else:
-            pj = session.get_one(ProcessingJob, app.processingJobId)
-        self._put(("app", job), (pj.processingJobId, app.autoProcProgramId))
+            job = (
+                {"jobUuid": job_uuid(series, stage, key)}
+                if self.rows.schema.has("AutoProcProgram", "jobUuid")
+                else {}
+            )
+            app = self.rows.insert(session, AutoProcProgram, processingJobId=pj.processingJobId, **job)
+        self._put(("app", series, stage, key), (pj.processingJobId, app.autoProcProgramId))
         return pj, app
 
     def parameter(self, session: Session, pj: ProcessingJob, key: str, value: str) -> int:
@@ -194,29 +215,29 @@ class Chain:
             )
         )
         if row is None:
-            row = ProcessingJobParameter(processingJobId=pj.processingJobId, parameterKey=key)
-            session.add(row)
-        return assign(row, parameterValue=value)
+            self.rows.insert(
+                session, ProcessingJobParameter, processingJobId=pj.processingJobId, parameterKey=key,
+                parameterValue=value,
+            )  # fmt: skip
+            return 1
+        return self.rows.assign(row, parameterValue=value)
 
-    def movie(self, session: Session, dc: DataCollection, acquisition_order: int) -> Movie:
+    def movie(self, session: Session, dc_id: int, acquisition_order: int) -> Movie:
         """Movie number ``acquisition_order + 1`` of the collection, created empty if not seen yet."""
         number = acquisition_order + 1
-        cached = self._get(("movie", dc.dataCollectionId, number))
+        cached = self._get(("movie", dc_id, number))
         if cached is not None:
             return session.get_one(Movie, cached)
         movie = session.scalar(
-            sa.select(Movie).where(Movie.dataCollectionId == dc.dataCollectionId, Movie.movieNumber == number)
+            sa.select(Movie).where(Movie.dataCollectionId == dc_id, Movie.movieNumber == number)
         )
         if movie is None:
-            movie = Movie(dataCollectionId=dc.dataCollectionId)
-            assign(movie, movieNumber=number)
-            session.add(movie)
-            session.flush()
-        self._put(("movie", dc.dataCollectionId, number), movie.movieId)
+            movie = self.rows.insert(session, Movie, dataCollectionId=dc_id, movieNumber=number)
+        self._put(("movie", dc_id, number), movie.movieId)
         return movie
 
     def motion_correction(
-        self, session: Session, dc: DataCollection, movie: Movie, app: AutoProcProgram
+        self, session: Session, dc_id: int, movie: Movie, app: AutoProcProgram
     ) -> MotionCorrection:
         """The movie's MotionCorrection row, created empty (under ``app``) if not seen yet."""
         cached = self._get(("mc", movie.movieId))
@@ -224,13 +245,9 @@ class Chain:
             return session.get_one(MotionCorrection, cached)
         row = session.scalar(sa.select(MotionCorrection).where(MotionCorrection.movieId == movie.movieId))
         if row is None:
-            row = MotionCorrection(
-                movieId=movie.movieId,
-                dataCollectionId=dc.dataCollectionId,
-                autoProcProgramId=app.autoProcProgramId,
-                imageNumber=movie.movieNumber,
-            )
-            session.add(row)
-            session.flush()
+            row = self.rows.insert(
+                session, MotionCorrection, movieId=movie.movieId, dataCollectionId=dc_id,
+                autoProcProgramId=app.autoProcProgramId, imageNumber=movie.movieNumber,
+            )  # fmt: skip
         self._put(("mc", movie.movieId), row.motionCorrectionId)
         return row

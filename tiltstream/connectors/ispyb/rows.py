@@ -1,8 +1,9 @@
 """Setting column values so that writing the same facts again changes nothing.
 
-:func:`assign` checks each value against its column first (text too long for the column, a number out of
-an unsigned or small integer's range) so that a record that can never be written is rejected the same
-way on MariaDB (strict mode), PostgreSQL and SQLite (which would store it silently). Floats are
+:meth:`Rows.assign` checks each value against the column *as the database has it* first (text longer than
+the column, a negative number for an unsigned column, a number out of a small integer's range) so that a
+record that can never be written is rejected with the column named, the same way on MariaDB (strict
+mode), PostgreSQL and SQLite (which would store it silently). Floats are
 compared to six significant digits (MariaDB's ``FLOAT`` as its text protocol returns it) and times at
 whole seconds (``DATETIME``), so a replay finds the stored value equal and issues no ``UPDATE``.
 """
@@ -11,14 +12,19 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import InstrumentedAttribute, ORMExecuteState, Session, defer
 
 from tiltstream.connectors.ispyb.errors import RecordRejectedError
 
-__all__ = ["assign", "db_time", "earliest", "latest"]
+if TYPE_CHECKING:
+    from tiltstream.connectors.ispyb.probe import SchemaInfo
+
+__all__ = ["Rows", "db_time", "earliest", "latest"]
 
 _INTEGER_RANGES: tuple[tuple[type[sa.types.TypeEngine[Any]], int, int], ...] = (
     (mysql.TINYINT, -(2**7), 2**7 - 1),
@@ -47,48 +53,117 @@ def latest(current: datetime | None, new: datetime | None) -> datetime | None:
     return max((t for t in (current, new) if t is not None), default=None)
 
 
-def _check(table: sa.Table, name: str, value: object) -> None:
-    column = table.c[name]
-    kind = column.type
-    if isinstance(value, str) and isinstance(kind, sa.String) and kind.length and len(value) > kind.length:
-        raise RecordRejectedError(
-            f"{table.name}.{name} holds {kind.length} characters, the value has {len(value)}: {value[:80]!r}"
-        )
-    if isinstance(value, int) and not isinstance(value, bool):
-        for integer_type, low, high in _INTEGER_RANGES:
-            if isinstance(kind, integer_type):
-                if getattr(kind, "unsigned", False):
-                    low, high = 0, 2 * high + 1
-                if not low <= value <= high:
-                    raise RecordRejectedError(
-                        f"{table.name}.{name} cannot hold {value} (range {low}..{high})"
-                    )
-                break
-    if isinstance(value, float) and not math.isfinite(value):
-        raise RecordRejectedError(f"{table.name}.{name} cannot hold {value}")
-
-
 def _same(old: object, new: object) -> bool:
     if isinstance(old, float) and isinstance(new, float | int):
         return math.isclose(old, float(new), rel_tol=1e-5, abs_tol=1e-9)
     return old == new
 
 
-def assign(row: Any, **values: object) -> int:
-    """Set ``values`` on ORM ``row`` where they differ; return 1 when anything changed, else 0.
+class Rows:
+    """Checked, change-only writes of ORM rows for one database's schema.
 
-    Raises
-    ------
-    RecordRejectedError
-        When a value cannot fit its column.
+    Parameters
+    ----------
+    schema
+        What the start-up probe found: column lengths, unsigned columns, columns absent in this version.
     """
-    table: sa.Table = row.__table__
-    changed = 0
-    for name, value in values.items():
-        if isinstance(value, datetime):
-            value = db_time(value)
-        _check(table, name, value)
-        if not _same(getattr(row, name), value):
-            setattr(row, name, value)
-            changed = 1
-    return changed
+
+    def __init__(self, schema: SchemaInfo) -> None:
+        self.schema = schema
+        self._absent: list[InstrumentedAttribute[Any]] = []
+        for key in sorted(_optional_columns() - schema.present):
+            table, column = key.split(".")
+            model = _model(table)
+            self._absent.append(getattr(model, column))
+
+    def check(
+        self, table: str, name: str, value: object, kind: sa.types.TypeEngine[Any] | None = None
+    ) -> None:
+        """Raise :class:`RecordRejectedError` unless ``value`` fits column ``table.name``."""
+        key = shown = f"{table}.{name}"
+        if key not in self.schema.present:
+            key = f"{table}.{name.lower()}"  # a routine's parameter (``p_imageprefix``)
+        if value is not None and key not in self.schema.present:
+            raise RecordRejectedError(f"{table}.{name} does not exist in this ISPyB schema version")
+        length = self.schema.lengths.get(key) or (getattr(kind, "length", None) if kind is not None else None)
+        if isinstance(value, str) and length and len(value) > length:
+            raise RecordRejectedError(
+                f"{shown} holds {length} characters, the value has {len(value)}: {value[:80]!r}"
+            )
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise RecordRejectedError(f"{shown} cannot hold {value}")
+            if key in self.schema.unsigned and value < 0:
+                raise RecordRejectedError(f"{shown} is unsigned and cannot hold {value}")
+        if isinstance(value, int) and not isinstance(value, bool) and kind is not None:
+            for integer_type, low, high in _INTEGER_RANGES:
+                if isinstance(kind, integer_type):
+                    if getattr(kind, "unsigned", False) or key in self.schema.unsigned:
+                        low, high = 0, 2 * high + 1
+                    if not low <= value <= high:
+                        raise RecordRejectedError(f"{shown} cannot hold {value} (range {low}..{high})")
+                    break
+
+    def assign(self, row: Any, **values: object) -> int:
+        """Set ``values`` on ORM ``row`` where they differ; return 1 when anything changed, else 0.
+
+        Raises
+        ------
+        RecordRejectedError
+            When a value cannot fit its column (or the column does not exist in this schema version).
+        """
+        table: sa.Table = row.__table__
+        changed = 0
+        for name, value in values.items():
+            if isinstance(value, datetime):
+                value = db_time(value)
+            self.check(table.name, name, value, table.c[name].type)
+            if not _same(getattr(row, name), value):
+                setattr(row, name, value)
+                changed = 1
+        return changed
+
+    def insert(self, session: Session, model: type[Any], **values: object) -> Any:
+        """Insert a row of ``model`` with only ``values`` (columns absent in this version stay out of it).
+
+        Returns the row, loaded in ``session``.
+        """
+        table: sa.Table = model.__table__
+        for name, value in values.items():
+            self.check(table.name, name, value, table.c[name].type)
+        result = session.execute(sa.insert(table).values(**values))
+        assert isinstance(result, sa.CursorResult)
+        key = tuple(result.inserted_primary_key or ())
+        if any(part is None for part in key):
+            key = tuple(values[c.name] for c in table.primary_key.columns)
+        return session.get_one(model, key[0] if len(key) == 1 else key)
+
+    def watch(self, session: Session) -> Session:
+        """Make ``session``'s ORM queries leave out the columns this schema version lacks."""
+        if self._absent:
+            event.listen(session, "do_orm_execute", self._leave_out_absent)
+        return session
+
+    def _leave_out_absent(self, state: ORMExecuteState) -> None:
+        if not state.is_select:
+            return
+        descriptions = getattr(state.statement, "column_descriptions", [])
+        classes = {
+            d["entity"] for d in descriptions if d.get("entity") is not None and d["expr"] is d["entity"]
+        }
+        options = [defer(column, raiseload=True) for column in self._absent if column.class_ in classes]
+        if options:
+            state.statement = state.statement.options(*options)
+
+
+def _optional_columns() -> frozenset[str]:
+    from tiltstream.connectors.ispyb.probe import OPTIONAL_COLUMNS
+
+    return OPTIONAL_COLUMNS
+
+
+def _model(table: str) -> type[Any]:
+    import ispyb.sqlalchemy as models
+
+    found: type[Any] = getattr(models, table)
+    return found

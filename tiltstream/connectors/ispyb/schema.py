@@ -10,12 +10,17 @@ Only the sink's tables are created, without foreign keys to tables outside that 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from ispyb.sqlalchemy import Base
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine
+
+from tiltstream.log import get_logger
+
+if TYPE_CHECKING:
+    from tiltstream.connectors.ispyb.probe import SchemaInfo
 
 __all__ = ["SINK_TABLES", "SchemaMismatchError", "check_schema", "create_tables", "sink_metadata"]
 
@@ -37,6 +42,8 @@ SINK_TABLES: tuple[str, ...] = (
     "ProcessedTomogram",
 )
 
+_log = get_logger(__name__)
+
 
 class SchemaMismatchError(RuntimeError):
     """The database lacks tables or columns the sink needs (the message names each of them)."""
@@ -46,7 +53,8 @@ class SchemaMismatchError(RuntimeError):
         super().__init__(
             "the ISPyB database lacks what the sink needs: "
             + "; ".join(missing)
-            + " (run `tiltstream sink ispyb init-db` for a development database)"
+            + " (a schema version the sink does not know; `tiltstream sink ispyb init-db` makes a"
+            " development database)"
         )
 
 
@@ -139,23 +147,16 @@ def create_tables(engine: Engine) -> list[str]:
     return [name for name in SINK_TABLES if name not in existing]
 
 
-def check_schema(engine: Engine) -> None:
-    """Raise :class:`SchemaMismatchError` naming every table and column the sink needs but cannot find.
+def check_schema(engine: Engine) -> SchemaInfo:
+    """Probe ``engine``'s database (see :mod:`~tiltstream.connectors.ispyb.probe`) and log what was found.
 
-    Every column of the models of :data:`SINK_TABLES` is needed: the sink reads whole rows.
+    Raises
+    ------
+    SchemaMismatchError
+        Naming every table, column and routine the sink needs but cannot find (the sink refuses to start).
     """
-    inspector = sa.inspect(engine)
-    existing = set(inspector.get_table_names())
-    missing: list[str] = []
-    for name in SINK_TABLES:
-        if name not in existing:
-            missing.append(f"table {name}")
-            continue
-        present = {str(column["name"]) for column in inspector.get_columns(name)}
-        missing += [
-            f"column {name}.{column.name}"
-            for column in Base.metadata.tables[name].columns
-            if column.name not in present
-        ]
-    if missing:
-        raise SchemaMismatchError(missing)
+    from tiltstream.connectors.ispyb.probe import probe_schema
+
+    info = probe_schema(engine)
+    _log.info("ispyb schema", schema=info.describe(), version=info.version, canonical=info.canonical)
+    return info

@@ -31,6 +31,7 @@ class IspybSinkSettings(BaseSettings):
         default_factory=lambda: {"raw": "/data/raw", "processed": "/data/processed"}
     )
     person_login: str = "tiltstream"
+    create_visits: bool = False
     visit_pattern: str = r"(?P<code>[a-z]+)(?P<number>\d+)-(?P<visit>\d+)"
     retry_initial_seconds: float = Field(default=0.5, gt=0)
     retry_max_seconds: float = Field(default=30.0, gt=0)

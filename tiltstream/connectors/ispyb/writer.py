@@ -7,7 +7,8 @@ before its movie creates the Movie and MotionCorrection rows empty, and their ow
 
 Tomograms: one Tomogram per DataCollection holds the newest version. Its version is the ``version``
 parameter of the reconstruction's ProcessingJob. A newer version supersedes the row (its values, its
-TiltImageAlignment and ProcessedTomogram rows); events of an older version then leave it alone, while
+TiltImageAlignment and ProcessedTomogram rows, which are emptied and refilled: ISPyB's processing role may
+not delete); events of an older version then leave it alone, while
 every version keeps its own ProcessingJob and AutoProcProgram as the record of the work done.
 """
 
@@ -22,7 +23,6 @@ import sqlalchemy as sa
 from ispyb.sqlalchemy import (
     CTF,
     AutoProcProgram,
-    DataCollectionGroup,
     ProcessedTomogram,
     ProcessingJob,
     ProcessingJobParameter,
@@ -31,9 +31,11 @@ from ispyb.sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from tiltstream.connectors.ispyb.acquisition import CollectionChanges
 from tiltstream.connectors.ispyb.chain import Chain
 from tiltstream.connectors.ispyb.paths import facility_path
-from tiltstream.connectors.ispyb.rows import assign, db_time, earliest, latest
+from tiltstream.connectors.ispyb.probe import probe_schema
+from tiltstream.connectors.ispyb.rows import Rows, db_time, earliest, latest
 from tiltstream.connectors.ispyb.settings import IspybSinkSettings
 
 __all__ = ["SINK_RECORDS", "IspybWriter", "tomogram_version"]
@@ -87,7 +89,7 @@ class IspybWriter:
 
     def __init__(self, settings: IspybSinkSettings) -> None:
         self.roots = dict(settings.roots)
-        self.chain = Chain(settings.person_login, settings.visit_pattern)
+        self.chain = Chain(settings)
         self._handlers: dict[str, Callable[[Session, dict[str, Any]], int]] = {
             "MovieAcquired": self._movie_acquired,
             "TiltSeriesAcquisitionEnded": self._acquisition_ended,
@@ -110,16 +112,30 @@ class IspybWriter:
         handler = self._handlers.get(record)
         if handler is None:
             return 0
+        if self.chain.schema is None:
+            self.chain.use(probe_schema(session.connection()))
+        if not session.info.get("tiltstream.watched"):
+            session.info["tiltstream.watched"] = self.rows.watch(session) is session
         rows = handler(session, value)
         session.flush()
         return rows
 
+    @property
+    def rows(self) -> Rows:
+        """Checked writes for the database's schema (known after the first :meth:`apply`)."""
+        return self.chain.rows
+
     def _path(self, data_path: Mapping[str, Any] | None) -> str | None:
         return facility_path(data_path, self.roots)
 
-    @staticmethod
     def _ran(
-        pj: ProcessingJob, app: AutoProcProgram, value: dict[str, Any], *, finished: bool, backend: str | None
+        self,
+        pj: ProcessingJob,
+        app: AutoProcProgram,
+        value: dict[str, Any],
+        *,
+        finished: bool,
+        backend: str | None,
     ) -> int:
         """Merge a stage's run into its program: earliest start, latest end, success unless it failed."""
         ended: datetime = value["metadata"]["occurred_at"]
@@ -127,6 +143,7 @@ class IspybWriter:
             ended - timedelta(seconds=float(value.get("duration_seconds") or 0.0)) if finished else ended
         )
         start, end = db_time(started), db_time(ended) if finished else None
+        assign = self.rows.assign
         changed = assign(
             app,
             processingStartTime=earliest(app.processingStartTime, start),
@@ -144,41 +161,36 @@ class IspybWriter:
 
     def _movie_acquired(self, session: Session, value: dict[str, Any]) -> int:
         dc = self.chain.collection(session, value["metadata"])
-        group = session.get_one(DataCollectionGroup, dc.dataCollectionGroupId)
         acquired = db_time(value["acquired_at"])
         path = self._path(value["movie"])
         movie = self.chain.movie(session, dc, int(value["acquisition_order"]))
         defocus = value.get("target_defocus_micrometres")
-        changed = assign(
+        changed = self.rows.assign(
             movie,
             movieFullPath=path,
             angle=value["tilt_angle_degrees"],
             fluence=value["prior_dose_e_per_angstrom2"] + value["dose_e_per_angstrom2"],
             numberOfFrames=value["frame_count"],
-            nominalDefocus=None if defocus is None else defocus * 1e4,
+            nominalDefocus=None if defocus is None else abs(defocus) * 1e4,  # an unsigned magnitude in Å
             createdTimeStamp=acquired,
         )
-        changed += assign(
-            dc,
-            imageDirectory=dirname(path or "") + "/",
-            imageSuffix=value["movie_format"],
-            voltage=value["voltage_kv"],
-            exposureTime=value["exposure_time_seconds"],
-            imageSizeX=value["image_width_pixels"],
-            imageSizeY=value["image_height_pixels"],
-            startTime=earliest(dc.startTime, acquired),
+        values = {
+            "imageDirectory": dirname(path or "") + "/",
+            "imageSuffix": value["movie_format"],
+            "voltage": value["voltage_kv"],
+            "exposureTime": value["exposure_time_seconds"],
+            "imageSizeX": value["image_width_pixels"],
+            "imageSizeY": value["image_height_pixels"],
+        }
+        return changed + self.chain.merge_collection(
+            session, value["metadata"], dc, CollectionChanges(started=acquired, values=values)
         )
-        changed += assign(group, startTime=earliest(group.startTime, acquired))
-        return changed
 
     def _acquisition_ended(self, session: Session, value: dict[str, Any]) -> int:
         dc = self.chain.collection(session, value["metadata"])
-        group = session.get_one(DataCollectionGroup, dc.dataCollectionGroupId)
-        ended = db_time(value["ended_at"])
-        changed = assign(
-            dc, endTime=ended, numberOfImages=value["acquired_tilt_count"], runStatus=value["reason"]
-        )
-        return changed + assign(group, endTime=ended)
+        values = {"numberOfImages": value["acquired_tilt_count"], "runStatus": value["reason"]}
+        changes = CollectionChanges(ended=db_time(value["ended_at"]), values=values)
+        return self.chain.merge_collection(session, value["metadata"], dc, changes)
 
     # -- per-movie results --------------------------------------------------------------------------
 
@@ -189,7 +201,7 @@ class IspybWriter:
         changed = self._ran(pj, app, value, finished=True, backend=value["backend"])
         movie = self.chain.movie(session, dc, int(value["acquisition_order"]))
         row = self.chain.motion_correction(session, dc, movie, app)
-        return changed + assign(
+        return changed + self.rows.assign(
             row,
             autoProcProgramId=app.autoProcProgramId,
             imageNumber=movie.movieNumber,
@@ -215,9 +227,8 @@ class IspybWriter:
         motion = self.chain.motion_correction(session, dc, movie, motion_app)
         ctf = session.scalar(sa.select(CTF).where(CTF.motionCorrectionId == motion.motionCorrectionId))
         if ctf is None:
-            ctf = CTF(motionCorrectionId=motion.motionCorrectionId)
-            session.add(ctf)
-        return changed + assign(
+            ctf = self.rows.insert(session, CTF, motionCorrectionId=motion.motionCorrectionId)
+        return changed + self.rows.assign(
             ctf,
             autoProcProgramId=app.autoProcProgramId,
             boxSizeX=float(value["box_size_pixels"]),
@@ -248,24 +259,30 @@ class IspybWriter:
         """The collection's Tomogram if ``value``'s version is the newest seen, superseding older ones."""
         dc = self.chain.collection(session, value["metadata"])
         version = int(value["version"])
-        tomogram = session.scalar(sa.select(Tomogram).where(Tomogram.dataCollectionId == dc.dataCollectionId))
+        tomogram = session.scalar(sa.select(Tomogram).where(Tomogram.dataCollectionId == dc))
         if tomogram is None:
-            tomogram = Tomogram(dataCollectionId=dc.dataCollectionId, autoProcProgramId=app.autoProcProgramId)
-            session.add(tomogram)
-            session.flush()
+            tomogram = self.rows.insert(
+                session, Tomogram, dataCollectionId=dc, autoProcProgramId=app.autoProcProgramId
+            )
             return tomogram, 1
         if tomogram.autoProcProgramId == app.autoProcProgramId:
             return tomogram, 0
         current = tomogram_version(session, tomogram)
         if current is not None and current >= version:
             return None, 0  # an older version (or the same one under another request): leave it
+        # the processing role may not DELETE: the old version's rows are emptied, the new one refills them
         session.execute(
-            sa.delete(TiltImageAlignment).where(TiltImageAlignment.tomogramId == tomogram.tomogramId)
+            sa.update(TiltImageAlignment)
+            .where(TiltImageAlignment.tomogramId == tomogram.tomogramId)
+            .values(refinedTiltAngle=None, refinedTiltAxis=None, residualError=None)
         )
         session.execute(
-            sa.delete(ProcessedTomogram).where(ProcessedTomogram.tomogramId == tomogram.tomogramId)
+            sa.update(ProcessedTomogram)
+            .where(ProcessedTomogram.tomogramId == tomogram.tomogramId)
+            .values(filePath=None)
         )
-        assign(tomogram, autoProcProgramId=app.autoProcProgramId, **dict.fromkeys(_VERSIONED))
+        versioned = [c for c in _VERSIONED if self.rows.schema.has("Tomogram", c)]
+        self.rows.assign(tomogram, autoProcProgramId=app.autoProcProgramId, **dict.fromkeys(versioned))
         return tomogram, 1
 
     def _processed(self, session: Session, tomogram: Tomogram, kind: str, path: str | None) -> int:
@@ -275,9 +292,11 @@ class IspybWriter:
             )
         )
         if row is None:
-            row = ProcessedTomogram(tomogramId=tomogram.tomogramId, processingType=kind)
-            session.add(row)
-        return assign(row, filePath=path)
+            self.rows.insert(
+                session, ProcessedTomogram, tomogramId=tomogram.tomogramId, processingType=kind, filePath=path
+            )
+            return 1
+        return self.rows.assign(row, filePath=path)
 
     def _reconstruction_requested(self, session: Session, value: dict[str, Any]) -> int:
         pj, app, changed = self._reconstruction(session, value)
@@ -293,7 +312,9 @@ class IspybWriter:
         volume = self._path(value["tomogram"])
         stack = self._path(value["aligned_stack"])
         spacing = value["pixel_spacing_angstroms"]
-        changed += superseded + assign(
+        if self.rows.schema.has("Tomogram", "thickness"):  # not in every schema version
+            changed += self.rows.assign(tomogram, thickness=value["size_z_pixels"] * spacing / 10.0)
+        changed += superseded + self.rows.assign(
             tomogram,
             volumeFile=volume,
             stackFile=stack,
@@ -301,7 +322,6 @@ class IspybWriter:
             sizeY=value["size_y_pixels"],
             sizeZ=value["size_z_pixels"],
             pixelSpacing=spacing,
-            thickness=value["size_z_pixels"] * spacing / 10.0,
             residualErrorMean=_nm(value.get("residual_error_mean_angstroms")),
             residualErrorSD=_nm(value.get("residual_error_sd_angstroms")),
             tiltAngleOffset=value.get("tilt_angle_offset_degrees"),
@@ -321,9 +341,10 @@ class IspybWriter:
             movie = self.chain.movie(session, dc, int(tilt["acquisition_order"]))
             row = session.get(TiltImageAlignment, (movie.movieId, tomogram.tomogramId))
             if row is None:
-                row = TiltImageAlignment(movieId=movie.movieId, tomogramId=tomogram.tomogramId)
-                session.add(row)
-            changed += assign(
+                row = self.rows.insert(
+                    session, TiltImageAlignment, movieId=movie.movieId, tomogramId=tomogram.tomogramId
+                )
+            changed += self.rows.assign(
                 row,
                 refinedTiltAngle=tilt["refined_tilt_angle_degrees"],
                 refinedTiltAxis=tilt["tilt_axis_angle_degrees"],
@@ -350,7 +371,9 @@ class IspybWriter:
         pj, app = self.chain.program(session, metadata, value["stage"], value.get("request_id") or "")
         when = db_time(metadata["occurred_at"])
         stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else ""
-        message = f"{stamp} {value['subject_id']}: {value['error_class']}: {value['error_message']}"[:255]
+        length = self.rows.schema.lengths.get("AutoProcProgram.processingMessage", 255)
+        message = f"{stamp} {value['subject_id']}: {value['error_class']}: {value['error_message']}"[:length]
+        assign = self.rows.assign
         changed = assign(
             app,
             processingStatus=0,
