@@ -117,7 +117,7 @@ def test_poison_record_goes_to_the_dead_letter_topic(topics: CliSettings, ispyb_
     assert b"Movie.movieFullPath holds 255 characters" in reason
 
 
-@pytest.mark.parametrize("ispyb_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("ispyb_database", ["mariadb"], indirect=True)
 def test_a_record_reinjected_for_one_sink_group_is_skipped_by_another(
     topics: CliSettings, ispyb_engine: Engine
 ) -> None:

@@ -42,7 +42,7 @@ class TiltCounterProcessor(Processor[None]):
         seen = self._seen.setdefault(str(value["metadata"]["tilt_series_id"]), set())
         seen.add(str(value["movie_id"]))
         event: dict[str, Any] = {
-            "metadata": self.output_metadata(job, (value["movie_id"],), self.settings.instance),
+            "metadata": self.output_metadata(job, (value["movie_id"],), self.settings.instance).to_dict(),
             "movie_id": value["movie_id"],
             "tilts_counted": len(seen),
         }
