@@ -79,7 +79,8 @@ def test_lzw_tiff_movie_drift_recovered_and_outputs_written(tmp_path: Path) -> N
     assert event["dose_weighted"] is True
     assert event["backend"].startswith("torch-motion-correction")
     processed = tmp_path / "processed"
-    assert event["micrograph"] == {"root": "processed", "path": "cm40000-1/motioncorr/Position_1_004.mrc"}
+    folder = "cm40000-1/motioncorr/cm40000-1_Position_1"  # the series is part of every output path
+    assert event["micrograph"] == {"root": "processed", "path": f"{folder}/Position_1_004.mrc"}
     with mrcfile.open(processed / event["micrograph"]["path"]) as mrc:
         assert mrc.data.shape == (256, 256)
         assert float(mrc.voxel_size.x) == pytest.approx(PIXEL)
@@ -87,7 +88,7 @@ def test_lzw_tiff_movie_drift_recovered_and_outputs_written(tmp_path: Path) -> N
         path = processed / event[key]["path"]
         assert path.stat().st_size > 0, key
     assert (processed / event["thumbnail"]["path"]).read_bytes()[:4] == b"\x89PNG"
-    trajectory = np.loadtxt(processed / "cm40000-1/motioncorr/Position_1_004.drift.csv", delimiter=",")
+    trajectory = np.loadtxt(processed / folder / "Position_1_004.drift.csv", delimiter=",")
     np.testing.assert_allclose(trajectory, applied)
 
     # redelivery: same outputs, same event id, no stray temporary files

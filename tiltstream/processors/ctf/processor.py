@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
-import mrcfile
 import numpy as np
 
 from tiltstream.processors.ctf.ctffind import CtffindCommand, run_ctffind
@@ -21,32 +20,34 @@ from tiltstream.processors.runtime import (
     Output,
     Processor,
 )
+from tiltstream.processors.runtime.output_paths import series_output
+from tiltstream.processors.runtime.volume_io import read_mrc
 
 __all__ = ["CtfProcessor"]
 
 
-def read_micrograph(path: Path) -> np.ndarray:
-    """A 2-D micrograph from an MRC file as float32 ``(h, w)``."""
-    try:
-        with mrcfile.open(path, mode="r", permissive=False) as mrc:
-            data = np.array(mrc.data, dtype=np.float32)
-    except (ValueError, EOFError) as exc:
-        raise CorruptInputError(f"{path.name}: cannot read as MRC: {exc}") from exc
+def read_micrograph(stream: IO[bytes]) -> np.ndarray:
+    """A 2-D micrograph from the MRC file open in ``stream`` as float32 ``(h, w)`` (``stream`` is closed)."""
+    name = getattr(stream, "name", "micrograph")
+    data = read_mrc(stream)
     data = data[0] if data.ndim == 3 and data.shape[0] == 1 else data
     if data.ndim != 2 or not np.isfinite(data).all():
-        raise CorruptInputError(f"{path.name}: not a finite 2-D micrograph (shape {data.shape})")
+        raise CorruptInputError(f"{name}: not a finite 2-D micrograph (shape {data.shape})")
     return data
 
 
 class CtfProcessor(Processor[np.ndarray]):
-    """Fit the CTF of one micrograph; the PNG goes to ``<session>/<output_folder>/<stem>.ctf.png``."""
+    """Fit the CTF of one micrograph; its PNG: ``<session>/<output_folder>/<series>/<stem>.ctf.png``."""
 
     stage = "ctf"
     input_record = "MovieMotionCorrected"
     output_record = "CtfEstimated"
 
     def __init__(self, settings: CtfSettings, roots: DataRoots | None = None) -> None:
-        super().__init__(roots or DataRoots(settings.data_roots), settings.output_root)
+        super().__init__(
+            roots or DataRoots(settings.data_roots, read_timeout_seconds=settings.read_timeout_seconds),
+            settings.output_root,
+        )
         self.settings = settings
         self._device: Any = None
 
@@ -79,11 +80,11 @@ class CtfProcessor(Processor[np.ndarray]):
         """Read the micrograph (the builtin backend; CTFFIND reads the file itself)."""
         if self.settings.backend != "builtin":
             return None
-        return read_micrograph(self.roots.resolve(value["micrograph"]))
+        return read_micrograph(self.roots.open_input(value["micrograph"]))
 
     def _output(self, value: dict[str, Any], suffix: str) -> tuple[dict[str, str], Path]:
         stem = PurePosixPath(str(value["micrograph"]["path"])).stem
-        relative = f"{value['metadata']['session_id']}/{self.settings.output_folder}/{stem}{suffix}"
+        relative = series_output(value, self.settings.output_folder, f"{stem}{suffix}")
         return self.roots.output(self.output_root, relative)
 
     def _estimate(self, value: dict[str, Any], micrograph: np.ndarray | None) -> CtfResult:
@@ -92,7 +93,7 @@ class CtfProcessor(Processor[np.ndarray]):
             _, diagnostic = self._output(value, ".ctffind.mrc")
             command = CtffindCommand(
                 self.settings.ctffind_executable,
-                self.roots.resolve(value["micrograph"]),
+                self.roots.input_file(value["micrograph"]),
                 diagnostic,
                 parameters,
             )

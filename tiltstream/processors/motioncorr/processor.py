@@ -10,7 +10,7 @@ import numpy as np
 
 from tiltstream.processors.motioncorr.motioncor import MotionCorCommand, run_motioncor
 from tiltstream.processors.motioncorr.movie_io import MovieData, read_gain, read_movie
-from tiltstream.processors.motioncorr.outputs import write_drift_plot, write_mrc, write_thumbnail
+from tiltstream.processors.motioncorr.outputs import write_drift_plot
 from tiltstream.processors.motioncorr.result import MotionParameters, MotionResult
 from tiltstream.processors.motioncorr.settings import MotionCorrectionSettings
 from tiltstream.processors.motioncorr.trajectory import drift_fields
@@ -22,6 +22,8 @@ from tiltstream.processors.runtime import (
     Processor,
     atomic_path,
 )
+from tiltstream.processors.runtime.output_paths import series_output
+from tiltstream.processors.runtime.volume_io import write_mrc, write_png
 
 __all__ = ["MotionCorrectionProcessor"]
 
@@ -29,8 +31,9 @@ __all__ = ["MotionCorrectionProcessor"]
 class MotionCorrectionProcessor(Processor[MovieData]):
     """Correct one movie with the configured backend and write its outputs.
 
-    Outputs go to ``<output_root>:<session>/<output_folder>/<movie stem>.*`` — a path that depends only
-    on the input, so a redelivered movie overwrites its own results.
+    Outputs go to ``<output_root>:<session>/<output_folder>/<series>/<movie stem>.*`` — a path that
+    depends only on the input, so a redelivered movie overwrites its own results and a movie of the
+    same name in another series of the session keeps its own.
     """
 
     stage = "motioncorr"
@@ -38,7 +41,10 @@ class MotionCorrectionProcessor(Processor[MovieData]):
     output_record = "MovieMotionCorrected"
 
     def __init__(self, settings: MotionCorrectionSettings, roots: DataRoots | None = None) -> None:
-        super().__init__(roots or DataRoots(settings.data_roots), settings.output_root)
+        super().__init__(
+            roots or DataRoots(settings.data_roots, read_timeout_seconds=settings.read_timeout_seconds),
+            settings.output_root,
+        )
         self.settings = settings
         self._device: Any = None
 
@@ -68,17 +74,16 @@ class MotionCorrectionProcessor(Processor[MovieData]):
         if self.settings.backend != "builtin":
             return None
         frames = read_movie(
-            self.roots.resolve(value["movie"]), str(value["movie_format"]), int(value["frame_count"])
+            self.roots.open_input(value["movie"]), str(value["movie_format"]), int(value["frame_count"])
         )
         gain = None
         if value.get("gain_reference"):
-            gain = read_gain(self.roots.resolve(value["gain_reference"]), frames.shape[1:])
+            gain = read_gain(self.roots.open_input(value["gain_reference"]), frames.shape[1:])
         return MovieData(frames, gain)
 
     def _output(self, value: dict[str, Any], suffix: str) -> tuple[dict[str, str], Any]:
         movie = PurePosixPath(str(value["movie"]["path"]))
-        session = str(value["metadata"]["session_id"])
-        relative = f"{session}/{self.settings.output_folder}/{movie.stem}{suffix}"
+        relative = series_output(value, self.settings.output_folder, f"{movie.stem}{suffix}")
         return self.roots.output(self.output_root, relative)
 
     def _correct(self, value: dict[str, Any], movie: MovieData | None) -> MotionResult:
@@ -88,12 +93,12 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             gain = value.get("gain_reference")
             command = MotionCorCommand(
                 executable=self.settings.motioncor_executable,
-                movie=self.roots.resolve(value["movie"]),
+                movie=self.roots.input_file(value["movie"]),
                 movie_format=str(value["movie_format"]).lower(),
                 output=output,
                 log_dir=output.parent / "motioncor2-logs",
                 parameters=parameters,
-                gain=self.roots.resolve(gain) if gain else None,
+                gain=self.roots.input_file(gain) if gain else None,
                 gpu=self.settings.motioncor_gpu,
                 iterations=self.settings.motioncor_iterations,
                 tolerance_pixels=self.settings.motioncor_tolerance_pixels,
@@ -121,7 +126,7 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             plain_path, local = self._output(value, ".noDW.mrc")
             write_mrc(local, result.summed, result.pixel_size_angstroms)
         thumbnail_path, local = self._output(value, ".png")
-        write_thumbnail(local, micrograph, self.settings.thumbnail_pixels)
+        write_png(local, micrograph, max_pixels=self.settings.thumbnail_pixels)
         plot_path, local = self._output(value, ".drift.png")
         write_drift_plot(local, result.shifts_angstroms, str(value["movie"]["path"]))
         _, local = self._output(value, ".drift.csv")  # the trajectory as a file, beside the plot

@@ -9,20 +9,20 @@ from typing import Any
 import numpy as np
 
 from tiltstream.processors.reconstruct.alignment_files import AlnFile, write_aln, write_tlt, write_xf
-from tiltstream.processors.reconstruct.outputs import write_alignment_plot, write_png, write_volume
+from tiltstream.processors.reconstruct.outputs import write_alignment_plot
 from tiltstream.processors.reconstruct.result import ReconstructionParameters, ReconstructionResult
 from tiltstream.processors.reconstruct.settings import ReconstructionSettings
 from tiltstream.processors.reconstruct.tilt_stack import TiltStack, read_tilt_stack
 from tiltstream.processors.runtime import DataRoots, ImpossibleParametersError, Job, Output, Processor
+from tiltstream.processors.runtime.output_paths import series_folder as series_base
+from tiltstream.processors.runtime.volume_io import write_mrc, write_png
 
 __all__ = ["ReconstructionProcessor", "series_folder"]
 
 
 def series_folder(value: dict[str, Any], output_folder: str) -> str:
     """``<session>/<output_folder>/<series>/v<version>``: version 2 of a request writes beside version 1."""
-    session = str(value["metadata"]["session_id"])
-    series = str(value["metadata"]["tilt_series_id"]).replace(":", "_").replace("/", "_")
-    return f"{session}/{output_folder}/{series}/v{int(value['version'])}"
+    return f"{series_base(value, output_folder)}/v{int(value['version'])}"
 
 
 class ReconstructionProcessor(Processor[TiltStack]):
@@ -33,7 +33,10 @@ class ReconstructionProcessor(Processor[TiltStack]):
     output_record = "TomogramReconstructed"
 
     def __init__(self, settings: ReconstructionSettings, roots: DataRoots | None = None) -> None:
-        super().__init__(roots or DataRoots(settings.data_roots), settings.output_root)
+        super().__init__(
+            roots or DataRoots(settings.data_roots, read_timeout_seconds=settings.read_timeout_seconds),
+            settings.output_root,
+        )
         self.settings = settings
         self._device: Any = None
 
@@ -93,10 +96,8 @@ class ReconstructionProcessor(Processor[TiltStack]):
             paths[key] = data_path
             return local
 
-        write_volume(out("tomogram", ".mrc"), result.tomogram, result.pixel_spacing_angstroms)
-        write_volume(
-            out("aligned_stack", "_aligned.mrc"), result.aligned_stack, result.pixel_spacing_angstroms
-        )
+        write_mrc(out("tomogram", ".mrc"), result.tomogram, result.pixel_spacing_angstroms)
+        write_mrc(out("aligned_stack", "_aligned.mrc"), result.aligned_stack, result.pixel_spacing_angstroms)
         volume = result.tomogram  # (d, h, w)
         write_png(
             out("central_slice", "_slice.png"),
