@@ -87,7 +87,7 @@ def test_reads_are_chunked_and_stop_at_the_deadline(tmp_path: Path, monkeypatch:
     np.testing.assert_array_equal(read_mrc(open_regular(tmp_path / "v.mrc", timeout_seconds=60)), volume)
     handle = open_regular(tmp_path / "v.mrc", where="processed:v.mrc", timeout_seconds=60)
     later = time.monotonic() + 61
-    monkeypatch.setattr(input_files.time, "monotonic", lambda: later)
+    monkeypatch.setattr(time, "monotonic", lambda: later)
     with pytest.raises(InputReadTimeoutError, match=re.escape("reading processed:v.mrc took over 60 s")):
         read_mrc(handle)
     assert handle.closed

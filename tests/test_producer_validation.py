@@ -27,7 +27,7 @@ def _movie(tilt: int, **changes: Any) -> dict[str, Any]:
     return {**value, **changes}
 
 
-BAD = {
+BAD: dict[int, tuple[dict[str, Any], str, str]] = {
     1: ({"dose_e_per_angstrom2": math.nan}, "dose_e_per_angstrom2", "not a finite number"),
     2: ({"voltage_kv": math.inf}, "voltage_kv", "not a finite number"),
     3: ({"tilt_angle_degrees": 9999.0}, "tilt_angle_degrees", "outside [-90, 90]"),
