@@ -67,7 +67,7 @@ class EventProducer:
             ``value`` holds a value that cannot be true (see :func:`~tiltstream.streams.validation.
             check_event`); nothing is sent.
         """
-        check_event(record, value)
+        check_event(record, value, registry=self.serde.registry)
         name = topic or self.catalogue.for_record(record).name
         if self.publish_schemas:
             self._publish_schema(record)

@@ -17,7 +17,7 @@ from functools import cache
 from typing import Any
 
 from tiltstream.streams.errors import InvalidEventError
-from tiltstream.streams.schema_registry import EVENT_NAMESPACE, default_registry
+from tiltstream.streams.schema_registry import EVENT_NAMESPACE, SchemaRegistry, default_registry
 from tiltstream.streams.validation_rules import Range, range_for
 
 __all__ = ["InvalidEventError", "check_event", "escape_nul", "path_problem"]
@@ -215,25 +215,26 @@ class _Compiler:
 
 
 @cache
-def _plan(record: str) -> tuple[str, Check]:
-    """The record's short name and its compiled check (built once per record name)."""
-    entry = default_registry().current(record)
+def _plan(record: str, registry: SchemaRegistry) -> tuple[str, Check]:
+    """The record's short name and its compiled check (built once per record name and registry)."""
+    entry = registry.current(record)
     check = _Compiler().check_for(entry.schema, "")
     return entry.short_name, check or (lambda value: None)
 
 
-def check_event(record: str, value: Mapping[str, Any]) -> None:
+def check_event(record: str, value: Mapping[str, Any], *, registry: SchemaRegistry | None = None) -> None:
     """Refuse ``value`` of ``record`` (short or full record name) if any field cannot be true.
 
     Fields the value lacks are not checked (the encoder fills defaults or refuses them); fields the
-    schema does not know are ignored.
+    schema does not know are ignored. ``registry`` holds the record's schema (the package's when
+    omitted), e.g. a serde's registry with a schema newer than this package's.
 
     Raises
     ------
     InvalidEventError
         Naming the first offending field (dotted path, e.g. ``movie.path``) and the reason.
     """
-    name, check = _plan(record)
+    name, check = _plan(record, registry or default_registry())
     try:
         check(value)
     except _Refused as refused:
