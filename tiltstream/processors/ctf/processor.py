@@ -44,10 +44,7 @@ class CtfProcessor(Processor[np.ndarray]):
     output_record = "CtfEstimated"
 
     def __init__(self, settings: CtfSettings, roots: DataRoots | None = None) -> None:
-        super().__init__(
-            roots or DataRoots(settings.data_roots, read_timeout_seconds=settings.read_timeout_seconds),
-            settings.output_root,
-        )
+        super().__init__(roots or DataRoots.from_settings(settings), settings.output_root)
         self.settings = settings
         self._device: Any = None
 

@@ -27,10 +27,7 @@ class DenoiseProcessor(Processor[np.ndarray]):
     output_record = "TomogramDenoised"
 
     def __init__(self, settings: DenoiseSettings, roots: DataRoots | None = None) -> None:
-        super().__init__(
-            roots or DataRoots(settings.data_roots, read_timeout_seconds=settings.read_timeout_seconds),
-            settings.output_root,
-        )
+        super().__init__(roots or DataRoots.from_settings(settings), settings.output_root)
         self.settings = settings
         self._device: Any = None
         self._model: Any = None

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from tiltstream.processors.runtime.errors import PathOutsideRootError
 from tiltstream.processors.runtime.input_files import check_regular, open_regular
+from tiltstream.processors.runtime.settings import ProcessorSettings
 
 __all__ = ["DataRoots"]
 
@@ -33,6 +34,11 @@ class DataRoots:
     def __init__(self, roots: Mapping[str, Path | str], *, read_timeout_seconds: float | None = None) -> None:
         self.roots = {name: Path(path) for name, path in roots.items()}
         self.read_timeout_seconds = read_timeout_seconds
+
+    @classmethod
+    def from_settings(cls, settings: ProcessorSettings) -> DataRoots:
+        """The roots and read timeout of a service's settings."""
+        return cls(settings.data_roots, read_timeout_seconds=settings.read_timeout_seconds)
 
     @staticmethod
     def where(data_path: Mapping[str, Any]) -> str:
