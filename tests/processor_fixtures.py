@@ -71,9 +71,9 @@ class StubProcessor(Processor[dict[str, Any]]):
     output_record = "MovieMotionCorrected"
 
     def load(self, value: dict[str, Any]) -> dict[str, Any]:
-        path = self.roots.resolve(value["movie"])
         try:
-            loaded: dict[str, Any] = json.loads(path.read_text())
+            with self.roots.open_input(value["movie"]) as handle:  # regular files only, as every stage
+                loaded: dict[str, Any] = json.loads(handle.read())
         except json.JSONDecodeError as exc:
             raise CorruptInputError(f"{value['movie']['path']}: {exc}") from exc
         return loaded

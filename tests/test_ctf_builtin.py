@@ -98,7 +98,7 @@ def test_astigmatic_defocus_recovered_with_u_v_convention_and_power_spectrum(tmp
     assert event["metadata"]["causation_id"] == value["metadata"]["event_id"]
     png = tmp_path / "processed" / event["power_spectrum"]["path"]
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert event["power_spectrum"]["path"] == "cm40000-1/ctf/Position_1_003.ctf.png"
+    assert event["power_spectrum"]["path"] == "cm40000-1/ctf/cm40000-1_Position_1/Position_1_003.ctf.png"
     assert _run(processor, value)["metadata"]["event_id"] == event["metadata"]["event_id"]
 
 

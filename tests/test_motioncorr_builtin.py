@@ -79,7 +79,8 @@ def test_lzw_tiff_movie_drift_recovered_and_outputs_written(tmp_path: Path) -> N
     assert event["dose_weighted"] is True
     assert event["backend"].startswith("torch-motion-correction")
     processed = tmp_path / "processed"
-    assert event["micrograph"] == {"root": "processed", "path": "cm40000-1/motioncorr/Position_1_004.mrc"}
+    folder = "cm40000-1/motioncorr/cm40000-1_Position_1"  # the series is part of every output path
+    assert event["micrograph"] == {"root": "processed", "path": f"{folder}/Position_1_004.mrc"}
     with mrcfile.open(processed / event["micrograph"]["path"]) as mrc:
         assert mrc.data.shape == (256, 256)
         assert float(mrc.voxel_size.x) == pytest.approx(PIXEL)
@@ -87,7 +88,7 @@ def test_lzw_tiff_movie_drift_recovered_and_outputs_written(tmp_path: Path) -> N
         path = processed / event[key]["path"]
         assert path.stat().st_size > 0, key
     assert (processed / event["thumbnail"]["path"]).read_bytes()[:4] == b"\x89PNG"
-    trajectory = np.loadtxt(processed / "cm40000-1/motioncorr/Position_1_004.drift.csv", delimiter=",")
+    trajectory = np.loadtxt(processed / folder / "Position_1_004.drift.csv", delimiter=",")
     np.testing.assert_allclose(trajectory, applied)
 
     # redelivery: same outputs, same event id, no stray temporary files
@@ -130,3 +131,28 @@ def test_corrupt_and_impossible_movies_fail_permanently(tmp_path: Path) -> None:
     job = Job(_event("cm1/broken.tiff", movie, "tiff") | {"pixel_size_angstroms": 0.0}, "t", 0, 0, 1)
     with pytest.raises(ImpossibleParametersError):
         processor.process(job, None)
+
+
+def test_three_series_with_a_movie_of_the_same_name_keep_three_micrographs(tmp_path: Path) -> None:
+    processor = MotionCorrectionProcessor(_settings(tmp_path))
+    events, micrographs = [], {}
+    for series in (1, 2, 3):  # three beam-shift targets, each with its own Position_1_001.tiff
+        movie, _ = synthetic_movie(10 + series, size=128, frames=4, **SNR)
+        relative = f"cm1/target_{series}/Position_1_001.tiff"
+        write_movie(tmp_path / "raw" / relative, movie * series, PIXEL)  # each series its own brightness
+        value = _event(relative, movie, "tiff")
+        value["metadata"] = sample_event("MovieAcquired", series, 0)["metadata"]
+        event = _run(processor, value)
+        events.append(event)
+        with mrcfile.open(tmp_path / "processed" / event["micrograph"]["path"]) as mrc:
+            micrographs[series] = float(mrc.data.mean())
+    assert len({e["micrograph"]["path"] for e in events}) == 3
+    assert all(
+        f"cm40000-1_Position_{n}/" in e["micrograph"]["path"] for n, e in zip((1, 2, 3), events, strict=True)
+    )
+    for series in (1, 2, 3):  # every file is still there and still holds its own series' movie
+        path = tmp_path / "processed" / events[series - 1]["micrograph"]["path"]
+        with mrcfile.open(path) as mrc:
+            assert float(mrc.data.mean()) == pytest.approx(micrographs[series])
+    assert micrographs[1] < micrographs[2] < micrographs[3]
+    assert len(list((tmp_path / "processed").rglob("Position_1_001.mrc"))) == 3

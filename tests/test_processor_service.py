@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from pathlib import Path
 
@@ -54,7 +56,11 @@ def test_outcomes_per_exception_type_and_bad_series_do_not_block_others(
         "c0": movie_event(data, "C", 0, ok),
         "d0": movie_event(data, "D", 0, ok),
     }
-    movies["c0"]["movie"] = {"root": "raw", "path": "../../etc/passwd"}
+    outside = tmp_path / "outside.json"  # c0's movie is a link out of the data root (a '..' path
+    outside.write_text(json.dumps(ok))  # is refused earlier, by the producer: see test_validation.py)
+    escaping = data / "raw" / movies["c0"]["movie"]["path"]
+    escaping.unlink()
+    escaping.symlink_to(outside)
     send_movies(pipeline_settings, [movies[k] for k in ("a0", "a1", "a2", "b0", "b1", "c0")])
     catalogue = Catalogue(pipeline_settings.topics)
     raw = create_producer(pipeline_settings.kafka)
@@ -107,6 +113,37 @@ def test_outcomes_per_exception_type_and_bad_series_do_not_block_others(
     ends = [check.get_watermark_offsets(TopicPartition(topic, p), timeout=20)[1] for p in range(3)]
     check.close()
     assert [max(tp.offset, 0) for tp in committed] == ends
+
+
+def test_a_fifo_in_a_data_root_fails_permanently_without_blocking_and_the_next_movie_goes_on(
+    pipeline_settings: CliSettings, group_id: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    settings = stub_settings(pipeline_settings, group_id, data)
+    fifo = movie_event(data, "F", 0, None)
+    (data / "raw" / fifo["movie"]["path"]).parent.mkdir(parents=True)
+    os.mkfifo(data / "raw" / fifo["movie"]["path"])  # nobody ever writes to it: an open would block
+    folder = movie_event(data, "F", 1, None)
+    (data / "raw" / folder["movie"]["path"]).mkdir(parents=True)
+    after = movie_event(data, "F", 2, {"sleep_seconds": 0})
+    send_movies(pipeline_settings, [fifo, folder, after])
+    service = ServiceThread(_stub(settings.data_roots), settings)
+    try:
+        events = collect(pipeline_settings, ["movie.motion-corrected", "processing.failed"], 3)
+    finally:
+        service.stop()
+    failed = {e.value["movie_id"]: e.value for e in events if e.record == "ProcessingFailed" and e.value}
+    corrected = [e.value["movie_id"] for e in events if e.record == "MovieMotionCorrected" and e.value]
+    assert corrected == [after["movie_id"]]
+    assert set(failed) == {fifo["movie_id"], folder["movie_id"]}
+    for value, kind in ((fifo, "a FIFO"), (folder, "a directory")):
+        failure = failed[value["movie_id"]]
+        assert (failure["error_class"], failure["failure_kind"], failure["attempts"]) == (
+            "NotRegularFileError",
+            "permanent",
+            1,
+        )
+        assert f"raw:{value['movie']['path']} is {kind}" in failure["error_message"]
 
 
 def test_a_job_longer_than_max_poll_interval_keeps_group_membership(

@@ -86,3 +86,75 @@ def test_escaping_links_and_bad_mdocs_are_refused_and_the_rest_goes_on(
     assert ended["cm40000-1:Position_1"]["metadata"]["event_id"] == expected_event_id(
         "TiltSeriesAcquisitionEnded", "cm40000-1:Position_1", "acquisition-ended"
     )
+
+
+def _edit_section(mdoc: Path, z_value: int, key: str, value: str) -> None:
+    """Set ``key = value`` in the ``[ZValue = z_value]`` section of ``mdoc``."""
+    sections = mdoc.read_text().split("\n\n")
+    for i, section in enumerate(sections):
+        if section.startswith(f"[ZValue = {z_value}]"):
+            lines = [
+                f"{key} = {value}" if line.startswith(f"{key} =") else line for line in section.split("\n")
+            ]
+            sections[i] = "\n".join(lines)
+    mdoc.write_text("\n\n".join(sections))
+
+
+def test_values_that_cannot_be_true_are_refused_per_movie_and_the_rest_carries_on(
+    tmp_path: Path, acquisition_settings: CliSettings
+) -> None:
+    session = tmp_path / "raw" / "cm40000-1"
+    t1, t2, _t3 = simulate_small(session, positions=3)
+    first = session / "Position_1.mdoc"
+    _edit_section(first, 1, "TiltAngle", "9999")
+    _edit_section(first, 2, "ExposureDose", "NaN")
+    nul_name = t1.tilts[4].movie.rpartition("/")[2].replace(".tiff", "\x00.tiff")
+    _edit_section(first, 4, "SubFramePath", f"X:\\cm40000-1\\frames\\{nul_name}")
+    second = session / "Position_2.mdoc"
+    second.write_text(second.read_text().replace("Voltage = 300", "Voltage = inf", 1))
+    (session / "Position_4.mdoc").write_text(
+        first.read_text().replace("PixelSpacing = 1.5", "PixelSpacing = 0")
+    )
+
+    watcher = run_watcher(session, fast_source_settings(acquisition_settings))
+    assert watcher.done()
+
+    failures = [e.value for e in read_topic(acquisition_settings, "ProcessingFailed") if e.value]
+    by_movie = {f["movie_id"]: f for f in failures if f["movie_id"]}
+    assert all(f["error_class"] == "InvalidAcquisitionValueError" for f in failures)
+    assert all(f["stage"] == "acquisition" and f["failure_kind"] == "permanent" for f in failures)
+    series1 = "cm40000-1:Position_1"
+    expected = {
+        movie_id_of(
+            series1, t1.tilts[1].movie
+        ): "MovieAcquired.tilt_angle_degrees: 9999.0 degrees is outside",
+        movie_id_of(
+            series1, t1.tilts[2].movie
+        ): "MovieAcquired.dose_e_per_angstrom2: nan is not a finite number",
+        movie_id_of(series1, nul_name): "contains a NUL byte",
+    }
+    for tilt in t2.tilts:  # an infinite voltage in the header: every movie of the series is refused
+        expected[movie_id_of("cm40000-1:Position_2", tilt.movie)] = "MovieAcquired.voltage_kv: inf is not"
+    assert set(by_movie) == set(expected)
+    for movie, reason in expected.items():
+        assert reason in by_movie[movie]["error_message"]
+    assert "\x00" not in by_movie[movie_id_of(series1, nul_name)]["error_message"]
+    mdoc_refusals = [f for f in failures if f["movie_id"] is None]
+    assert [f["metadata"]["tilt_series_id"] for f in mdoc_refusals] == ["cm40000-1:Position_4"]
+    assert "pixel_size_angstroms: 0.0 Å is outside (0, 50]" in mdoc_refusals[0]["error_message"]
+
+    movies = [e.value for e in read_topic(acquisition_settings, "MovieAcquired") if e.value]
+    per_series = {
+        s: sum(m["metadata"]["tilt_series_id"] == s for m in movies)
+        for s in {e["metadata"]["tilt_series_id"] for e in movies}
+    }
+    assert per_series == {
+        series1: 4,
+        "cm40000-1:Position_3": 7,
+    }  # 7 sections, 3 refused; and the intact series
+    ended = {
+        e.key: e.value for e in read_topic(acquisition_settings, "TiltSeriesAcquisitionEnded") if e.value
+    }
+    assert set(ended) == {series1, "cm40000-1:Position_2", "cm40000-1:Position_3"}
+    assert ended[series1]["acquired_tilt_count"] == 4
+    assert ended["cm40000-1:Position_2"]["acquired_tilt_count"] == 0

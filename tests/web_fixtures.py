@@ -25,8 +25,9 @@ import uvicorn
 from tiltstream.connectors.ispyb.samples import SessionEvent, sample, session_events
 from tiltstream.connectors.ispyb.settings import IspybSinkSettings
 from tiltstream.processors.ctf.outputs import write_power_spectrum_png
-from tiltstream.processors.motioncorr.outputs import write_drift_plot, write_thumbnail
-from tiltstream.processors.reconstruct.outputs import write_alignment_plot, write_png, write_volume
+from tiltstream.processors.motioncorr.outputs import write_drift_plot
+from tiltstream.processors.reconstruct.outputs import write_alignment_plot
+from tiltstream.processors.runtime.volume_io import write_mrc, write_png
 from tiltstream.settings import CliSettings
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_producer
@@ -81,7 +82,9 @@ def _with_files(processed: Path, record: str, value: dict[str, Any]) -> dict[str
     series = value["metadata"]["tilt_series_id"].rsplit("_", 1)[1]
     if record == "MovieMotionCorrected":
         tilt = int(value["acquisition_order"])
-        write_thumbnail(_local(processed, value["thumbnail"]["path"]), _image(int(series) * 100 + tilt))
+        write_png(
+            _local(processed, value["thumbnail"]["path"]), _image(int(series) * 100 + tilt), max_pixels=512
+        )
         drift = value["thumbnail"]["path"].replace(".png", "_drift.png")
         shifts = np.array([[s["shift_x_angstroms"], s["shift_y_angstroms"]] for s in value["frame_shifts"]])
         write_drift_plot(_local(processed, drift), shifts, value["micrograph"]["path"])
@@ -93,7 +96,7 @@ def _with_files(processed: Path, record: str, value: dict[str, Any]) -> dict[str
     elif record == "TomogramReconstructed":
         volume = _volume(int(series))
         stem = value["tomogram"]["path"].removesuffix(".mrc")
-        write_volume(_local(processed, value["tomogram"]["path"]), volume, 5.36)
+        write_mrc(_local(processed, value["tomogram"]["path"]), volume, 5.36)
         for field, suffix, image in (
             ("central_slice", "_slice.png", volume[DEPTH // 2]),
             ("xy_projection", "_xy.png", volume.sum(axis=0)),
@@ -111,7 +114,7 @@ def _with_files(processed: Path, record: str, value: dict[str, Any]) -> dict[str
     elif record == "TomogramDenoised":
         volume = _volume(int(series))
         smooth = (volume + np.roll(volume, 1, 1) + np.roll(volume, -1, 1) + np.roll(volume, 1, 2)) / 4
-        write_volume(_local(processed, value["denoised_tomogram"]["path"]), smooth, 5.36)
+        write_mrc(_local(processed, value["denoised_tomogram"]["path"]), smooth, 5.36)
     return value
 
 

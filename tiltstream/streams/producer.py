@@ -11,6 +11,7 @@ from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.delivery import Delivery, DeliveryError, wait_for_deliveries
 from tiltstream.streams.schema_topic import publish_schemas
 from tiltstream.streams.serde import AvroSerde
+from tiltstream.streams.validation import check_event
 
 __all__ = ["EventProducer"]
 
@@ -59,7 +60,14 @@ class EventProducer:
 
         The returned :class:`Delivery` is filled in when the broker acknowledges the message; pass it
         to :meth:`wait` before storing the offset of the input it was made from.
+
+        Raises
+        ------
+        InvalidEventError
+            ``value`` holds a value that cannot be true (see :func:`~tiltstream.streams.validation.
+            check_event`); nothing is sent.
         """
+        check_event(record, value, registry=self.serde.registry)
         name = topic or self.catalogue.for_record(record).name
         if self.publish_schemas:
             self._publish_schema(record)

@@ -36,6 +36,12 @@ def _path(root: str, *parts: str) -> dict[str, str]:
     return {"root": root, "path": "/".join(parts)}
 
 
+def _corrected(series: int, tilt: int, suffix: str) -> dict[str, str]:
+    """A motion-correction output: ``<session>/motioncorr/<series folder>/<movie stem><suffix>``."""
+    folder = f"cm40000-1_Position_{series}"
+    return _path("processed", "cm40000-1", "motioncorr", folder, f"Position_{series}_{tilt + 1:03d}{suffix}")
+
+
 def _meta(record: str, series: int, tilt: int, service: str, causation: str | None) -> dict[str, Any]:
     return make_metadata(
         record,
@@ -55,7 +61,7 @@ def sample_event(record: str, series: int = 1, tilt: int = 0) -> dict[str, Any]:
     angle = angles[tilt % len(angles)]
     movie_id = event_id("movie", series, tilt)
     movie_name = f"Position_{series}_{tilt + 1:03d}_{angle:.2f}.tiff"
-    micrograph = _path("processed", "cm40000-1", "motioncorr", f"Position_{series}_{tilt + 1:03d}.mrc")
+    micrograph = _corrected(series, tilt, ".mrc")
     request_id = f"cm40000-1:Position_{series}:v1"
     tomogram = _path("processed", "cm40000-1", "tomograms", f"Position_{series}.v1.mrc")
     svc = {"backend": "tiltstream-sample 0", "duration_seconds": 1.0 + 0.1 * tilt}
@@ -109,9 +115,7 @@ def sample_event(record: str, series: int = 1, tilt: int = 0) -> dict[str, Any]:
             "tilt_angle_degrees": angle,
             "micrograph": micrograph,
             "micrograph_not_dose_weighted": None,
-            "thumbnail": _path(
-                "processed", "cm40000-1", "motioncorr", f"Position_{series}_{tilt + 1:03d}.png"
-            ),
+            "thumbnail": _corrected(series, tilt, ".png"),
             "drift_plot": None,
             "pixel_size_angstroms": _PIXEL,
             "total_motion_angstroms": 9.1,
@@ -159,9 +163,7 @@ def sample_event(record: str, series: int = 1, tilt: int = 0) -> dict[str, Any]:
                 "movie_id": event_id("movie", series, i),
                 "acquisition_order": i,
                 "tilt_angle_degrees": a,
-                "micrograph": _path(
-                    "processed", "cm40000-1", "motioncorr", f"Position_{series}_{i + 1:03d}.mrc"
-                ),
+                "micrograph": _corrected(series, i, ".mrc"),
                 "prior_dose_e_per_angstrom2": _DOSE * i,
                 "dose_e_per_angstrom2": _DOSE,
                 "defocus_u_angstroms": 40250.0,

@@ -9,6 +9,7 @@ so a restart emits no new facts.
 from tiltstream.connectors.source.errors import (
     AcquisitionInputError,
     CorruptMovieError,
+    InvalidAcquisitionValueError,
     MdocParseError,
     MissingMovieError,
     PathOutsideRootError,
@@ -21,6 +22,7 @@ from tiltstream.connectors.source.watcher import Watcher
 __all__ = [
     "AcquisitionInputError",
     "CorruptMovieError",
+    "InvalidAcquisitionValueError",
     "MdocInfo",
     "MdocParseError",
     "MdocTilt",

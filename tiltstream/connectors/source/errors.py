@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "AcquisitionInputError",
     "CorruptMovieError",
+    "InvalidAcquisitionValueError",
     "MdocParseError",
     "MissingMovieError",
     "PathOutsideRootError",
@@ -23,6 +24,13 @@ class AcquisitionInputError(Exception):
 
 class MdocParseError(AcquisitionInputError):
     """The ``.mdoc`` cannot be parsed, or a section lacks a field the pipeline needs."""
+
+
+class InvalidAcquisitionValueError(AcquisitionInputError):
+    """A value from the microscope cannot be true: not finite, physically absurd, or a NUL byte in a name.
+
+    The message names the field of the event it would have gone into and the reason.
+    """
 
 
 class CorruptMovieError(AcquisitionInputError):

@@ -8,6 +8,7 @@ from typing import Any
 from tiltstream.connectors.source.mdoc import MdocInfo, MdocTilt
 from tiltstream.connectors.source.movie_check import MovieHeader
 from tiltstream.streams.metadata import event_id, make_metadata
+from tiltstream.streams.validation import escape_nul
 
 __all__ = ["SERVICE", "SeriesContext", "acquisition_ended", "movie_acquired", "movie_id", "processing_failed"]
 
@@ -137,7 +138,7 @@ def processing_failed(
         "movie_id": movie,
         "request_id": None,
         "error_class": type(error).__name__,
-        "error_message": str(error),
+        "error_message": escape_nul(str(error)),
         "failure_kind": failure_kind,
         "attempts": attempts,
         "input_topic": None,

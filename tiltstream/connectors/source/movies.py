@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tiltstream.connectors.source.errors import CorruptMovieError, PathOutsideRootError, TransferError
+from tiltstream.connectors.source.checks import check_movie_event, check_movie_name
+from tiltstream.connectors.source.errors import (
+    CorruptMovieError,
+    InvalidAcquisitionValueError,
+    PathOutsideRootError,
+    TransferError,
+)
 from tiltstream.connectors.source.events import movie_acquired, processing_failed
 from tiltstream.connectors.source.movie_check import MovieHeader, inspect_movie
 from tiltstream.connectors.source.series import MovieState, SeriesState
@@ -60,6 +66,10 @@ def _announce(
         spherical_aberration_mm=watcher.settings.spherical_aberration_mm,
         amplitude_contrast=watcher.settings.amplitude_contrast,
     )
+    try:
+        check_movie_event(value, movie.tilt.sub_frame_name)
+    except InvalidAcquisitionValueError as exc:
+        return _refuse(series, movie, exc)
     return MovieStep("MovieAcquired", value, delete)
 
 
@@ -68,8 +78,9 @@ def consider_movie(watcher: Watcher, series: SeriesState, movie: MovieState, now
 
     A movie is complete when the mdoc names it, its header agrees with its size and the mdoc's frame
     count, and its size and mtime were the same on two scans in a row. One that stays inconsistent for
-    ``movie_settle_seconds`` is refused as corrupt. With ``transfer_to`` the movie is copied (and
-    verified) first and the event names the copy; the source is deleted only after the ack.
+    ``movie_settle_seconds`` is refused as corrupt; one whose values cannot be true (a tilt angle of
+    9999, a NaN dose, a NUL byte in its name) is refused as invalid. With ``transfer_to`` the movie is
+    copied (and verified) first and the event names the copy; the source is deleted only after the ack.
     """
     settings = watcher.settings
     acquired_id = series.event_id("MovieAcquired", movie.movie_id)
@@ -83,6 +94,10 @@ def consider_movie(watcher: Watcher, series: SeriesState, movie: MovieState, now
     if now < movie.retry_at:
         return None
     name = movie.tilt.sub_frame_name
+    try:
+        check_movie_name(name)  # a NUL byte or '..' from the mdoc: no file can be looked for
+    except InvalidAcquisitionValueError as exc:
+        return _refuse(series, movie, exc)
     source = watcher.find_source(series, name)
     if source is None:
         return _from_destination(watcher, series, movie)

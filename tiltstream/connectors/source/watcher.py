@@ -15,9 +15,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from tiltstream.connectors.source.checks import check_series_values
 from tiltstream.connectors.source.errors import (
     AcquisitionInputError,
     CorruptMovieError,
+    InvalidAcquisitionValueError,
     MdocParseError,
     MissingMovieError,
     PathOutsideRootError,
@@ -41,7 +43,13 @@ from tiltstream.streams.producer import EventProducer
 __all__ = ["Pending", "Watcher"]
 
 #: Refusals whose ProcessingFailed ids the watcher looks for when it decides a movie was refused.
-_REFUSALS = (PathOutsideRootError, CorruptMovieError, MissingMovieError, TransferError)
+_REFUSALS = (
+    PathOutsideRootError,
+    CorruptMovieError,
+    MissingMovieError,
+    TransferError,
+    InvalidAcquisitionValueError,
+)
 
 
 @dataclass
@@ -203,8 +211,9 @@ class Watcher:
             info = read_mdoc(resolved)
             if any((t.pixel_size_angstroms or info.pixel_size_angstroms) is None for t in info.tilts):
                 raise MdocParseError(f"{resolved.name}: no PixelSpacing")
-        except (MdocParseError, OSError) as exc:
-            error = exc if isinstance(exc, MdocParseError) else MdocParseError(str(exc))
+            check_series_values(series.context, info, resolved.name)
+        except (AcquisitionInputError, OSError) as exc:
+            error = exc if isinstance(exc, AcquisitionInputError) else MdocParseError(str(exc))
             return self._refuse_mdoc(series, error, resolved.read_bytes() if resolved.exists() else b"")
         series.update(info)
         if self.settings.transfer_to is not None:

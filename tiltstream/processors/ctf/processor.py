@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
-import mrcfile
 import numpy as np
 
 from tiltstream.processors.ctf.ctffind import CtffindCommand, run_ctffind
@@ -21,33 +20,31 @@ from tiltstream.processors.runtime import (
     Output,
     Processor,
 )
+from tiltstream.processors.runtime.volume_io import read_mrc
 from tiltstream.streams.events import CtfEstimated, DataPath, MovieMotionCorrected
 
 __all__ = ["CtfProcessor"]
 
 
-def read_micrograph(path: Path) -> np.ndarray:
-    """A 2-D micrograph from an MRC file as float32 ``(h, w)``."""
-    try:
-        with mrcfile.open(path, mode="r", permissive=False) as mrc:
-            data = np.array(mrc.data, dtype=np.float32)
-    except (ValueError, EOFError) as exc:
-        raise CorruptInputError(f"{path.name}: cannot read as MRC: {exc}") from exc
+def read_micrograph(stream: IO[bytes]) -> np.ndarray:
+    """A 2-D micrograph from the MRC file open in ``stream`` as float32 ``(h, w)`` (``stream`` is closed)."""
+    name = getattr(stream, "name", "micrograph")
+    data = read_mrc(stream)
     data = data[0] if data.ndim == 3 and data.shape[0] == 1 else data
     if data.ndim != 2 or not np.isfinite(data).all():
-        raise CorruptInputError(f"{path.name}: not a finite 2-D micrograph (shape {data.shape})")
+        raise CorruptInputError(f"{name}: not a finite 2-D micrograph (shape {data.shape})")
     return data
 
 
 class CtfProcessor(Processor[np.ndarray]):
-    """Fit the CTF of one micrograph; the PNG goes to ``<session>/<output_folder>/<stem>.ctf.png``."""
+    """Fit the CTF of one micrograph; its PNG: ``<session>/<output_folder>/<series>/<stem>.ctf.png``."""
 
     stage = "ctf"
     input_record = "MovieMotionCorrected"
     output_record = "CtfEstimated"
 
     def __init__(self, settings: CtfSettings, roots: DataRoots | None = None) -> None:
-        super().__init__(roots or DataRoots(settings.data_roots), settings.output_root)
+        super().__init__(roots or DataRoots.from_settings(settings), settings.output_root)
         self.settings = settings
         self._device: Any = None
 
@@ -80,12 +77,11 @@ class CtfProcessor(Processor[np.ndarray]):
         """Read the micrograph (the builtin backend; CTFFIND reads the file itself)."""
         if self.settings.backend != "builtin":
             return None
-        return read_micrograph(self.resolve(MovieMotionCorrected.from_dict(value).micrograph))
+        return read_micrograph(self.open_input(MovieMotionCorrected.from_dict(value).micrograph))
 
     def _output(self, corrected: MovieMotionCorrected, suffix: str) -> tuple[DataPath, Path]:
         stem = PurePosixPath(corrected.micrograph.path).stem
-        session = corrected.metadata.session_id
-        return self.output_path(f"{session}/{self.settings.output_folder}/{stem}{suffix}")
+        return self.series_output_path(corrected.metadata, self.settings.output_folder, f"{stem}{suffix}")
 
     def _estimate(self, corrected: MovieMotionCorrected, micrograph: np.ndarray | None) -> CtfResult:
         parameters = self.parameters_of(corrected)
@@ -103,7 +99,9 @@ class CtfProcessor(Processor[np.ndarray]):
 
         if self._device is None:
             self._device = resolve_device(self.settings.device)
-        image = micrograph if micrograph is not None else read_micrograph(self.resolve(corrected.micrograph))
+        image = (
+            micrograph if micrograph is not None else read_micrograph(self.open_input(corrected.micrograph))
+        )
         return estimate_ctf_builtin(
             image, parameters, self._device, estimate_thickness=self.settings.estimate_thickness
         )

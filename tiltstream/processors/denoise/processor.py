@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from tiltstream.processors.denoise.settings import DenoiseSettings
-from tiltstream.processors.reconstruct.outputs import read_volume, write_png, write_volume
 from tiltstream.processors.runtime import CorruptInputError, DataRoots, Job, Output, Processor
+from tiltstream.processors.runtime.volume_io import read_mrc, write_mrc, write_png
 from tiltstream.streams.events import DataPath, TomogramDenoised, TomogramReconstructed
 
 __all__ = ["DenoiseProcessor"]
@@ -28,7 +28,7 @@ class DenoiseProcessor(Processor[np.ndarray]):
     output_record = "TomogramDenoised"
 
     def __init__(self, settings: DenoiseSettings, roots: DataRoots | None = None) -> None:
-        super().__init__(roots or DataRoots(settings.data_roots), settings.output_root)
+        super().__init__(roots or DataRoots.from_settings(settings), settings.output_root)
         self.settings = settings
         self._device: Any = None
         self._model: Any = None
@@ -38,14 +38,11 @@ class DenoiseProcessor(Processor[np.ndarray]):
         return self._read(TomogramReconstructed.from_dict(value).tomogram)
 
     def _read(self, tomogram: DataPath) -> np.ndarray:
-        path = self.resolve(tomogram)
-        where = f"{tomogram.root}:{tomogram.path}"
-        if not path.is_file():
-            raise CorruptInputError(f"tomogram missing: {where}")
+        where = self.roots.where(tomogram.to_dict())
         try:
-            volume = read_volume(path)
-        except ValueError as exc:
-            raise CorruptInputError(f"tomogram {where} unreadable: {exc}") from exc
+            volume = read_mrc(self.open_input(tomogram), permissive=True)
+        except FileNotFoundError as exc:
+            raise CorruptInputError(f"tomogram missing: {where}") from exc
         if volume.ndim != 3:
             raise CorruptInputError(f"tomogram {where} has shape {volume.shape}")
         return volume
@@ -71,7 +68,7 @@ class DenoiseProcessor(Processor[np.ndarray]):
         source = PurePosixPath(tomogram.tomogram.path)
         stem = source.with_name(source.stem)
         volume_path, local = self.output_path(f"{stem}_denoised.mrc")
-        write_volume(local, denoised, tomogram.pixel_spacing_angstroms)
+        write_mrc(local, denoised, tomogram.pixel_spacing_angstroms)
         slice_path, local = self.output_path(f"{stem}_denoised_slice.png")
         write_png(local, denoised[denoised.shape[0] // 2], max_pixels=self.settings.png_max_pixels)
         event = TomogramDenoised(

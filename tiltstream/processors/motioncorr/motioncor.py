@@ -14,11 +14,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import mrcfile
 import numpy as np
 
 from tiltstream.processors.motioncorr.result import MotionParameters, MotionResult
 from tiltstream.processors.runtime.errors import CorruptInputError, TransientError
+from tiltstream.processors.runtime.input_files import open_regular
+from tiltstream.processors.runtime.volume_io import read_mrc
 
 __all__ = ["MotionCorCommand", "parse_motioncor_shifts", "run_motioncor"]
 
@@ -109,14 +110,12 @@ def run_motioncor(command: MotionCorCommand, timeout_seconds: float) -> MotionRe
     full_logs = sorted(command.log_dir.glob(f"{command.output.stem}*-Full.log"))
     shifts = parse_motioncor_shifts(full_logs[0].read_text() if full_logs else done.stdout)
     pixel = command.parameters.pixel_size_angstroms * command.parameters.binning
-    with mrcfile.open(command.output, permissive=True) as mrc:
-        main = np.asarray(mrc.data, dtype=np.float32)
+    main = read_mrc(open_regular(command.output), permissive=True)
     summed, weighted = main, None
     not_weighted = command.output.with_name(f"{command.output.stem}_DW{command.output.suffix}")
     if command.parameters.dose_weighting and not_weighted.exists():
         # MotionCor2 writes the plain sum to -OutMrc and the dose-weighted one beside it as _DW
-        with mrcfile.open(not_weighted, permissive=True) as mrc:
-            weighted = np.asarray(mrc.data, dtype=np.float32)
+        weighted = read_mrc(open_regular(not_weighted), permissive=True)
     version = re.search(r"MotionCor[23]?\s*(?:version\s*)?([0-9][0-9.]*)", done.stdout)
     return MotionResult(
         summed=summed,

@@ -10,7 +10,7 @@ import numpy as np
 
 from tiltstream.processors.motioncorr.motioncor import MotionCorCommand, run_motioncor
 from tiltstream.processors.motioncorr.movie_io import MovieData, read_gain, read_movie
-from tiltstream.processors.motioncorr.outputs import write_drift_plot, write_mrc, write_thumbnail
+from tiltstream.processors.motioncorr.outputs import write_drift_plot
 from tiltstream.processors.motioncorr.result import MotionParameters, MotionResult
 from tiltstream.processors.motioncorr.settings import MotionCorrectionSettings
 from tiltstream.processors.motioncorr.trajectory import drift_fields
@@ -22,6 +22,7 @@ from tiltstream.processors.runtime import (
     Processor,
     atomic_path,
 )
+from tiltstream.processors.runtime.volume_io import write_mrc, write_png
 from tiltstream.streams.events import DataPath, FrameShift, MovieAcquired, MovieMotionCorrected
 
 __all__ = ["MotionCorrectionProcessor"]
@@ -30,8 +31,9 @@ __all__ = ["MotionCorrectionProcessor"]
 class MotionCorrectionProcessor(Processor[MovieData]):
     """Correct one movie with the configured backend and write its outputs.
 
-    Outputs go to ``<output_root>:<session>/<output_folder>/<movie stem>.*`` — a path that depends only
-    on the input, so a redelivered movie overwrites its own results.
+    Outputs go to ``<output_root>:<session>/<output_folder>/<series>/<movie stem>.*`` — a path that
+    depends only on the input, so a redelivered movie overwrites its own results and a movie of the
+    same name in another series of the session keeps its own.
     """
 
     stage = "motioncorr"
@@ -39,7 +41,7 @@ class MotionCorrectionProcessor(Processor[MovieData]):
     output_record = "MovieMotionCorrected"
 
     def __init__(self, settings: MotionCorrectionSettings, roots: DataRoots | None = None) -> None:
-        super().__init__(roots or DataRoots(settings.data_roots), settings.output_root)
+        super().__init__(roots or DataRoots.from_settings(settings), settings.output_root)
         self.settings = settings
         self._device: Any = None
 
@@ -69,15 +71,15 @@ class MotionCorrectionProcessor(Processor[MovieData]):
         return self._read(MovieAcquired.from_dict(value))
 
     def _read(self, movie: MovieAcquired) -> MovieData:
-        frames = read_movie(self.resolve(movie.movie), movie.movie_format, movie.frame_count)
+        frames = read_movie(self.open_input(movie.movie), movie.movie_format, movie.frame_count)
         gain = None
         if movie.gain_reference is not None:
-            gain = read_gain(self.resolve(movie.gain_reference), frames.shape[1:])
+            gain = read_gain(self.open_input(movie.gain_reference), frames.shape[1:])
         return MovieData(frames, gain)
 
     def _output(self, movie: MovieAcquired, suffix: str) -> tuple[DataPath, Path]:
         stem = PurePosixPath(movie.movie.path).stem
-        return self.output_path(f"{movie.metadata.session_id}/{self.settings.output_folder}/{stem}{suffix}")
+        return self.series_output_path(movie.metadata, self.settings.output_folder, f"{stem}{suffix}")
 
     def _correct(self, movie: MovieAcquired, frames: MovieData | None) -> MotionResult:
         parameters = self.parameters_of(movie, self.settings)
@@ -115,7 +117,7 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             paths["micrograph_not_dose_weighted"], local = self._output(movie, ".noDW.mrc")
             write_mrc(local, result.summed, result.pixel_size_angstroms)
         paths["thumbnail"], local = self._output(movie, ".png")
-        write_thumbnail(local, micrograph, self.settings.thumbnail_pixels)
+        write_png(local, micrograph, max_pixels=self.settings.thumbnail_pixels)
         paths["drift_plot"], local = self._output(movie, ".drift.png")
         write_drift_plot(local, result.shifts_angstroms, movie.movie.path)
         _, local = self._output(movie, ".drift.csv")  # the trajectory as a file, beside the plot

@@ -27,7 +27,7 @@ def drift_fields(shifts_angstroms: np.ndarray) -> dict[str, Any]:
         "total_motion_angstroms": total,
         "average_motion_per_frame_angstroms": total / max(len(steps), 1),
         "early_motion_angstroms": early,
-        "late_motion_angstroms": total - early,
+        "late_motion_angstroms": max(total - early, 0.0),  # never -1 ulp from the pairwise sum
         "frame_shifts": [
             {"frame_index": i, "shift_x_angstroms": float(x), "shift_y_angstroms": float(y)}
             for i, (x, y) in enumerate(shifts_angstroms)

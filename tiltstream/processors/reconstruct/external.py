@@ -12,10 +12,11 @@ from torch_fourier_rescale import fourier_rescale_2d
 from tiltstream.processors.reconstruct.alignment_files import write_tlt
 from tiltstream.processors.reconstruct.aretomo import AreTomoCommand, run_aretomo
 from tiltstream.processors.reconstruct.geometry import align_images, axis_from_y_degrees
-from tiltstream.processors.reconstruct.outputs import read_volume, write_volume
 from tiltstream.processors.reconstruct.result import ReconstructionParameters, ReconstructionResult
 from tiltstream.processors.reconstruct.settings import ReconstructionSettings
 from tiltstream.processors.runtime.errors import CorruptInputError
+from tiltstream.processors.runtime.input_files import open_regular
+from tiltstream.processors.runtime.volume_io import read_mrc, write_mrc
 
 __all__ = ["reconstruct_aretomo"]
 
@@ -33,7 +34,7 @@ def reconstruct_aretomo(
     Tilts AreTomo dropped as dark are absent from the ``.aln``; the aligned stack is resampled here
     from the ``.aln`` (binned like the tomogram), since AreTomo writes none by default.
     """
-    write_volume(stack_path, images, parameters.pixel_size_angstroms)
+    write_mrc(stack_path, images, parameters.pixel_size_angstroms)
     tilt_file = stack_path.with_suffix(".tlt")
     write_tlt(tilt_file, tilt_angles_degrees)
     flavour: Literal["aretomo2", "aretomo3"] = "aretomo3" if settings.backend == "aretomo3" else "aretomo2"
@@ -56,7 +57,7 @@ def reconstruct_aretomo(
     aln = run_aretomo(command, settings.aretomo_timeout_seconds)
     if np.any(aln.section >= len(images)) or np.any(aln.section < 0):
         raise CorruptInputError(f"aln names sections {aln.section.tolist()} of a {len(images)}-tilt stack")
-    tomogram = read_volume(command.volume_path)
+    tomogram = read_mrc(open_regular(command.volume_path), permissive=True)
     binned_pixel = parameters.pixel_size_angstroms * parameters.binning
     with torch.no_grad():
         used = torch.from_numpy(np.ascontiguousarray(images[aln.section], dtype=np.float32))

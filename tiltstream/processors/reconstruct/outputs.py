@@ -1,4 +1,4 @@
-"""Writing volumes and stacks (MRC), their PNG views and the alignment plot, each atomically."""
+"""The alignment plot of a reconstruction (volumes, stacks and PNG views: runtime.volume_io)."""
 
 from __future__ import annotations
 
@@ -9,29 +9,11 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
-import mrcfile
 import numpy as np
 
 from tiltstream.processors.runtime.atomic import atomic_path
 
-__all__ = ["read_volume", "write_alignment_plot", "write_png", "write_volume"]
-
-
-def write_volume(path: Path, volume: np.ndarray, pixel_size_angstroms: float) -> None:
-    """Write ``volume`` (d, h, w) or a stack (t, h, w) as float32 MRC with its voxel size."""
-    with atomic_path(path) as temporary, mrcfile.new(temporary, overwrite=True) as mrc:
-        mrc.set_data(np.ascontiguousarray(volume, dtype=np.float32))
-        mrc.voxel_size = pixel_size_angstroms
-
-
-def write_png(path: Path, image: np.ndarray, *, max_pixels: int = 1024) -> None:
-    """A grey PNG of ``image`` (h, w), binned to at most ``max_pixels`` and clipped to 1-99 %."""
-    factor = max(1, int(np.ceil(max(image.shape) / max_pixels)))
-    h, w = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
-    small = image[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
-    low, high = np.percentile(small, [1, 99])
-    with atomic_path(path) as temporary:
-        plt.imsave(temporary, np.clip(small, low, high), cmap="gray", format="png")
+__all__ = ["write_alignment_plot"]
 
 
 def write_alignment_plot(
@@ -53,9 +35,3 @@ def write_alignment_plot(
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png")
     plt.close(figure)
-
-
-def read_volume(path: Path) -> np.ndarray:
-    """An MRC volume or stack as float32 (d, h, w)."""
-    with mrcfile.open(path, permissive=True) as mrc:
-        return np.asarray(mrc.data, dtype=np.float32)

@@ -9,11 +9,13 @@ from typing import Any
 import numpy as np
 
 from tiltstream.processors.reconstruct.alignment_files import AlnFile, write_aln, write_tlt, write_xf
-from tiltstream.processors.reconstruct.outputs import write_alignment_plot, write_png, write_volume
+from tiltstream.processors.reconstruct.outputs import write_alignment_plot
 from tiltstream.processors.reconstruct.result import ReconstructionParameters, ReconstructionResult
 from tiltstream.processors.reconstruct.settings import ReconstructionSettings
 from tiltstream.processors.reconstruct.tilt_stack import TiltStack, read_tilt_stack
 from tiltstream.processors.runtime import DataRoots, ImpossibleParametersError, Job, Output, Processor
+from tiltstream.processors.runtime.output_paths import series_folder as series_base
+from tiltstream.processors.runtime.volume_io import write_mrc, write_png
 from tiltstream.streams.events import (
     DataPath,
     ReconstructionRequested,
@@ -27,9 +29,7 @@ __all__ = ["ReconstructionProcessor", "series_folder"]
 
 def series_folder(value: dict[str, Any], output_folder: str) -> str:
     """``<session>/<output_folder>/<series>/v<version>``: version 2 of a request writes beside version 1."""
-    session = str(value["metadata"]["session_id"])
-    series = str(value["metadata"]["tilt_series_id"]).replace(":", "_").replace("/", "_")
-    return f"{session}/{output_folder}/{series}/v{int(value['version'])}"
+    return f"{series_base(value, output_folder)}/v{int(value['version'])}"
 
 
 class ReconstructionProcessor(Processor[TiltStack]):
@@ -40,7 +40,7 @@ class ReconstructionProcessor(Processor[TiltStack]):
     output_record = "TomogramReconstructed"
 
     def __init__(self, settings: ReconstructionSettings, roots: DataRoots | None = None) -> None:
-        super().__init__(roots or DataRoots(settings.data_roots), settings.output_root)
+        super().__init__(roots or DataRoots.from_settings(settings), settings.output_root)
         self.settings = settings
         self._device: Any = None
 
@@ -97,10 +97,8 @@ class ReconstructionProcessor(Processor[TiltStack]):
 
         pixels = self.settings.png_max_pixels
         volume = result.tomogram  # (d, h, w)
-        write_volume(out("tomogram", ".mrc"), volume, result.pixel_spacing_angstroms)
-        write_volume(
-            out("aligned_stack", "_aligned.mrc"), result.aligned_stack, result.pixel_spacing_angstroms
-        )
+        write_mrc(out("tomogram", ".mrc"), volume, result.pixel_spacing_angstroms)
+        write_mrc(out("aligned_stack", "_aligned.mrc"), result.aligned_stack, result.pixel_spacing_angstroms)
         write_png(out("central_slice", "_slice.png"), volume[volume.shape[0] // 2], max_pixels=pixels)
         write_png(out("xy_projection", "_xy.png"), volume.sum(axis=0), max_pixels=pixels)
         write_png(out("xz_projection", "_xz.png"), volume.sum(axis=1), max_pixels=pixels)

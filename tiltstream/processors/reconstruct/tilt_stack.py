@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import mrcfile
 import numpy as np
 
 from tiltstream.processors.runtime.data_roots import DataRoots
 from tiltstream.processors.runtime.errors import CorruptInputError, ImpossibleParametersError
+from tiltstream.processors.runtime.volume_io import read_mrc
 
 __all__ = ["TiltStack", "read_tilt_stack", "used_tilts"]
 
@@ -39,6 +39,8 @@ def read_tilt_stack(request: dict[str, Any], roots: DataRoots, minimum_tilts: in
         A micrograph is missing, unreadable, not 2-D, or not the size of the others.
     PathOutsideRootError
         A data path leads outside its root.
+    NotRegularFileError
+        A micrograph path names a FIFO, device, socket or directory.
     """
     if float(request["pixel_size_angstroms"]) <= 0:
         raise ImpossibleParametersError(f"pixel_size_angstroms={request['pixel_size_angstroms']}")
@@ -49,14 +51,14 @@ def read_tilt_stack(request: dict[str, Any], roots: DataRoots, minimum_tilts: in
         )
     images: list[np.ndarray] = []
     for tilt in tilts:
-        path = roots.resolve(tilt["micrograph"])
-        where = f"{tilt['micrograph']['root']}:{tilt['micrograph']['path']}"
-        if not path.is_file():
-            raise CorruptInputError(f"micrograph of tilt {tilt['acquisition_order']} missing: {where}")
+        where = roots.where(tilt["micrograph"])
         try:
-            with mrcfile.open(path, permissive=True) as mrc:
-                data = np.asarray(mrc.data, dtype=np.float32)
-        except (ValueError, OSError) as exc:
+            data = read_mrc(roots.open_input(tilt["micrograph"]), permissive=True)
+        except FileNotFoundError as exc:
+            raise CorruptInputError(
+                f"micrograph of tilt {tilt['acquisition_order']} missing: {where}"
+            ) from exc
+        except OSError as exc:
             raise CorruptInputError(f"micrograph {where} unreadable: {exc}") from exc
         if data.ndim == 3 and data.shape[0] == 1:
             data = data[0]

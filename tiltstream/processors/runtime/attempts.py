@@ -13,6 +13,7 @@ from tiltstream.log import get_logger
 from tiltstream.processors.runtime.background import Background
 from tiltstream.processors.runtime.errors import FailureKind, is_transient
 from tiltstream.processors.runtime.processor import Job, Output, Processor
+from tiltstream.streams.validation import check_event
 
 __all__ = ["JobOutcome", "RetryPolicy", "run_attempts"]
 
@@ -55,7 +56,9 @@ def run_attempts(
     """Process ``job`` until it succeeds, fails permanently, runs out of attempts or is cancelled.
 
     Never raises: every exception becomes part of the outcome. The first attempt uses the
-    prefetched input when its loading succeeded; later attempts load again.
+    prefetched input when its loading succeeded; later attempts load again. Outputs are checked
+    (:func:`~tiltstream.streams.validation.check_event`) before they count as a success, so one with a
+    value that cannot be true (a NaN from a diverged fit) ends in a permanent ``ProcessingFailed``.
     """
     start = time.monotonic()
     attempt = job
@@ -72,6 +75,8 @@ def run_attempts(
             else:
                 inputs = processor.load(attempt.value)
             outputs = processor.process(attempt, inputs)
+            for output in outputs:
+                check_event(output.record, output.value)
             return JobOutcome(attempt, outputs, seconds=time.monotonic() - start)
         except Exception as exc:
             elapsed = time.monotonic() - start

@@ -3,8 +3,10 @@
 * :class:`TransientError` (and :class:`OSError`, :class:`MemoryError`, torch's out-of-memory errors):
   retried a bounded number of times with exponential backoff, then a terminal ``ProcessingFailed``
   with ``failure_kind='retries-exhausted'``.
-* :class:`PermanentError` and its subclasses (corrupt input, a path outside the data roots,
-  impossible parameters): a ``ProcessingFailed`` with ``failure_kind='permanent'`` at once.
+* :class:`PermanentError` and its subclasses (corrupt input, a path outside the data roots, a file
+  that is not a regular file, impossible parameters), and
+  :class:`~tiltstream.streams.errors.InvalidEventError` (an output event whose values cannot be
+  true): a ``ProcessingFailed`` with ``failure_kind='permanent'`` at once.
 * Anything else is an unexpected error: treated as transient, so it is retried and then given up on;
   nothing is retried forever.
 """
@@ -13,10 +15,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from tiltstream.streams.errors import InvalidEventError
+
 __all__ = [
     "CorruptInputError",
     "FailureKind",
     "ImpossibleParametersError",
+    "InputReadTimeoutError",
+    "NotRegularFileError",
     "PathOutsideRootError",
     "PermanentError",
     "ProcessorError",
@@ -52,6 +58,14 @@ class PathOutsideRootError(PermanentError):
     """A data path names an unknown root or resolves outside its root ('..', absolute, symlink out)."""
 
 
+class NotRegularFileError(PermanentError):
+    """A data path names a FIFO, a device, a socket or a directory: only regular files are read."""
+
+
+class InputReadTimeoutError(TransientError):
+    """Reading an input file took longer than the service's ``read_timeout_seconds`` (a hung mount)."""
+
+
 class ImpossibleParametersError(PermanentError):
     """The event's parameters cannot be processed (zero frames, non-positive pixel size, ...)."""
 
@@ -62,7 +76,7 @@ _TRANSIENT_NAMES = frozenset({"OutOfMemoryError", "AcceleratorError", "CudaError
 
 def is_transient(error: BaseException) -> bool:
     """True when ``error`` deserves a retry (see the module docstring)."""
-    if isinstance(error, PermanentError):
+    if isinstance(error, PermanentError | InvalidEventError):
         return False
     if isinstance(error, TransientError | OSError | MemoryError):
         return True

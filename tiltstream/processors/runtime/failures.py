@@ -7,6 +7,7 @@ from typing import Any
 from tiltstream.processors.runtime.errors import FailureKind
 from tiltstream.processors.runtime.processor import Job, Output
 from tiltstream.streams.metadata import make_metadata
+from tiltstream.streams.validation import escape_nul
 
 __all__ = ["processing_failed"]
 
@@ -55,7 +56,7 @@ def processing_failed(
         "movie_id": movie_id,
         "request_id": request_id,
         "error_class": type(error).__name__,
-        "error_message": (str(error) or repr(error))[:_MAX_MESSAGE_CHARS],
+        "error_message": escape_nul(str(error) or repr(error))[:_MAX_MESSAGE_CHARS],
         "failure_kind": kind.value,
         "attempts": job.attempt,
         "input_topic": job.topic,

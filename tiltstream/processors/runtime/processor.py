@@ -13,9 +13,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+from typing import IO, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from tiltstream.processors.runtime.data_roots import DataRoots
+from tiltstream.processors.runtime.output_paths import series_path
 from tiltstream.streams.events import CODECS, DataPath, EventMetadata
 from tiltstream.streams.metadata import make_metadata
 
@@ -112,8 +113,16 @@ class Processor(ABC, Generic[InputT]):
         """Do the work for ``job`` and return the events to emit."""
 
     def resolve(self, data_path: DataPath) -> Path:
-        """The local path of an input file, guaranteed inside its root (see :meth:`DataRoots.resolve`)."""
-        return self.roots.resolve(data_path.to_dict())
+        """The local path of an input file, inside its root and regular (:meth:`DataRoots.input_file`)."""
+        return self.roots.input_file(data_path.to_dict())
+
+    def open_input(self, data_path: DataPath) -> IO[bytes]:
+        """An input file open for reading with the read timeout (:meth:`DataRoots.open_input`)."""
+        return self.roots.open_input(data_path.to_dict())
+
+    def series_output_path(self, metadata: EventMetadata, folder: str, name: str) -> tuple[DataPath, Path]:
+        """:meth:`output_path` of ``name`` in the series' own folder (see ``output_paths``)."""
+        return self.output_path(series_path(metadata.session_id, metadata.tilt_series_id, folder, name))
 
     def output_path(self, relative: str) -> tuple[DataPath, Path]:
         """The data path and local path of an output file under :attr:`output_root`."""

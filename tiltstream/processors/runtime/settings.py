@@ -38,6 +38,8 @@ class ProcessorSettings(BaseSettings):
     drain_deadline_seconds: float = Field(default=60.0, ge=0)
     poll_timeout_seconds: float = Field(default=0.2, gt=0)
     stalled_after_seconds: float = Field(default=60.0, gt=0)
+    #: Reading one input file (a movie, a micrograph, a tomogram) fails as transient after this long.
+    read_timeout_seconds: float = Field(default=600.0, gt=0)
     prefetch: bool = True
     metrics_port: int = Field(default=DEFAULT_METRICS_PORT, ge=0, le=65535)
     instance: str = Field(default_factory=socket.gethostname)
