@@ -29,6 +29,7 @@ def test_declarations_agree_with_the_classes_they_name(stage: Any) -> None:
     assert processor.input_record == stage.input_record
     assert processor.output_record in stage.output_records
     assert settings.model_config["env_prefix"] == stage.env_prefix
+    assert settings.model_fields["group_id"].default == stage.group  # built directly, same group
     backend = settings.model_fields.get("backend")
     choices = typing.get_args(backend.annotation) if backend is not None else ()
     assert set(choices) == set(stage.backends)

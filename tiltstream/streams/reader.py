@@ -185,12 +185,7 @@ def read_events(
     """
     decoder = decoder or MessageDecoder(serde or AvroSerde(), validate=False)
     by_name = {topic.name: topic for topic in topics}
-    config = consumer_config(
-        settings,
-        f"tiltstream-reader-{uuid.uuid4().hex[:12]}",
-        **{"enable.auto.commit": False, "enable.partition.eof": True, "isolation.level": "read_uncommitted"},
-    )
-    consumer = Consumer(config)
+    consumer = _reader_consumer(settings)
     try:
         assignment, ends = _assignment(consumer, topics, start, since, timeout)
         consumer.assign(assignment)
@@ -222,6 +217,16 @@ def read_events(
             emitted += 1
     finally:
         consumer.close()
+
+
+def _reader_consumer(settings: KafkaSettings) -> Consumer:
+    """A consumer outside every group (a fresh group id, nothing committed) that reports partition ends."""
+    config = consumer_config(
+        settings,
+        f"tiltstream-reader-{uuid.uuid4().hex[:12]}",
+        **{"enable.auto.commit": False, "enable.partition.eof": True, "isolation.level": "read_uncommitted"},
+    )
+    return Consumer(config)
 
 
 @dataclass

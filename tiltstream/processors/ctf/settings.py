@@ -21,7 +21,7 @@ class CtfSettings(ProcessorSettings):
 
     model_config = SettingsConfigDict(env_prefix="TILTSTREAM_CTF_", frozen=True, extra="ignore")
 
-    group_id: str = "ctf"
+    group_id: str = "tiltstream-ctf"
     backend: Literal["builtin", "ctffind"] = "builtin"
     box_size_pixels: int = Field(default=512, ge=64)
     min_resolution_angstroms: float = Field(default=30.0, gt=0)

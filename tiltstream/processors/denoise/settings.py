@@ -21,7 +21,7 @@ class DenoiseSettings(ProcessorSettings):
 
     model_config = SettingsConfigDict(env_prefix="TILTSTREAM_DENOISE_", frozen=True, extra="ignore")
 
-    group_id: str = "denoise"
+    group_id: str = "tiltstream-denoise"
     drain_deadline_seconds: float = Field(default=600.0, ge=0)
     model: Literal["unet-3d-10a", "unet-3d-20a"] = "unet-3d-10a"
     patch_size_pixels: int = Field(default=96, ge=8, le=512)

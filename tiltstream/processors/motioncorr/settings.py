@@ -21,7 +21,7 @@ class MotionCorrectionSettings(ProcessorSettings):
 
     model_config = SettingsConfigDict(env_prefix="TILTSTREAM_MOTIONCORR_", frozen=True, extra="ignore")
 
-    group_id: str = "motioncorr"
+    group_id: str = "tiltstream-motioncorr"
     backend: Literal["builtin", "motioncor2"] = "builtin"
     patches_x: int = Field(default=5, ge=1, le=20)
     patches_y: int = Field(default=5, ge=1, le=20)

@@ -28,7 +28,7 @@ class ReconstructionSettings(ProcessorSettings):
 
     model_config = SettingsConfigDict(env_prefix="TILTSTREAM_RECONSTRUCT_", frozen=True, extra="ignore")
 
-    group_id: str = "reconstruct"
+    group_id: str = "tiltstream-reconstruct"
     drain_deadline_seconds: float = Field(default=600.0, ge=0)
     backend: Literal["builtin", "aretomo2", "aretomo3"] = "builtin"
     binning_override: int | None = Field(default=None, ge=1, le=16)
