@@ -96,34 +96,16 @@ def main() -> None:
         apply_topics(create_admin(kafka), catalogue.all_topics())
         stop = threading.Event()
         watchers, threads, sims = [], [], []
-        per_scope = args.rate / MICROSCOPES
         for k in range(1, MICROSCOPES + 1):
-            session = Path(tmp) / "raw" / f"cm4000{k}-1"
-            session.mkdir(parents=True)
-            settings = SourceSettings(
-                kafka=kafka,
-                topics=topics,
-                data_root=Path(tmp) / "raw",
-                microscope=f"m0{k}",
-                tilts_per_series=args.tilts,
-                **({"poll_interval_seconds": args.poll} if args.poll is not None else {}),
-                **({"mdoc_settle_seconds": args.mdoc_settle} if args.mdoc_settle is not None else {}),
-            )
-            watcher = Watcher(session, settings, on_acknowledged=on_ack)
+            watcher, sim = _microscope(k, Path(tmp), kafka, topics, args, on_ack)
             watchers.append(watcher)
             threads.append(threading.Thread(target=watcher.run, args=(stop,), daemon=True))
-            sim = SimulatorSettings(
-                positions=POSITIONS,
-                size_pixels=args.size,
-                frames=args.frames,
-                max_tilt_degrees=3.0 * (args.tilts // 2),
-                tilt_step_degrees=3.0,
-                rate_movies_per_second=per_scope,
-                seed=k,
-                microscope=f"m0{k}",
-            )
             sims.append(
-                threading.Thread(target=simulate_session, args=(session, sim), kwargs={"on_movie": on_movie})
+                threading.Thread(
+                    target=simulate_session,
+                    args=(Path(tmp) / "raw" / f"cm4000{k}-1", sim),
+                    kwargs={"on_movie": on_movie},
+                )
             )
         for t in threads:
             t.start()
@@ -154,6 +136,46 @@ def main() -> None:
             t.join(30)
         elapsed = time.monotonic() - started
 
+    _report(completed, acked, ended, baseline, elapsed, watchers[0].settings)
+
+
+def _microscope(
+    k: int, tmp: Path, kafka: KafkaSettings, topics: TopicSettings, args: argparse.Namespace, on_ack: Any
+) -> tuple[Watcher, SimulatorSettings]:
+    """Microscope ``k``: its session folder, the watcher following it, the simulator writing it."""
+    session = tmp / "raw" / f"cm4000{k}-1"
+    session.mkdir(parents=True)
+    settings = SourceSettings(
+        kafka=kafka,
+        topics=topics,
+        data_root=tmp / "raw",
+        microscope=f"m0{k}",
+        tilts_per_series=args.tilts,
+        **({"poll_interval_seconds": args.poll} if args.poll is not None else {}),
+        **({"mdoc_settle_seconds": args.mdoc_settle} if args.mdoc_settle is not None else {}),
+    )
+    sim = SimulatorSettings(
+        positions=POSITIONS,
+        size_pixels=args.size,
+        frames=args.frames,
+        max_tilt_degrees=3.0 * (args.tilts // 2),
+        tilt_step_degrees=3.0,
+        rate_movies_per_second=args.rate / MICROSCOPES,
+        seed=k,
+        microscope=f"m0{k}",
+    )
+    return Watcher(session, settings, on_acknowledged=on_ack), sim
+
+
+def _report(
+    completed: dict[tuple[str, str], float],
+    acked: dict[tuple[str, str], float],
+    ended: dict[str, float],
+    baseline: list[float],
+    elapsed: float,
+    source: SourceSettings,
+) -> None:
+    """Print the watcher's latencies beside the bare producer's, and their ratio."""
     movie_latency = [acked[k] - completed[k] for k in completed if k in acked]
     last_movie: dict[str, float] = {}
     for (scope, name), at in completed.items():
@@ -174,8 +196,8 @@ def main() -> None:
         bq = statistics.quantiles(baseline, n=100, method="inclusive")
         print(
             f"ratio watcher/baseline: p50 x{mq[49] / bq[49]:.1f}, p99 x{mq[98] / bq[98]:.1f} "
-            f"(the watcher's floor is its poll interval {watchers[0].settings.poll_interval_seconds} s, "
-            f"mdoc settle {watchers[0].settings.mdoc_settle_seconds} s and two equal looks at each file)"
+            f"(the watcher's floor is its poll interval {source.poll_interval_seconds} s, "
+            f"mdoc settle {source.mdoc_settle_seconds} s and two equal looks at each file)"
         )
 
 
