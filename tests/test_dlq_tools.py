@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import typer
 from confluent_kafka import TopicPartition
 from kafka_helpers import drain
 from typer.testing import CliRunner
@@ -16,7 +17,7 @@ from tiltstream.settings import CliSettings
 from tiltstream.streams.admin import apply_topics
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_admin, create_consumer, create_producer
-from tiltstream.streams.consumer import EventConsumer
+from tiltstream.streams.consumer import ConsumedEvent, EventConsumer
 from tiltstream.streams.dead_letters import HEADER_REINJECTED_FROM
 from tiltstream.streams.dlq import DeadLetterSink
 from tiltstream.streams.producer import EventProducer
@@ -76,26 +77,7 @@ def test_dead_letters_are_listed_shown_and_reinjected_once(
 
     app = create_app(pipeline_settings)
     runner = CliRunner()
-    listing = runner.invoke(app, ["dlq", "list", "--json"])
-    assert listing.exit_code == 0, listing.output
-    groups = {row["group"]: row for row in map(json.loads, listing.stdout.splitlines())}
-    assert groups[group_id]["dead_letters"] == 3
-    assert groups[group_id]["by_error_class"] == {"UndecodableEventError": 3}
-
-    shown = [
-        json.loads(line)
-        for line in runner.invoke(app, ["dlq", "show", group_id, "--json"]).stdout.splitlines()
-    ]
-    assert len(shown) == 3
-    assert {s["key"] for s in shown} == {
-        "cm40000-1:Position_1",
-        "cm40000-1:Position_2",
-        "cm40000-1:Position_3",
-    }
-    assert all(s["source"].startswith(f"{topic}[") for s in shown)
-    assert sum("fingerprint" in s["error_message"] for s in shown) == 2
-    only = runner.invoke(app, ["dlq", "show", group_id, "--json", "--key", "cm40000-1:Position_2"])
-    assert len(only.stdout.splitlines()) == 1
+    _listed_and_shown(runner, app, group_id, topic)
 
     before = _high(pipeline_settings, topic)
     dry = runner.invoke(app, ["dlq", "reinject", group_id])
@@ -134,19 +116,48 @@ def test_dead_letters_are_listed_shown_and_reinjected_once(
     other_group = f"{group_id}-other"
     apply_topics(create_admin(pipeline_settings.kafka), [catalogue.dlq(other_group)])
     other = member(other_group)
-    ends = {p: _end(pipeline_settings, topic, p) for p in range(3)}
-    seen = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        polled = other.poll(0.5)
-        if polled is not None:
-            seen.append(polled)
-            other.done(polled)
-        assigned = other.consumer.assignment()
-        positions = {tp.partition: tp.offset for tp in other.consumer.position(assigned)} if assigned else {}
-        if len(positions) == 3 and all(positions[p] >= ends[p] for p in ends):
-            break
+    seen = _read_to_the_end(other, {p: _end(pipeline_settings, topic, p) for p in range(3)})
     other.close()
     assert len(seen) == 2
     assert all(HEADER_REINJECTED_FROM not in dict(e.message.headers() or []) for e in seen)
     assert other.dead_lettered == 1  # the garbage, dead-lettered for this group too
+
+
+def _listed_and_shown(runner: CliRunner, app: typer.Typer, group_id: str, topic: str) -> None:
+    """``dlq list`` counts the three dead letters by class; ``dlq show`` shows them, by key too."""
+    listing = runner.invoke(app, ["dlq", "list", "--json"])
+    assert listing.exit_code == 0, listing.output
+    groups = {row["group"]: row for row in map(json.loads, listing.stdout.splitlines())}
+    assert groups[group_id]["dead_letters"] == 3
+    assert groups[group_id]["by_error_class"] == {"UndecodableEventError": 3}
+
+    shown = [
+        json.loads(line)
+        for line in runner.invoke(app, ["dlq", "show", group_id, "--json"]).stdout.splitlines()
+    ]
+    assert len(shown) == 3
+    assert {s["key"] for s in shown} == {
+        "cm40000-1:Position_1",
+        "cm40000-1:Position_2",
+        "cm40000-1:Position_3",
+    }
+    assert all(s["source"].startswith(f"{topic}[") for s in shown)
+    assert sum("fingerprint" in s["error_message"] for s in shown) == 2
+    only = runner.invoke(app, ["dlq", "show", group_id, "--json", "--key", "cm40000-1:Position_2"])
+    assert len(only.stdout.splitlines()) == 1
+
+
+def _read_to_the_end(member: EventConsumer, ends: dict[int, int]) -> list[ConsumedEvent]:
+    """Every event ``member`` is given until its position reaches ``ends`` on every partition."""
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        polled = member.poll(0.5)
+        if polled is not None:
+            seen.append(polled)
+            member.done(polled)
+        assigned = member.consumer.assignment()
+        positions = {tp.partition: tp.offset for tp in member.consumer.position(assigned)} if assigned else {}
+        if len(positions) == len(ends) and all(positions[p] >= ends[p] for p in ends):
+            break
+    return seen
