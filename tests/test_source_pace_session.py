@@ -15,7 +15,9 @@ from source_fixtures import (
     simulate_small,
 )
 
+from tiltstream.connectors.simulator import SeriesTruth
 from tiltstream.settings import CliSettings
+from tiltstream.streams.reader import ReadEvent
 
 SERIES_1 = "cm40000-1:Position_1"
 SERIES_2 = "cm40000-1:Position_2"
@@ -40,41 +42,9 @@ def test_pace_session_yields_exactly_the_expected_events(
         assert e.key == e.value["metadata"]["tilt_series_id"]
         by_series.setdefault(e.key, []).append(e.value)
 
-    # series 1: 7 tilts + 1 retake, all announced in acquisition order, with the ids derived from the files
     t1, t2 = truths
-    assert [m["acquisition_order"] for m in by_series[SERIES_1]] == [t.z_value for t in t1.tilts]
-    expected_ids = [
-        expected_event_id("MovieAcquired", SERIES_1, movie_id_of(SERIES_1, t.movie)) for t in t1.tilts
-    ]
-    assert [m["metadata"]["event_id"] for m in by_series[SERIES_1]] == expected_ids
-    assert [m["tilt_angle_degrees"] for m in by_series[SERIES_1]] == [
-        t.nominal_tilt_angle_degrees for t in t1.tilts
-    ]
-    original, retake = (
-        m for m in by_series[SERIES_1] if m["tilt_angle_degrees"] == t1.tilts[2].nominal_tilt_angle_degrees
-    )
-    # the retake is a new movie at the same angle, later in the acquisition: the newer one counts
-    assert retake["movie_id"] != original["movie_id"]
-    assert retake["acquisition_order"] == original["acquisition_order"] + 1
-
-    # series 2: the corrupt movie is refused, the dark one announced like any other
-    good = [t for t in t2.tilts if t.fault is None]
-    assert [m["acquisition_order"] for m in by_series[SERIES_2]] == [t.z_value for t in good]
-    dark = next(t for t in t2.tilts if t.dark)
-    assert any(m["movie_id"] == movie_id_of(SERIES_2, dark.movie) for m in by_series[SERIES_2])
-    corrupt = next(t for t in t2.tilts if t.fault == "corrupt")
-    corrupt_id = movie_id_of(SERIES_2, corrupt.movie)
-    assert len(failed) == 1
-    assert failed[0].value is not None
-    failure = failed[0].value
-    assert (failure["stage"], failure["error_class"], failure["movie_id"]) == (
-        "acquisition",
-        "CorruptMovieError",
-        corrupt_id,
-    )
-    assert failure["metadata"]["event_id"] == expected_event_id(
-        "ProcessingFailed", SERIES_2, corrupt_id, "CorruptMovieError"
-    )
+    _series_one_in_order_with_its_retake(by_series[SERIES_1], t1)
+    _series_two_refuses_the_corrupt_movie(by_series[SERIES_2], failed, t2)
 
     # every movie's event carries the mdoc's values and names files relative to the data root
     first = by_series[SERIES_1][0]
@@ -89,7 +59,61 @@ def test_pace_session_yields_exactly_the_expected_events(
         round(t.prior_dose_e_per_angstrom2, 3) for t in t1.tilts
     ]
 
-    # one end per series, counting mdoc sections and announced movies (a retake is one more of each)
+    _one_end_per_series(ended)
+
+    # metrics count what happened
+    def sample(name: str, **labels: str) -> float:
+        value = registry.get_sample_value(name, labels)
+        return float(value or 0.0)
+
+    assert sample("tiltstream_source_events_emitted_total", record="MovieAcquired") == 14
+    assert sample("tiltstream_source_events_emitted_total", record="ProcessingFailed") == 1
+    assert sample("tiltstream_source_events_emitted_total", record="TiltSeriesAcquisitionEnded") == 2
+    assert sample("tiltstream_source_errors_total", error_class="CorruptMovieError") == 1
+    assert sample("tiltstream_source_files_seen_total", kind="movie") == 15
+
+
+def _series_one_in_order_with_its_retake(movies: list[dict[str, Any]], t1: SeriesTruth) -> None:
+    """Series 1: 7 tilts + 1 retake, in acquisition order, with the ids derived from the files."""
+    assert [m["acquisition_order"] for m in movies] == [t.z_value for t in t1.tilts]
+    expected_ids = [
+        expected_event_id("MovieAcquired", SERIES_1, movie_id_of(SERIES_1, t.movie)) for t in t1.tilts
+    ]
+    assert [m["metadata"]["event_id"] for m in movies] == expected_ids
+    assert [m["tilt_angle_degrees"] for m in movies] == [t.nominal_tilt_angle_degrees for t in t1.tilts]
+    original, retake = (
+        m for m in movies if m["tilt_angle_degrees"] == t1.tilts[2].nominal_tilt_angle_degrees
+    )
+    # the retake is a new movie at the same angle, later in the acquisition: the newer one counts
+    assert retake["movie_id"] != original["movie_id"]
+    assert retake["acquisition_order"] == original["acquisition_order"] + 1
+
+
+def _series_two_refuses_the_corrupt_movie(
+    movies: list[dict[str, Any]], failed: list[ReadEvent], t2: SeriesTruth
+) -> None:
+    """Series 2: the corrupt movie is refused, the dark one announced like any other."""
+    good = [t for t in t2.tilts if t.fault is None]
+    assert [m["acquisition_order"] for m in movies] == [t.z_value for t in good]
+    dark = next(t for t in t2.tilts if t.dark)
+    assert any(m["movie_id"] == movie_id_of(SERIES_2, dark.movie) for m in movies)
+    corrupt = next(t for t in t2.tilts if t.fault == "corrupt")
+    corrupt_id = movie_id_of(SERIES_2, corrupt.movie)
+    assert len(failed) == 1
+    assert failed[0].value is not None
+    failure = failed[0].value
+    assert (failure["stage"], failure["error_class"], failure["movie_id"]) == (
+        "acquisition",
+        "CorruptMovieError",
+        corrupt_id,
+    )
+    assert failure["metadata"]["event_id"] == expected_event_id(
+        "ProcessingFailed", SERIES_2, corrupt_id, "CorruptMovieError"
+    )
+
+
+def _one_end_per_series(ended: list[ReadEvent]) -> None:
+    """One end per series, counting mdoc sections and announced movies (a retake is one more of each)."""
     assert sorted(e.key or "" for e in ended) == [SERIES_1, SERIES_2]
     end = {e.key: e.value for e in ended if e.value is not None}
     assert end[SERIES_1] is not None
@@ -103,14 +127,3 @@ def test_pace_session_yields_exactly_the_expected_events(
     assert end[SERIES_1]["metadata"]["event_id"] == expected_event_id(
         "TiltSeriesAcquisitionEnded", SERIES_1, "acquisition-ended"
     )
-
-    # metrics count what happened
-    def sample(name: str, **labels: str) -> float:
-        value = registry.get_sample_value(name, labels)
-        return float(value or 0.0)
-
-    assert sample("tiltstream_source_events_emitted_total", record="MovieAcquired") == 14
-    assert sample("tiltstream_source_events_emitted_total", record="ProcessingFailed") == 1
-    assert sample("tiltstream_source_events_emitted_total", record="TiltSeriesAcquisitionEnded") == 2
-    assert sample("tiltstream_source_errors_total", error_class="CorruptMovieError") == 1
-    assert sample("tiltstream_source_files_seen_total", kind="movie") == 15
