@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -107,64 +107,8 @@ def test_session_page_follows_the_pipeline_and_the_series_page_browses_the_tomog
             expect(page.locator("#live")).to_have_text("live", timeout=WAIT_MS)
             page.evaluate("window.stillTheSamePage = true")
 
-            # the pipeline goes on: series 2 is acquired tilt by tilt, then reconstructed and denoised
-            publish(settings, [("TiltSeriesStatus", status_event(2, "acquiring", 2, expected_tilts=TILTS))])
-            second = page.locator(row(page, "Position_2"))
-            expect(second).to_have_attribute("data-state", "acquiring", timeout=WAIT_MS)
-            expect(second.locator("td").nth(3)).to_have_text(f"2 / {TILTS}")
-            publish(
-                settings, [*of(2), ("TiltSeriesStatus", status_event(2, "denoised", TILTS, excluded_tilts=1))]
-            )
-            expect(second).to_have_attribute("data-state", "denoised", timeout=WAIT_MS)
-            image_loaded(page, f"{row(page, 'Position_2')} img.thumb")  # once the sink has written it
-            # and series 3 starts, and its last tilt fails
-            publish(
-                settings,
-                [
-                    *of(3),
-                    (
-                        "TiltSeriesStatus",
-                        status_event(3, "failed", TILTS, failed_tilts=1, message=MESSAGE),
-                    ),
-                ],
-            )
-            expect(page.locator(row(page, "Position_3"))).to_have_attribute(
-                "data-state", "failed", timeout=WAIT_MS
-            )
-            expect(page.locator("#totals")).to_have_text("3 tilt series: 2 denoised, 1 failed")
-            expect(page.locator(f"{row(page, 'Position_3')} a", has_text=MESSAGE)).to_have_attribute(
-                "href", f"/sessions/{SESSION}/failures"
-            )
-            assert page.evaluate("window.stillTheSamePage") is True  # no reload
-            assert page.evaluate("window.injected") is None
-            page.screenshot(path=tmp_path / "session.png", full_page=True)
-
-            # the tilt series: every tilt's images, the CTF plot, the tomogram and its z slider
-            page.locator(f"{row(page, 'Position_1')} td.name a").click()
-            expect(page.locator("#tilts tbody tr")).to_have_count(TILTS, timeout=WAIT_MS)
-            for column in (3, 4, 5):  # micrograph, power spectrum, drift plot
-                for number in range(1, TILTS + 1):
-                    image_loaded(page, f"#tilts tbody tr:nth-child({number}) td:nth-child({column}) img")
-            image_loaded(page, "#ctf-plot")
-            for preview in ("#xy-projection", "#xz-projection", "#alignment-plot"):
-                image_loaded(page, preview)
-            slider = page.locator("#z")
-            expect(slider).to_have_attribute("max", str(DEPTH - 1))
-            raw, denoised = page.locator("#raw-slice"), page.locator("#denoised-slice")
-            expect(raw).to_have_attribute("src", re.compile(rf"/volumes/raw/slices/{DEPTH // 2}\.png"))
-            image_loaded(page, "#raw-slice")
-            image_loaded(page, "#denoised-slice")
-            middle = page.evaluate("document.getElementById('raw-slice').currentSrc")
-            page.screenshot(path=tmp_path / "series.png", full_page=True)
-            slider.fill("3")
-            expect(page.locator("#z-value")).to_have_text("3")
-            expect(raw).to_have_attribute("src", re.compile(r"/volumes/raw/slices/3\.png"))
-            expect(denoised).to_have_attribute("src", re.compile(r"/volumes/denoised/slices/3\.png"))
-            image_loaded(page, "#raw-slice")
-            image_loaded(page, "#denoised-slice")
-            assert page.evaluate("document.getElementById('raw-slice').currentSrc") != middle
-            page.screenshot(path=tmp_path / "series-z3.png", full_page=True)
-
+            _the_pipeline_goes_on(page, settings, of, tmp_path)
+            _the_series_page_browses_the_tomogram(page, tmp_path)
             # what failed, and what to run
             page.locator("header nav a", has_text="Failures").click()
             command = page.locator("#failures code.command").first
@@ -175,3 +119,68 @@ def test_session_page_follows_the_pipeline_and_the_series_page_browses_the_tomog
         stop.set()
         sink_thread.join(30)
         engine.dispose()
+
+
+def _the_pipeline_goes_on(
+    page: Page,
+    settings: CliSettings,
+    of: Callable[[int], list[tuple[str, dict[str, object]]]],
+    tmp_path: Path,
+) -> None:
+    """Series 2 is acquired, reconstructed and denoised, series 3 fails: the page follows, never reloads."""
+    # the pipeline goes on: series 2 is acquired tilt by tilt, then reconstructed and denoised
+    publish(settings, [("TiltSeriesStatus", status_event(2, "acquiring", 2, expected_tilts=TILTS))])
+    second = page.locator(row(page, "Position_2"))
+    expect(second).to_have_attribute("data-state", "acquiring", timeout=WAIT_MS)
+    expect(second.locator("td").nth(3)).to_have_text(f"2 / {TILTS}")
+    publish(settings, [*of(2), ("TiltSeriesStatus", status_event(2, "denoised", TILTS, excluded_tilts=1))])
+    expect(second).to_have_attribute("data-state", "denoised", timeout=WAIT_MS)
+    image_loaded(page, f"{row(page, 'Position_2')} img.thumb")  # once the sink has written it
+    # and series 3 starts, and its last tilt fails
+    publish(
+        settings,
+        [
+            *of(3),
+            (
+                "TiltSeriesStatus",
+                status_event(3, "failed", TILTS, failed_tilts=1, message=MESSAGE),
+            ),
+        ],
+    )
+    expect(page.locator(row(page, "Position_3"))).to_have_attribute("data-state", "failed", timeout=WAIT_MS)
+    expect(page.locator("#totals")).to_have_text("3 tilt series: 2 denoised, 1 failed")
+    expect(page.locator(f"{row(page, 'Position_3')} a", has_text=MESSAGE)).to_have_attribute(
+        "href", f"/sessions/{SESSION}/failures"
+    )
+    assert page.evaluate("window.stillTheSamePage") is True  # no reload
+    assert page.evaluate("window.injected") is None
+    page.screenshot(path=tmp_path / "session.png", full_page=True)
+
+
+def _the_series_page_browses_the_tomogram(page: Page, tmp_path: Path) -> None:
+    """The tilt series: every tilt's images, the CTF plot, the tomogram and its z slider."""
+    # the tilt series: every tilt's images, the CTF plot, the tomogram and its z slider
+    page.locator(f"{row(page, 'Position_1')} td.name a").click()
+    expect(page.locator("#tilts tbody tr")).to_have_count(TILTS, timeout=WAIT_MS)
+    for column in (3, 4, 5):  # micrograph, power spectrum, drift plot
+        for number in range(1, TILTS + 1):
+            image_loaded(page, f"#tilts tbody tr:nth-child({number}) td:nth-child({column}) img")
+    image_loaded(page, "#ctf-plot")
+    for preview in ("#xy-projection", "#xz-projection", "#alignment-plot"):
+        image_loaded(page, preview)
+    slider = page.locator("#z")
+    expect(slider).to_have_attribute("max", str(DEPTH - 1))
+    raw, denoised = page.locator("#raw-slice"), page.locator("#denoised-slice")
+    expect(raw).to_have_attribute("src", re.compile(rf"/volumes/raw/slices/{DEPTH // 2}\.png"))
+    image_loaded(page, "#raw-slice")
+    image_loaded(page, "#denoised-slice")
+    middle = page.evaluate("document.getElementById('raw-slice').currentSrc")
+    page.screenshot(path=tmp_path / "series.png", full_page=True)
+    slider.fill("3")
+    expect(page.locator("#z-value")).to_have_text("3")
+    expect(raw).to_have_attribute("src", re.compile(r"/volumes/raw/slices/3\.png"))
+    expect(denoised).to_have_attribute("src", re.compile(r"/volumes/denoised/slices/3\.png"))
+    image_loaded(page, "#raw-slice")
+    image_loaded(page, "#denoised-slice")
+    assert page.evaluate("document.getElementById('raw-slice').currentSrc") != middle
+    page.screenshot(path=tmp_path / "series-z3.png", full_page=True)
