@@ -134,28 +134,8 @@ def test_every_trouble_ends_with_the_same_database_content(
             with engine.begin() as db:
                 db.execute(text("ALTER TABLE Tomogram MODIFY projXZ VARCHAR(16)"))
             session.acquire()
-            counts = session.count
 
-            # each service killed with SIGKILL once, mid-session, in the order work reaches it
-            session.wait_until("3 movies announced", lambda: counts("movie.acquired") >= 3, 0.2)
-            session.services.kill("watch")
-            session.wait_until("3 movies corrected", lambda: counts("movie.motion-corrected") >= 3, 0.2)
-            session.services.kill("motioncorr")
-            session.wait_until("3 CTF fits", lambda: counts("micrograph.ctf-estimated") >= 3, 0.2)
-            session.services.kill("ctf")
-            session.services.kill("ispyb-sink")
-            session.wait_until("8 movies corrected", lambda: counts("movie.motion-corrected") >= 8, 0.2)
-            session.services.kill("aggregate")
-            session.wait_until("12 movies corrected", lambda: counts("movie.motion-corrected") >= 12)
-            assert session.broker.stop() is True  # the broker restarted mid-session
-            assert session.broker.start() is True
-            requested = "a reconstruction requested"
-            session.wait_until(requested, lambda: counts("tiltseries.reconstruction-requested") >= 1)
-            time.sleep(3.0)  # into the job
-            session.services.kill("reconstruct")
-            session.wait_until("a tomogram", lambda: counts("tomogram.reconstructed") >= 1)
-            time.sleep(2.0)
-            session.services.kill("denoise")
+            _kill_each_service_once(session)
 
             finished = {}
 
@@ -203,3 +183,27 @@ def test_every_trouble_ends_with_the_same_database_content(
     finally:
         engine.dispose()
         next(database, None)
+
+
+def _kill_each_service_once(session: LiveSession) -> None:
+    """Each service SIGKILLed once, mid-session, in the order work reaches it; the broker restarts."""
+    counts = session.count
+    session.wait_until("3 movies announced", lambda: counts("movie.acquired") >= 3, 0.2)
+    session.services.kill("watch")
+    session.wait_until("3 movies corrected", lambda: counts("movie.motion-corrected") >= 3, 0.2)
+    session.services.kill("motioncorr")
+    session.wait_until("3 CTF fits", lambda: counts("micrograph.ctf-estimated") >= 3, 0.2)
+    session.services.kill("ctf")
+    session.services.kill("ispyb-sink")
+    session.wait_until("8 movies corrected", lambda: counts("movie.motion-corrected") >= 8, 0.2)
+    session.services.kill("aggregate")
+    session.wait_until("12 movies corrected", lambda: counts("movie.motion-corrected") >= 12)
+    assert session.broker.stop() is True  # the broker restarted mid-session
+    assert session.broker.start() is True
+    requested = "a reconstruction requested"
+    session.wait_until(requested, lambda: counts("tiltseries.reconstruction-requested") >= 1)
+    time.sleep(3.0)  # into the job
+    session.services.kill("reconstruct")
+    session.wait_until("a tomogram", lambda: counts("tomogram.reconstructed") >= 1)
+    time.sleep(2.0)
+    session.services.kill("denoise")
