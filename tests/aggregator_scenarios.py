@@ -13,11 +13,11 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tiltstream.streams.aggregator import Rules
+from tiltstream.streams.aggregator import INPUT_TYPES, InputRecord, Rules
 from tiltstream.streams.samples import sample_event
 from tiltstream.streams.schema_registry import default_registry
 
-__all__ = ["OUTCOMES", "Scenario", "TiltPlan", "build_scenario", "scenarios", "with_defaults"]
+__all__ = ["OUTCOMES", "Scenario", "TiltPlan", "build_scenario", "scenarios", "typed", "with_defaults"]
 
 #: What happens to a movie after acquisition.
 OUTCOMES = ("used", "no-ctf", "unprocessed", "failed", "ctf-failed", "motion", "ctf-resolution", "dark")
@@ -54,6 +54,14 @@ def with_defaults(record: str, value: dict[str, Any]) -> dict[str, Any]:
     """``value`` with every field the current schema added since the sample was written, at its default."""
     schema = default_registry().current(record).schema
     return {**{f["name"]: f["default"] for f in schema["fields"] if "default" in f}, **value}
+
+
+_TYPES: dict[str, type[InputRecord]] = {kind.__name__: kind for kind in INPUT_TYPES}
+
+
+def typed(record: str, value: dict[str, Any]) -> InputRecord:
+    """The typed record of input event ``value`` of ``record`` (short name), as the aggregator reads it."""
+    return _TYPES[record].from_dict(value)
 
 
 def _with_meta(value: dict[str, Any], event_id: str, series_id: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator
 
@@ -13,6 +14,7 @@ from confluent_kafka import Producer
 from tiltstream.streams.clients import create_producer
 from tiltstream.streams.dlq import HEADER_REINJECTED_FROM
 from tiltstream.streams.reader import ReadEvent, read_events
+from tiltstream.streams.serde import AvroSerde
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 
@@ -236,8 +238,13 @@ def test_undecodable_message_is_dead_lettered_and_the_series_behind_it_is_decide
     scenario = build_scenario([TiltPlan("used")] * 4, series=19)
     name = aggregator_cluster.catalogue.topic("movie.acquired").name
     key = scenario.tilt_series_id.encode()
+    # a movie that decodes but cannot be true (the serde encodes it; the producer's checks would refuse it)
+    record, value = scenario.events[0]
+    impossible = {**value, "movie_id": "impossible", "dose_e_per_angstrom2": math.nan}
+    invalid = AvroSerde().encode(record, impossible)
     producer = create_producer(aggregator_cluster.kafka)  # the series' own partitioner: same partition
     producer.produce(name, b"\x00garbage", key)
+    producer.produce(name, invalid, key)
     assert producer.flush(30) == 0
     aggregator_cluster.send(scenario.events)
     found = wait_for(
@@ -247,14 +254,28 @@ def test_undecodable_message_is_dead_lettered_and_the_series_behind_it_is_decide
     )
     (command,) = commands_for(found, scenario.tilt_series_id)
     assert command["reason"] == "complete"
-    # the garbage came first on the series' partition, so its dead letter was acknowledged by now
-    (source,) = [e for e in read_topic(aggregator_cluster, "movie.acquired") if e.raw == b"\x00garbage"]
+    tilts = command["tilts"]
+    assert isinstance(tilts, list)
+    assert {t["movie_id"]: t["exclusion_reason"] for t in tilts} == scenario.expected  # not "impossible"
+
+    # both came first on the series' partition, so their dead letters were acknowledged by now
+    def bad(event: ReadEvent) -> bool:  # the reader shows the invalid one decoded (it does not check)
+        return event.raw == b"\x00garbage" or (event.value or {}).get("movie_id") == "impossible"
+
+    sources = [e for e in read_topic(aggregator_cluster, "movie.acquired") if bad(e)]
     dlq = aggregator_cluster.catalogue.dlq("agg-broker")
-    (letter,) = [e for e in read_events(aggregator_cluster.kafka, [dlq], timeout=30) if e.key == source.key]
-    assert letter.raw == b"\x00garbage"
-    assert letter.partition == source.partition
-    assert letter.headers["__connect.errors.topic"] == name
-    assert letter.headers["__connect.errors.partition"] == str(source.partition)
-    assert letter.headers["__connect.errors.offset"] == str(source.offset)
-    assert letter.headers["__connect.errors.exception.class.name"].endswith(".UndecodableEventError")
-    assert letter.headers["tiltstream.errors.group"] == "agg-broker"
+    letters = [e for e in read_events(aggregator_cluster.kafka, [dlq], timeout=30) if e.key == key.decode()]
+
+    def seen(events: list[ReadEvent]) -> list[tuple[bytes | None, object]]:
+        return [(e.raw, (e.value or {}).get("movie_id")) for e in events]  # the NaN equals nothing
+
+    assert seen(letters) == seen(sources) == [(b"\x00garbage", None), (None, "impossible")]
+    for source, letter in zip(sources, letters, strict=True):
+        assert letter.partition == source.partition
+        assert letter.headers["__connect.errors.topic"] == name
+        assert letter.headers["__connect.errors.partition"] == str(source.partition)
+        assert letter.headers["__connect.errors.offset"] == str(source.offset)
+        assert letter.headers["tiltstream.errors.group"] == "agg-broker"
+    classes = [letter.headers["__connect.errors.exception.class.name"] for letter in letters]
+    assert classes[0].endswith(".UndecodableEventError")
+    assert classes[1].endswith(".InvalidEventError")

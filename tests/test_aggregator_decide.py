@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aggregator_scenarios import RULES, Scenario, TiltPlan, build_scenario, scenarios
+from aggregator_scenarios import RULES, Scenario, TiltPlan, build_scenario, scenarios, typed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +29,7 @@ def run(
     state = state or SeriesState(scenario.tilt_series_id)
     commands: list[Command] = []
     for record, value in scenario.events if events is None else events:
-        decision = decide(apply_event(state, record, value, now_ms), now_ms, rules)
+        decision = decide(apply_event(state, typed(record, value), now_ms), now_ms, rules)
         state = decision.state
         commands += decision.commands
     return state, commands
@@ -102,7 +102,7 @@ def test_grace_period_emits_what_is_there_with_the_rest_missing(scenario: Scenar
 def test_every_event_again_changes_nothing(scenario: Scenario) -> None:
     state, _ = run(scenario)
     for record, value in scenario.events:
-        again = decide(apply_event(state, record, value, NOW + 5), NOW + 5, RULES)
+        again = decide(apply_event(state, typed(record, value), NOW + 5), NOW + 5, RULES)
         assert again.state == state
         assert again.commands == ()
         assert again.status is None
@@ -176,12 +176,12 @@ def test_failed_reconstruction_and_results_update_the_status() -> None:
     from tiltstream.streams.samples import sample_event
 
     done = sample_event("TomogramReconstructed", 1)
-    decision = decide(apply_event(state, "TomogramReconstructed", done, NOW), NOW, RULES)
+    decision = decide(apply_event(state, typed("TomogramReconstructed", done), NOW), NOW, RULES)
     assert decision.status is not None
     assert decision.status["state"] == "reconstructed"
     assert decision.status["tomogram"] == done["tomogram"]
     denoised = sample_event("TomogramDenoised", 1)
-    decision = decide(apply_event(decision.state, "TomogramDenoised", denoised, NOW), NOW, RULES)
+    decision = decide(apply_event(decision.state, typed("TomogramDenoised", denoised), NOW), NOW, RULES)
     assert decision.status is not None
     assert decision.status["state"] == "denoised"
     SERDE.encode("TiltSeriesStatus", decision.status)
@@ -221,7 +221,7 @@ def test_acquisition_that_never_ends_is_treated_as_ended_after_inactivity(
     assert decide(state, deadline - 1, INACTIVE).commands == ()
     # a tilt seen again later (a redelivery) does not postpone it
     record, value = data.draw(st.sampled_from([e for e in events if e[0] == "MovieAcquired"]))
-    assert apply_event(state, record, value, deadline - 1) == state
+    assert apply_event(state, typed(record, value), deadline - 1) == state
     ended = decide(state, deadline, INACTIVE)
     assert ended.state.ended is not None
     assert ended.state.ended.reason == "inactivity"
@@ -262,7 +262,7 @@ def test_a_real_end_after_the_inactivity_end_changes_nothing_when_complete() -> 
     decided = decide(state, NOW + INACTIVE.inactivity_ms, INACTIVE)
     assert len(decided.commands) == 1
     later = NOW + INACTIVE.inactivity_ms + 1000
-    after = decide(apply_event(decided.state, *end, later), later, INACTIVE)
+    after = decide(apply_event(decided.state, typed(*end), later), later, INACTIVE)
     assert after.commands == ()
     assert after.state.ended is not None
     assert after.state.ended.reason != "inactivity"  # the real end replaces the assumed one

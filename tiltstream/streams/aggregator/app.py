@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from tiltstream.streams.aggregator.checkpoint import Checkpoint
 from tiltstream.streams.aggregator.cluster import OUTPUT_RECORDS, broker_credentials, broker_urls, ticks_topic
-from tiltstream.streams.aggregator.fold import INPUT_RECORDS
+from tiltstream.streams.aggregator.fold import INPUT_TYPES
 from tiltstream.streams.aggregator.handler import Outbox, RecordHandler, Senders
 from tiltstream.streams.aggregator.intake import Intake, record_from_event
 from tiltstream.streams.aggregator.metrics import AggregatorMetrics
@@ -121,7 +121,7 @@ def _senders(app: Any, settings: AggregatorSettings, catalogue: Catalogue) -> Se
     }
     dead_letters = catalogue.dlq(settings.app_id)
     return Senders(
-        inputs={catalogue.for_record(record).name: record for record in INPUT_RECORDS},
+        inputs={catalogue.for_record(kind.__name__).name: kind for kind in INPUT_TYPES},
         ticks_name=ticks_topic(settings).name,
         outputs=outputs,
         status=outputs[catalogue.for_record("TiltSeriesStatus").name],

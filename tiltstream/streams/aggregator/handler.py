@@ -27,7 +27,7 @@ from tiltstream.log import get_logger
 from tiltstream.streams.aggregator.backfill import RawRecord
 from tiltstream.streams.aggregator.decide import Decision, decide
 from tiltstream.streams.aggregator.entry import TableEntry
-from tiltstream.streams.aggregator.fold import apply_event
+from tiltstream.streams.aggregator.fold import InputRecord, apply_event
 from tiltstream.streams.aggregator.metrics import AggregatorMetrics
 from tiltstream.streams.aggregator.rules import Rules
 from tiltstream.streams.aggregator.state import SeriesState
@@ -47,7 +47,7 @@ class InputEvent:
     """An accepted input: its record (short name), decoded and checked value, and series key."""
 
     record: str
-    value: Mapping[str, Any]
+    value: InputRecord
     key: bytes
 
 
@@ -55,11 +55,11 @@ class InputEvent:
 class Senders:
     """The Faust topics the aggregator reads from and writes to, by what they are for.
 
-    ``inputs`` maps each input topic's name to the record it carries; ``outputs`` maps each output
-    topic's name to a Faust topic sending raw bytes to it.
+    ``inputs`` maps each input topic's name to the record class it carries; ``outputs`` maps each
+    output topic's name to a Faust topic sending raw bytes to it.
     """
 
-    inputs: Mapping[str, str]
+    inputs: Mapping[str, type[InputRecord]]
     ticks_name: str
     outputs: Mapping[str, Any]
     status: Any
@@ -134,13 +134,13 @@ class RecordHandler:
             return None
         reader = self.senders.inputs[record.topic]
         try:
-            decoded = self.decoder.decode_bytes(
+            event = self.decoder.decode_typed_bytes(
                 record.value, reader, topic=record.topic, partition=record.partition, offset=record.offset
             )
         except UndecodableEventError as exc:  # InvalidEventError (a subclass) too
             await self.dead_letter(record, exc)
             return None
-        return InputEvent(reader, decoded.value, decoded.value["metadata"]["tilt_series_id"].encode())
+        return InputEvent(reader.__name__, event, event.metadata.tilt_series_id.encode())
 
     async def dead_letter(self, record: RawRecord, error: UndecodableEventError) -> None:
         """Send ``record``'s bytes to the dead-letter topic and wait until the broker has them."""
@@ -171,7 +171,7 @@ class RecordHandler:
         if entry.outbox:
             entry = await self.outbox.send(key, entry)  # left by a crash: the same bytes again
         now = now_ms()
-        state = apply_event(entry.state, event.record, event.value, now) if event else entry.state
+        state = apply_event(entry.state, event.value, now) if event else entry.state
         decision = decide(state, now, self.rules)
         await self.emit(key, partition, decision, changed=stored is None or decision.state != entry.state)
         self.metrics.events.labels(event.record if event else "tick").inc()

@@ -8,11 +8,13 @@ the ISPyB sink) through :class:`~tiltstream.streams.consumer.EventConsumer`, rea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import Message
 
 from tiltstream.streams.dlq import is_for_group
 from tiltstream.streams.errors import InvalidEventError
+from tiltstream.streams.events import CODECS
 from tiltstream.streams.serde import AvroSerde, DecodedEvent
 from tiltstream.streams.validation import check_event
 
@@ -20,6 +22,15 @@ __all__ = ["ConsumedEvent", "MessageDecoder", "Partition", "position"]
 
 #: ``(topic, partition)``
 Partition = tuple[str, int]
+
+
+class _Record(Protocol):
+    """What the validation needs of a typed record of :mod:`tiltstream.streams.events`."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+_R = TypeVar("_R", bound=_Record)
 
 
 def position(message: Message) -> tuple[str, int, int]:
@@ -104,15 +115,40 @@ class MessageDecoder:
         """:meth:`decode` for a message's value and position as any client gives them (same errors)."""
         decoded = self.serde.decode(data, reader=reader, topic=topic, partition=partition, offset=offset)
         if self.validate:
-            try:
-                check_event(decoded.record, decoded.value)
-            except InvalidEventError as exc:
-                if exc.topic is not None:
-                    raise
-                raise InvalidEventError(
-                    exc.record, exc.field, exc.reason, topic=topic, partition=partition, offset=offset
-                ) from exc
+            self._check(decoded.record, decoded.value, (topic, partition, offset))
         return decoded
+
+    def decode_typed_bytes(
+        self, data: bytes | None, reader: type[_R], *, topic: str, partition: int, offset: int
+    ) -> _R:
+        """:meth:`decode_bytes` straight into ``reader``, a record class of :mod:`~tiltstream.streams.events`.
+
+        The same checks and errors; the value is checked in its dict form.
+
+        Raises
+        ------
+        UndecodableEventError
+            Bytes that are not an event of the catalogue, or one written for another record.
+        InvalidEventError
+            (a subclass) An event whose values cannot be true, naming the field and the reason.
+        """
+        event = self.serde.decode_typed(data, reader, topic=topic, partition=partition, offset=offset)
+        if self.validate:
+            self._check(CODECS[reader].record, event.to_dict(), (topic, partition, offset))
+        return event
+
+    @staticmethod
+    def _check(record: str, value: dict[str, Any], where: tuple[str, int, int]) -> None:
+        """:func:`check_event`, the refusal naming where the event was read."""
+        try:
+            check_event(record, value)
+        except InvalidEventError as exc:
+            if exc.topic is not None:
+                raise
+            topic, partition, offset = where
+            raise InvalidEventError(
+                exc.record, exc.field, exc.reason, topic=topic, partition=partition, offset=offset
+            ) from exc
 
     def consumed(self, message: Message, reader: str | None, epoch: int = 0) -> ConsumedEvent:
         """:meth:`decode` ``message`` into a :class:`ConsumedEvent` (same errors)."""
