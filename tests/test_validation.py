@@ -12,25 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tiltstream.connectors.ispyb.samples import session_events
+from tiltstream.streams.catalogue import EVENT_RECORDS
 from tiltstream.streams.errors import InvalidEventError
 from tiltstream.streams.samples import sample_event
 from tiltstream.streams.validation import check_event, path_problem
 from tiltstream.streams.validation_rules import ValidationSettings, validation_settings
 
-RECORDS = [
-    "MovieAcquired",
-    "TiltSeriesAcquisitionEnded",
-    "MovieMotionCorrected",
-    "CtfEstimated",
-    "ReconstructionRequested",
-    "TomogramReconstructed",
-    "TomogramDenoised",
-    "ProcessingFailed",
-    "TiltSeriesStatus",
-]
 
-
-@pytest.mark.parametrize("record", RECORDS)
+@pytest.mark.parametrize("record", EVENT_RECORDS)
 @given(series=st.integers(1, 40), tilt=st.integers(0, 80))
 def test_every_sample_passes(record: str, series: int, tilt: int) -> None:
     check_event(record, sample_event(record, series, tilt))
