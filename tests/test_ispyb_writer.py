@@ -14,10 +14,12 @@ from sqlalchemy.engine import Engine
 
 from tiltstream.connectors.ispyb.chain import job_uuid
 from tiltstream.connectors.ispyb.errors import RecordRejectedError, VisitNotFoundError
+from tiltstream.connectors.ispyb.records import sink_event
 from tiltstream.connectors.ispyb.samples import sample, session_events, versioned_event
 from tiltstream.connectors.ispyb.schema import SchemaMismatchError, check_schema, create_tables
 from tiltstream.connectors.ispyb.settings import IspybSinkSettings
 from tiltstream.connectors.ispyb.sink import IspybSink
+from tiltstream.streams.events import TomogramReconstructed
 from tiltstream.streams.samples import sample_event
 
 SERIES, TILTS = 3, 41
@@ -246,3 +248,24 @@ def test_strings_longer_than_their_column_are_refused(
     event["metadata"]["tilt_series_id"] = f"cm40000-1:{name[:45]}"
     sink.write([("MovieAcquired", event)])
     assert counts(ispyb_database)["DataCollection"] == 1
+
+
+def test_values_become_typed_records_at_the_sink_boundary(tmp_path: Path) -> None:
+    """One conversion: a known record becomes its typed record, an unknown one is skipped, a value
+    lacking a field is refused before anything is written, and the rest carries on."""
+    value = sample("TomogramReconstructed", 1, 0)
+    typed = sink_event("TomogramReconstructed", value)
+    assert isinstance(typed, TomogramReconstructed)
+    assert typed.tomogram.path == value["tomogram"]["path"]
+    assert typed.tilt_alignments[0].acquisition_order == value["tilt_alignments"][0]["acquisition_order"]
+    assert sink_event("TiltSeriesStatus", sample_event("TiltSeriesStatus", 1, 0)) is None
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'typed.sqlite'}")
+    create_tables(engine)
+    sink = make_sink(engine, create_visits=True)
+    lacking = sample("MovieAcquired", 1, 1)
+    del lacking["frame_count"]
+    with pytest.raises(KeyError, match="frame_count"):
+        sink.write([("MovieAcquired", sample("MovieAcquired", 1, 0)), ("MovieAcquired", lacking)])
+    assert len(table_snapshot(engine)["Movie"]) == 0
+    sink.write([("MovieAcquired", sample("MovieAcquired", 1, 0))])
+    assert len(table_snapshot(engine)["Movie"]) == 1

@@ -40,6 +40,7 @@ from tiltstream.connectors.ispyb.errors import RecordRejectedError, SinkConfigur
 from tiltstream.connectors.ispyb.probe import SchemaInfo
 from tiltstream.connectors.ispyb.rows import Rows
 from tiltstream.connectors.ispyb.settings import IspybSinkSettings
+from tiltstream.streams.events import EventMetadata
 
 __all__ = ["JOB_UUID_NAMESPACE", "Chain", "job_uuid"]
 
@@ -134,25 +135,25 @@ class Chain:
 
     # -- rows -------------------------------------------------------------------------------------
 
-    def session_id(self, session: Session, metadata: dict[str, Any]) -> int:
+    def session_id(self, session: Session, metadata: EventMetadata) -> int:
         """``BLSession.sessionId`` of the event's visit (raises VisitNotFoundError when ISPyB lacks it)."""
-        visit = str(metadata["session_id"])
+        visit = metadata.session_id
         cached = self._get(("visit", visit))
         if cached is not None:
             return int(cached)
         if re.fullmatch(self.settings.visit_pattern, visit) is None:
             raise RecordRejectedError(f"session id {visit!r} is not a visit like 'cm40000-1'")
-        found = self.acquisition.session_id(session, visit, str(metadata["microscope"]))
+        found = self.acquisition.session_id(session, visit, metadata.microscope)
         return int(self._put(("visit", visit), found))
 
-    def collection(self, session: Session, metadata: dict[str, Any]) -> int:
+    def collection(self, session: Session, metadata: EventMetadata) -> int:
         """The tilt series' ``dataCollectionId`` (with its DataCollectionGroup), created on first sight."""
-        series = str(metadata["tilt_series_id"])
+        series = metadata.tilt_series_id
         cached = self._get(("dc", series))
         if cached is not None:
             return int(cached)
         session_id = self.session_id(session, metadata)
-        prefix = series.removeprefix(f"{metadata['session_id']}:")
+        prefix = series.removeprefix(f"{metadata.session_id}:")
         self.rows.check("DataCollection", "imagePrefix", prefix)
         dc = self.acquisition.find(session, session_id, prefix, series)
         if dc is None:
@@ -160,16 +161,16 @@ class Chain:
         return int(self._put(("dc", series), dc))
 
     def merge_collection(
-        self, session: Session, metadata: dict[str, Any], dc_id: int, changes: CollectionChanges
+        self, session: Session, metadata: EventMetadata, dc_id: int, changes: CollectionChanges
     ) -> int:
         """Merge what an event says about its data collection (and group); 1 when anything changed."""
         return self.acquisition.merge(session, self.session_id(session, metadata), dc_id, changes)
 
     def program(
-        self, session: Session, metadata: dict[str, Any], stage: str, key: str = ""
+        self, session: Session, metadata: EventMetadata, stage: str, key: str = ""
     ) -> tuple[ProcessingJob, AutoProcProgram]:
         """The ProcessingJob and AutoProcProgram of ``stage`` (per request ``key``) for the tilt series."""
-        series = str(metadata["tilt_series_id"])
+        series = metadata.tilt_series_id
         cached = self._get(("app", series, stage, key))
         if cached is not None:
             return session.get_one(ProcessingJob, cached[0]), session.get_one(AutoProcProgram, cached[1])

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import PurePosixPath
-from typing import Any
 
 from tiltstream.connectors.ispyb.errors import RecordRejectedError
+from tiltstream.streams.events import DataPath
 
 __all__ = ["facility_path"]
 
 
-def facility_path(data_path: Mapping[str, Any] | None, roots: Mapping[str, str]) -> str | None:
-    """``{"root": "raw", "path": "a/b.tiff"}`` -> ``<mount of raw>/a/b.tiff`` (``None`` stays ``None``).
+def facility_path(data_path: DataPath | None, roots: Mapping[str, str]) -> str | None:
+    """``DataPath(root="raw", path="a/b.tiff")`` -> ``<mount of raw>/a/b.tiff`` (``None`` stays ``None``).
 
     Raises
     ------
@@ -21,7 +21,7 @@ def facility_path(data_path: Mapping[str, Any] | None, roots: Mapping[str, str])
     """
     if data_path is None:
         return None
-    root, relative = str(data_path["root"]), PurePosixPath(str(data_path["path"]))
+    root, relative = data_path.root, PurePosixPath(data_path.path)
     if root not in roots:
         raise RecordRejectedError(f"no mount point for data root {root!r} (set TILTSTREAM_ISPYB_ROOTS)")
     if relative.is_absolute() or ".." in relative.parts:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,9 +29,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from tiltstream.connectors.ispyb.errors import RecordRejectedError
+from tiltstream.connectors.ispyb.records import SINK_RECORDS, sink_event
 from tiltstream.connectors.ispyb.schema import check_schema
 from tiltstream.connectors.ispyb.settings import IspybSinkSettings
-from tiltstream.connectors.ispyb.writer import SINK_RECORDS, IspybWriter
+from tiltstream.connectors.ispyb.writer import IspybWriter
 from tiltstream.log import get_logger
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_admin, create_consumer, create_producer
@@ -102,13 +103,19 @@ class IspybSink:
 
     # -- the core: events into one transaction ------------------------------------------------------
 
-    def write(self, events: Iterable[tuple[str, dict[str, Any]]]) -> int:
+    def write(self, events: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
         """Write ``(record, value)`` events in one transaction; return the rows inserted or changed.
+
+        Each decoded ``value`` (the dict form) becomes its typed record here, the sink's one conversion
+        (:func:`~tiltstream.connectors.ispyb.records.sink_event`); records the sink does not write are
+        counted and skipped.
 
         Raises
         ------
         RecordRejectedError, sqlalchemy.exc.SQLAlchemyError
             Whatever stopped the transaction (it is rolled back, and the id cache with it).
+        KeyError, TypeError
+            When a value lacks a field of its record.
         """
         began = time.monotonic()
         rows = 0
@@ -116,7 +123,9 @@ class IspybSink:
         try:
             with Session(self.engine, autoflush=False, expire_on_commit=False) as session, session.begin():
                 for record, value in events:
-                    rows += self.writer.apply(session, record, value)
+                    event = sink_event(record, value)
+                    if event is not None:
+                        rows += self.writer.apply(session, event)
                     counts[record] = counts.get(record, 0) + 1
         except BaseException:
             self.writer.chain.rollback()

@@ -14,10 +14,8 @@ every version keeps its own ProcessingJob and AutoProcProgram as the record of t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from posixpath import dirname
-from typing import Any
 
 import sqlalchemy as sa
 from ispyb.sqlalchemy import (
@@ -35,22 +33,22 @@ from tiltstream.connectors.ispyb.acquisition import CollectionChanges
 from tiltstream.connectors.ispyb.chain import Chain
 from tiltstream.connectors.ispyb.paths import facility_path
 from tiltstream.connectors.ispyb.probe import probe_schema
+from tiltstream.connectors.ispyb.records import SinkEvent, VersionedEvent
 from tiltstream.connectors.ispyb.rows import Rows, db_time, earliest, latest
 from tiltstream.connectors.ispyb.settings import IspybSinkSettings
-
-__all__ = ["SINK_RECORDS", "IspybWriter", "tomogram_version"]
-
-#: The records the sink writes (every other record is skipped).
-SINK_RECORDS: tuple[str, ...] = (
-    "MovieAcquired",
-    "TiltSeriesAcquisitionEnded",
-    "MovieMotionCorrected",
-    "CtfEstimated",
-    "ReconstructionRequested",
-    "TomogramReconstructed",
-    "TomogramDenoised",
-    "ProcessingFailed",
+from tiltstream.streams.events import (
+    CtfEstimated,
+    DataPath,
+    MovieAcquired,
+    MovieMotionCorrected,
+    ProcessingFailed,
+    ReconstructionRequested,
+    TiltSeriesAcquisitionEnded,
+    TomogramDenoised,
+    TomogramReconstructed,
 )
+
+__all__ = ["IspybWriter", "tomogram_version"]
 
 _VERSIONED = (
     "volumeFile", "stackFile", "sizeX", "sizeY", "sizeZ", "pixelSpacing", "residualErrorMean",
@@ -90,58 +88,64 @@ class IspybWriter:
     def __init__(self, settings: IspybSinkSettings) -> None:
         self.roots = dict(settings.roots)
         self.chain = Chain(settings)
-        self._handlers: dict[str, Callable[[Session, dict[str, Any]], int]] = {
-            "MovieAcquired": self._movie_acquired,
-            "TiltSeriesAcquisitionEnded": self._acquisition_ended,
-            "MovieMotionCorrected": self._motion_corrected,
-            "CtfEstimated": self._ctf_estimated,
-            "ReconstructionRequested": self._reconstruction_requested,
-            "TomogramReconstructed": self._tomogram_reconstructed,
-            "TomogramDenoised": self._tomogram_denoised,
-            "ProcessingFailed": self._processing_failed,
-        }
 
-    def apply(self, session: Session, record: str, value: dict[str, Any]) -> int:
-        """Write event ``value`` of ``record`` (short name); return how many rows it inserted or changed.
+    def apply(self, session: Session, event: SinkEvent) -> int:
+        """Write ``event``; return how many rows it inserted or changed.
 
         Raises
         ------
         RecordRejectedError
             When the record can never be written.
         """
-        handler = self._handlers.get(record)
-        if handler is None:
-            return 0
         if self.chain.schema is None:
             self.chain.use(probe_schema(session.connection()))
         if not session.info.get("tiltstream.watched"):
             session.info["tiltstream.watched"] = self.rows.watch(session) is session
-        rows = handler(session, value)
+        rows = self._dispatch(session, event)
         session.flush()
         return rows
+
+    def _dispatch(self, session: Session, event: SinkEvent) -> int:
+        match event:
+            case MovieAcquired():
+                return self._movie_acquired(session, event)
+            case TiltSeriesAcquisitionEnded():
+                return self._acquisition_ended(session, event)
+            case MovieMotionCorrected():
+                return self._motion_corrected(session, event)
+            case CtfEstimated():
+                return self._ctf_estimated(session, event)
+            case ReconstructionRequested():
+                return self._reconstruction_requested(session, event)
+            case TomogramReconstructed():
+                return self._tomogram_reconstructed(session, event)
+            case TomogramDenoised():
+                return self._tomogram_denoised(session, event)
+            case ProcessingFailed():
+                return self._processing_failed(session, event)
 
     @property
     def rows(self) -> Rows:
         """Checked writes for the database's schema (known after the first :meth:`apply`)."""
         return self.chain.rows
 
-    def _path(self, data_path: Mapping[str, Any] | None) -> str | None:
+    def _path(self, data_path: DataPath | None) -> str | None:
         return facility_path(data_path, self.roots)
 
     def _ran(
         self,
         pj: ProcessingJob,
         app: AutoProcProgram,
-        value: dict[str, Any],
-        *,
-        finished: bool,
+        ended: datetime,
+        duration_seconds: float | None,
         backend: str | None,
     ) -> int:
-        """Merge a stage's run into its program: earliest start, latest end, success unless it failed."""
-        ended: datetime = value["metadata"]["occurred_at"]
-        started = (
-            ended - timedelta(seconds=float(value.get("duration_seconds") or 0.0)) if finished else ended
-        )
+        """Merge a stage's run into its program: earliest start, latest end, success unless it failed.
+
+        ``duration_seconds`` is ``None`` for a run that has only been requested (it has not finished).
+        """
+        finished = duration_seconds is not None
+        started = ended - timedelta(seconds=float(duration_seconds or 0.0)) if finished else ended
         start, end = db_time(started), db_time(ended) if finished else None
         assign = self.rows.assign
         changed = assign(
@@ -159,70 +163,70 @@ class IspybWriter:
 
     # -- acquisition ------------------------------------------------------------------------------
 
-    def _movie_acquired(self, session: Session, value: dict[str, Any]) -> int:
-        dc = self.chain.collection(session, value["metadata"])
-        acquired = db_time(value["acquired_at"])
-        path = self._path(value["movie"])
-        movie = self.chain.movie(session, dc, int(value["acquisition_order"]))
-        defocus = value.get("target_defocus_micrometres")
+    def _movie_acquired(self, session: Session, event: MovieAcquired) -> int:
+        dc = self.chain.collection(session, event.metadata)
+        acquired = db_time(event.acquired_at)
+        path = self._path(event.movie)
+        movie = self.chain.movie(session, dc, event.acquisition_order)
+        defocus = event.target_defocus_micrometres
         changed = self.rows.assign(
             movie,
             movieFullPath=path,
-            angle=value["tilt_angle_degrees"],
-            fluence=value["prior_dose_e_per_angstrom2"] + value["dose_e_per_angstrom2"],
-            numberOfFrames=value["frame_count"],
+            angle=event.tilt_angle_degrees,
+            fluence=event.prior_dose_e_per_angstrom2 + event.dose_e_per_angstrom2,
+            numberOfFrames=event.frame_count,
             nominalDefocus=None if defocus is None else abs(defocus) * 1e4,  # an unsigned magnitude in Å
             createdTimeStamp=acquired,
         )
         values = {
             "imageDirectory": dirname(path or "") + "/",
-            "imageSuffix": value["movie_format"],
-            "voltage": value["voltage_kv"],
-            "exposureTime": value["exposure_time_seconds"],
-            "imageSizeX": value["image_width_pixels"],
-            "imageSizeY": value["image_height_pixels"],
+            "imageSuffix": event.movie_format,
+            "voltage": event.voltage_kv,
+            "exposureTime": event.exposure_time_seconds,
+            "imageSizeX": event.image_width_pixels,
+            "imageSizeY": event.image_height_pixels,
         }
         return changed + self.chain.merge_collection(
-            session, value["metadata"], dc, CollectionChanges(started=acquired, values=values)
+            session, event.metadata, dc, CollectionChanges(started=acquired, values=values)
         )
 
-    def _acquisition_ended(self, session: Session, value: dict[str, Any]) -> int:
-        dc = self.chain.collection(session, value["metadata"])
-        values = {"numberOfImages": value["acquired_tilt_count"], "runStatus": value["reason"]}
-        changes = CollectionChanges(ended=db_time(value["ended_at"]), values=values)
-        return self.chain.merge_collection(session, value["metadata"], dc, changes)
+    def _acquisition_ended(self, session: Session, event: TiltSeriesAcquisitionEnded) -> int:
+        dc = self.chain.collection(session, event.metadata)
+        values = {"numberOfImages": event.acquired_tilt_count, "runStatus": event.reason}
+        changes = CollectionChanges(ended=db_time(event.ended_at), values=values)
+        return self.chain.merge_collection(session, event.metadata, dc, changes)
 
     # -- per-movie results --------------------------------------------------------------------------
 
-    def _motion_corrected(self, session: Session, value: dict[str, Any]) -> int:
-        metadata = value["metadata"]
+    def _motion_corrected(self, session: Session, event: MovieMotionCorrected) -> int:
+        metadata = event.metadata
         dc = self.chain.collection(session, metadata)
         pj, app = self.chain.program(session, metadata, "motioncorr")
-        changed = self._ran(pj, app, value, finished=True, backend=value["backend"])
-        movie = self.chain.movie(session, dc, int(value["acquisition_order"]))
+        changed = self._ran(pj, app, metadata.occurred_at, event.duration_seconds, event.backend)
+        movie = self.chain.movie(session, dc, event.acquisition_order)
         row = self.chain.motion_correction(session, dc, movie, app)
         return changed + self.rows.assign(
             row,
             autoProcProgramId=app.autoProcProgramId,
             imageNumber=movie.movieNumber,
-            firstFrame=value["first_frame"] + 1,
-            lastFrame=value["last_frame"] + 1,
-            dosePerFrame=value["dose_per_frame_e_per_angstrom2"],
-            totalMotion=value["total_motion_angstroms"],
-            averageMotionPerFrame=value["average_motion_per_frame_angstroms"],
-            driftPlotFullPath=self._path(value.get("drift_plot")),
-            micrographFullPath=self._path(value["micrograph"]),
-            micrographSnapshotFullPath=self._path(value.get("thumbnail")),
-            patchesUsedX=value["patches_x"],
-            patchesUsedY=value["patches_y"],
+            firstFrame=event.first_frame + 1,
+            lastFrame=event.last_frame + 1,
+            dosePerFrame=event.dose_per_frame_e_per_angstrom2,
+            totalMotion=event.total_motion_angstroms,
+            averageMotionPerFrame=event.average_motion_per_frame_angstroms,
+            driftPlotFullPath=self._path(event.drift_plot),
+            micrographFullPath=self._path(event.micrograph),
+            micrographSnapshotFullPath=self._path(event.thumbnail),
+            patchesUsedX=event.patches_x,
+            patchesUsedY=event.patches_y,
         )
 
-    def _ctf_estimated(self, session: Session, value: dict[str, Any]) -> int:
-        metadata = value["metadata"]
+    def _ctf_estimated(self, session: Session, event: CtfEstimated) -> int:
+        metadata = event.metadata
         dc = self.chain.collection(session, metadata)
         pj, app = self.chain.program(session, metadata, "ctf")
-        changed = self._ran(pj, app, value, finished=True, backend=value["backend"])
-        movie = self.chain.movie(session, dc, int(value["acquisition_order"]))
+        changed = self._ran(pj, app, metadata.occurred_at, event.duration_seconds, event.backend)
+        movie = self.chain.movie(session, dc, event.acquisition_order)
         _, motion_app = self.chain.program(session, metadata, "motioncorr")
         motion = self.chain.motion_correction(session, dc, movie, motion_app)
         ctf = session.scalar(sa.select(CTF).where(CTF.motionCorrectionId == motion.motionCorrectionId))
@@ -231,34 +235,33 @@ class IspybWriter:
         return changed + self.rows.assign(
             ctf,
             autoProcProgramId=app.autoProcProgramId,
-            boxSizeX=float(value["box_size_pixels"]),
-            boxSizeY=float(value["box_size_pixels"]),
-            minResolution=value["min_resolution_angstroms"],
-            maxResolution=value["max_resolution_angstroms"],
-            astigmatism=value["astigmatism_angstroms"],
-            astigmatismAngle=value["astigmatism_angle_degrees"],
-            estimatedResolution=value["fit_resolution_angstroms"],
-            estimatedDefocus=(value["defocus_u_angstroms"] + value["defocus_v_angstroms"]) / 2,
-            ccValue=value["fit_score"],
-            fftTheoreticalFullPath=self._path(value.get("power_spectrum")),
+            boxSizeX=float(event.box_size_pixels),
+            boxSizeY=float(event.box_size_pixels),
+            minResolution=event.min_resolution_angstroms,
+            maxResolution=event.max_resolution_angstroms,
+            astigmatism=event.astigmatism_angstroms,
+            astigmatismAngle=event.astigmatism_angle_degrees,
+            estimatedResolution=event.fit_resolution_angstroms,
+            estimatedDefocus=(event.defocus_u_angstroms + event.defocus_v_angstroms) / 2,
+            ccValue=event.fit_score,
+            fftTheoreticalFullPath=self._path(event.power_spectrum),
         )
 
     # -- per-version results ------------------------------------------------------------------------
 
     def _reconstruction(
-        self, session: Session, value: dict[str, Any]
+        self, session: Session, event: VersionedEvent
     ) -> tuple[ProcessingJob, AutoProcProgram, int]:
-        pj, app = self.chain.program(session, value["metadata"], "reconstruct", value["request_id"])
-        changed = self.chain.parameter(session, pj, "version", str(int(value["version"])))
-        changed += self.chain.parameter(session, pj, "request_id", value["request_id"])
+        pj, app = self.chain.program(session, event.metadata, "reconstruct", event.request_id)
+        changed = self.chain.parameter(session, pj, "version", str(event.version))
+        changed += self.chain.parameter(session, pj, "request_id", event.request_id)
         return pj, app, changed
 
     def _current_tomogram(
-        self, session: Session, value: dict[str, Any], app: AutoProcProgram
+        self, session: Session, event: VersionedEvent, app: AutoProcProgram
     ) -> tuple[Tomogram | None, int]:
-        """The collection's Tomogram if ``value``'s version is the newest seen, superseding older ones."""
-        dc = self.chain.collection(session, value["metadata"])
-        version = int(value["version"])
+        """The collection's Tomogram if ``event``'s version is the newest seen, superseding older ones."""
+        dc = self.chain.collection(session, event.metadata)
         tomogram = session.scalar(sa.select(Tomogram).where(Tomogram.dataCollectionId == dc))
         if tomogram is None:
             tomogram = self.rows.insert(
@@ -268,7 +271,7 @@ class IspybWriter:
         if tomogram.autoProcProgramId == app.autoProcProgramId:
             return tomogram, 0
         current = tomogram_version(session, tomogram)
-        if current is not None and current >= version:
+        if current is not None and current >= event.version:
             return None, 0  # an older version (or the same one under another request): leave it
         # the processing role may not DELETE: the old version's rows are emptied, the new one refills them
         session.execute(
@@ -298,47 +301,53 @@ class IspybWriter:
             return 1
         return self.rows.assign(row, filePath=path)
 
-    def _reconstruction_requested(self, session: Session, value: dict[str, Any]) -> int:
-        pj, app, changed = self._reconstruction(session, value)
-        changed += self.chain.parameter(session, pj, "reason", value["reason"])
-        return changed + self._ran(pj, app, value, finished=False, backend=None)
+    def _reconstruction_requested(self, session: Session, event: ReconstructionRequested) -> int:
+        pj, app, changed = self._reconstruction(session, event)
+        changed += self.chain.parameter(session, pj, "reason", event.reason)
+        return changed + self._ran(pj, app, event.metadata.occurred_at, None, None)
 
-    def _tomogram_reconstructed(self, session: Session, value: dict[str, Any]) -> int:
-        pj, app, changed = self._reconstruction(session, value)
-        changed += self._ran(pj, app, value, finished=True, backend=value["backend"])
-        tomogram, superseded = self._current_tomogram(session, value, app)
+    def _tomogram_reconstructed(self, session: Session, event: TomogramReconstructed) -> int:
+        pj, app, changed = self._reconstruction(session, event)
+        changed += self._ran(pj, app, event.metadata.occurred_at, event.duration_seconds, event.backend)
+        tomogram, superseded = self._current_tomogram(session, event, app)
         if tomogram is None:
             return changed
-        volume = self._path(value["tomogram"])
-        stack = self._path(value["aligned_stack"])
-        spacing = value["pixel_spacing_angstroms"]
+        volume = self._path(event.tomogram)
+        stack = self._path(event.aligned_stack)
+        spacing = event.pixel_spacing_angstroms
         if self.rows.schema.has("Tomogram", "thickness"):  # not in every schema version
-            changed += self.rows.assign(tomogram, thickness=value["size_z_pixels"] * spacing / 10.0)
+            changed += self.rows.assign(tomogram, thickness=event.size_z_pixels * spacing / 10.0)
         changed += superseded + self.rows.assign(
             tomogram,
             volumeFile=volume,
             stackFile=stack,
-            sizeX=value["size_x_pixels"],
-            sizeY=value["size_y_pixels"],
-            sizeZ=value["size_z_pixels"],
+            sizeX=event.size_x_pixels,
+            sizeY=event.size_y_pixels,
+            sizeZ=event.size_z_pixels,
             pixelSpacing=spacing,
-            residualErrorMean=_nm(value.get("residual_error_mean_angstroms")),
-            residualErrorSD=_nm(value.get("residual_error_sd_angstroms")),
-            tiltAngleOffset=value.get("tilt_angle_offset_degrees"),
-            zShift=value.get("z_shift_angstroms"),
+            residualErrorMean=_nm(event.residual_error_mean_angstroms),
+            residualErrorSD=_nm(event.residual_error_sd_angstroms),
+            tiltAngleOffset=event.tilt_angle_offset_degrees,
+            zShift=event.z_shift_angstroms,
             fileDirectory=dirname(volume or "") + "/",
-            centralSliceImage=self._path(value.get("central_slice")),
-            xyShiftPlot=self._path(value.get("alignment_plot")),
-            projXY=self._path(value.get("xy_projection")),
-            projXZ=self._path(value.get("xz_projection")),
-            globalAlignmentQuality=value.get("global_alignment_quality"),
-            recordTimeStamp=value["metadata"]["occurred_at"],
+            centralSliceImage=self._path(event.central_slice),
+            xyShiftPlot=self._path(event.alignment_plot),
+            projXY=self._path(event.xy_projection),
+            projXZ=self._path(event.xz_projection),
+            globalAlignmentQuality=event.global_alignment_quality,
+            recordTimeStamp=event.metadata.occurred_at,
         )
-        dc = self.chain.collection(session, value["metadata"])
-        for tilt in value["tilt_alignments"]:
-            if not tilt["included"]:
+        changed += self._tilt_alignments(session, event, tomogram)
+        return changed + self._processed(session, tomogram, "Stack", stack)
+
+    def _tilt_alignments(self, session: Session, event: TomogramReconstructed, tomogram: Tomogram) -> int:
+        """Write the refined angles of the tilts the reconstruction used (TiltImageAlignment)."""
+        dc = self.chain.collection(session, event.metadata)
+        changed = 0
+        for tilt in event.tilt_alignments:
+            if not tilt.included:
                 continue
-            movie = self.chain.movie(session, dc, int(tilt["acquisition_order"]))
+            movie = self.chain.movie(session, dc, tilt.acquisition_order)
             row = session.get(TiltImageAlignment, (movie.movieId, tomogram.tomogramId))
             if row is None:
                 row = self.rows.insert(
@@ -346,33 +355,33 @@ class IspybWriter:
                 )
             changed += self.rows.assign(
                 row,
-                refinedTiltAngle=tilt["refined_tilt_angle_degrees"],
-                refinedTiltAxis=tilt["tilt_axis_angle_degrees"],
-                residualError=_nm(tilt.get("residual_error_angstroms")),
+                refinedTiltAngle=tilt.refined_tilt_angle_degrees,
+                refinedTiltAxis=tilt.tilt_axis_angle_degrees,
+                residualError=_nm(tilt.residual_error_angstroms),
             )
-        return changed + self._processed(session, tomogram, "Stack", stack)
+        return changed
 
-    def _tomogram_denoised(self, session: Session, value: dict[str, Any]) -> int:
-        metadata = value["metadata"]
-        pj, app = self.chain.program(session, metadata, "denoise", value["request_id"])
-        changed = self._ran(pj, app, value, finished=True, backend=value["backend"])
-        changed += self.chain.parameter(session, pj, "model", value["model"])
-        _, reconstruction, versioned = self._reconstruction(session, value)
-        tomogram, superseded = self._current_tomogram(session, value, reconstruction)
+    def _tomogram_denoised(self, session: Session, event: TomogramDenoised) -> int:
+        metadata = event.metadata
+        pj, app = self.chain.program(session, metadata, "denoise", event.request_id)
+        changed = self._ran(pj, app, metadata.occurred_at, event.duration_seconds, event.backend)
+        changed += self.chain.parameter(session, pj, "model", event.model)
+        _, reconstruction, versioned = self._reconstruction(session, event)
+        tomogram, superseded = self._current_tomogram(session, event, reconstruction)
         if tomogram is None:
             return changed + versioned
-        path = self._path(value["denoised_tomogram"])
+        path = self._path(event.denoised_tomogram)
         return changed + versioned + superseded + self._processed(session, tomogram, "Denoised", path)
 
     # -- failures ---------------------------------------------------------------------------------
 
-    def _processing_failed(self, session: Session, value: dict[str, Any]) -> int:
-        metadata = value["metadata"]
-        pj, app = self.chain.program(session, metadata, value["stage"], value.get("request_id") or "")
-        when = db_time(metadata["occurred_at"])
+    def _processing_failed(self, session: Session, event: ProcessingFailed) -> int:
+        metadata = event.metadata
+        pj, app = self.chain.program(session, metadata, event.stage, event.request_id or "")
+        when = db_time(metadata.occurred_at)
         stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else ""
         length = self.rows.schema.lengths.get("AutoProcProgram.processingMessage", 255)
-        message = f"{stamp} {value['subject_id']}: {value['error_class']}: {value['error_message']}"[:length]
+        message = f"{stamp} {event.subject_id}: {event.error_class}: {event.error_message}"[:length]
         assign = self.rows.assign
         changed = assign(
             app,
