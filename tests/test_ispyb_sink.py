@@ -13,7 +13,9 @@ import sqlalchemy as sa
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 from ispyb_fixtures import IspybDatabase, register_visit, table_snapshot
 from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
 
+from tiltstream.cli import create_app
 from tiltstream.connectors.ispyb.samples import SessionEvent, sample, session_events
 from tiltstream.connectors.ispyb.schema import SchemaMismatchError
 from tiltstream.connectors.ispyb.settings import IspybSinkSettings
@@ -115,6 +117,33 @@ def test_poison_record_goes_to_the_dead_letter_topic(topics: CliSettings, ispyb_
     reason = headers[HEADER_MESSAGE]
     assert isinstance(reason, bytes)
     assert b"Movie.movieFullPath holds 255 characters" in reason
+
+
+@pytest.mark.parametrize("ispyb_database", ["mariadb"], indirect=True)
+def test_records_refused_by_a_narrow_column_are_written_once_the_dba_widens_it(
+    topics: CliSettings, ispyb_engine: Engine, ispyb_admin: Engine
+) -> None:
+    """The sink measures values against the schema it probed; after a refusal it looks again."""
+    with ispyb_admin.begin() as db:
+        db.execute(sa.text("ALTER TABLE Movie MODIFY movieFullPath VARCHAR(20)"))
+    publish(topics, [("MovieAcquired", sample("MovieAcquired", 6, tilt)) for tilt in range(2)])
+    group = f"ispyb-{uuid.uuid4().hex[:8]}"
+    url = ispyb_engine.url.render_as_string(hide_password=False)
+    sink = IspybSink(sink_settings(topics, url, group), engine=ispyb_engine)
+    sink.run(until_caught_up=True)
+    assert count(ispyb_engine, "Movie") == 0
+    assert sink.dead_lettered._value.get() == 2
+    reason = dict(first_dead_letter(topics, group).headers() or [])[HEADER_MESSAGE]
+    assert isinstance(reason, bytes)
+    assert b"Movie.movieFullPath holds 20 characters" in reason
+
+    with ispyb_admin.begin() as db:
+        db.execute(sa.text("ALTER TABLE Movie MODIFY movieFullPath VARCHAR(255)"))
+    reinjected = CliRunner().invoke(create_app(topics), ["dlq", "reinject", group, "--execute"])
+    assert reinjected.exit_code == 0, reinjected.output
+    sink.run(until_caught_up=True)  # the same sink: its first probe still says 20
+    assert count(ispyb_engine, "Movie") == 2
+    assert sink.dead_lettered._value.get() == 2  # nothing refused again
 
 
 @pytest.mark.parametrize("ispyb_database", ["mariadb"], indirect=True)

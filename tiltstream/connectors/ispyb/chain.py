@@ -133,6 +133,11 @@ class Chain:
         self._committed.clear()
         self._pending.clear()
 
+    def reprobe(self) -> None:
+        """Look at the schema again before the next write (a DBA may have widened a column since)."""
+        self._rows = None
+        self._acquisition = None
+
     # -- rows -------------------------------------------------------------------------------------
 
     def session_id(self, session: Session, metadata: EventMetadata) -> int:

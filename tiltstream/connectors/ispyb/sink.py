@@ -245,6 +245,7 @@ class IspybSink:
                 _log.warning(
                     "batch refused; writing its events one by one", error=str(error), events=len(batch)
                 )
+                self.writer.chain.reprobe()  # what the refusal was measured against may have changed
                 refused = {id(e) for e in batch if not self._write_one(e, events, stop)}
         except _Stopped:
             return
