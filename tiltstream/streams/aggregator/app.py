@@ -70,8 +70,7 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
         metrics,
     )
     frontier = Frontier()
-    source_names = {*senders.inputs, senders.ticks_name}
-    intake = Intake(app, settings.kafka, handler, frontier, metrics, source_names, senders.ticks_name, ticks)
+    intake = Intake(app, settings.kafka, handler, frontier, metrics, ticks)
     checkpoint = Checkpoint(app, frontier)
     grace = GraceTimer(app, table, ticks, settings.rescan_interval_seconds, settings.tick_interval_seconds)
 

@@ -57,13 +57,11 @@ class Intake:
     kafka
         For the :class:`PartitionReader`, made on first use.
     handler
-        Processes each record.
+        Processes each record; its senders name the input topics and the ticks topic.
     frontier
         The input offsets processed (shared with the checkpoint, which commits them).
-    source_names
-        The input topics and the ticks topic.
-    ticks_name, ticks
-        The ticks topic's name, and a Faust topic sending to it (the nudges).
+    ticks
+        A Faust topic sending to the ticks topic (the nudges).
     """
 
     def __init__(
@@ -73,8 +71,6 @@ class Intake:
         handler: RecordHandler,
         frontier: Frontier,
         metrics: AggregatorMetrics,
-        source_names: set[str],
-        ticks_name: str,
         ticks: Any,
     ) -> None:
         self.app = app
@@ -82,8 +78,8 @@ class Intake:
         self.handler = handler
         self.frontier = frontier
         self.metrics = metrics
-        self.source_names = source_names
-        self.ticks_name = ticks_name
+        self.ticks_name = handler.senders.ticks_name
+        self.source_names = {*handler.senders.inputs, self.ticks_name}
         self.ticks = ticks
         self._reader: PartitionReader | None = None
 
