@@ -26,6 +26,7 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
         schemas,
         simulate,
         sink,
+        stats,
         status,
         topics,
         up,
@@ -44,6 +45,7 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
     app.registered_commands += replay.create_app(settings).registered_commands
     app.registered_commands += reprocess.create_app(settings).registered_commands
     app.registered_commands += status.create_app(settings).registered_commands
+    app.registered_commands += stats.create_app(settings).registered_commands
     app.registered_commands += up.create_app(settings).registered_commands
     app.add_typer(topics.create_app(settings), name="topics")
     app.add_typer(events.create_app(settings), name="events")

@@ -84,7 +84,7 @@ class SeriesFacts:
 
 
 def _collections(
-    connection: Connection, since: date | None, microscope: str | None
+    connection: Connection, since: date | None, microscope: str | None, session_id: int | None
 ) -> list[sa.Row[tuple[int, ...]]]:
     query = (
         sa.select(
@@ -106,6 +106,8 @@ def _collections(
         query = query.where(started >= datetime.combine(since, datetime.min.time()))
     if microscope is not None:
         query = query.where(_SESSION.c.beamLineName == microscope)
+    if session_id is not None:
+        query = query.where(_SESSION.c.sessionId == session_id)
     return list(connection.execute(query))
 
 
@@ -179,7 +181,11 @@ def _per_collection(connection: Connection, ids: list[int]) -> _Found:
 
 
 def series_facts(
-    connection: Connection, *, since: date | None = None, microscope: str | None = None
+    connection: Connection,
+    *,
+    since: date | None = None,
+    microscope: str | None = None,
+    session_id: int | None = None,
 ) -> list[SeriesFacts]:
     """One :class:`SeriesFacts` per tilt series collected from ``since`` on, on ``microscope`` (or all).
 
@@ -191,8 +197,10 @@ def series_facts(
         Only series whose collection started on or after this day.
     microscope
         Only this ``BLSession.beamLineName``.
+    session_id
+        Only this ``BLSession.sessionId``.
     """
-    rows = _collections(connection, since, microscope)
+    rows = _collections(connection, since, microscope, session_id)
     ids = [int(row.dataCollectionId) for row in rows]
     if not ids:
         return []

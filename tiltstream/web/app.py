@@ -16,7 +16,7 @@ from tiltstream import __version__
 from tiltstream.connectors.ispyb.sink import create_engine
 from tiltstream.log import get_logger
 from tiltstream.streams.catalogue import Catalogue
-from tiltstream.web import api, pages
+from tiltstream.web import api, pages, stats
 from tiltstream.web.context import WebContext
 from tiltstream.web.files import DataFiles
 from tiltstream.web.images import SliceRenderer
@@ -97,4 +97,5 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(stats.router)
     return app

@@ -24,6 +24,8 @@ class WebSettings(BaseSettings):
     ``TILTSTREAM_WEB_ROOTS='{"raw": "/dls/m02/data/2026/cm40000-1/raw", "processed": "/dls/..."}'``.
     ``tokens`` maps a session (``cm40000-1``) or a whole proposal (``cm40000``) to its read token, e.g.
     ``TILTSTREAM_WEB_TOKENS='{"cm40000-1": "..."}'``; a session without a token is not served.
+    ``stats_token`` opens the facility's usage statistics (``/stats``, every microscope and session);
+    unset, that page is off (a session's own statistics need only its token).
     ``follow_status`` off: ISPyB only (no live updates, no dead letters), for a view without Kafka.
     """
 
@@ -36,6 +38,7 @@ class WebSettings(BaseSettings):
         default_factory=lambda: {"raw": Path("/data/raw"), "processed": Path("/data/processed")}
     )
     tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    stats_token: SecretStr | None = None
     visit_pattern: str = r"(?P<code>[a-z]+)(?P<number>\d+)-(?P<visit>\d+)"
     follow_status: bool = True
     secure_cookies: bool = False
