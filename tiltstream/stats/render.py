@@ -6,6 +6,7 @@ import io
 from dataclasses import asdict
 from typing import Any
 
+import matplotlib
 from matplotlib.figure import Figure
 from rich.table import Table
 
@@ -82,5 +83,6 @@ def tomograms_per_day_svg(rows: list[StatsRow], title: str = "tomograms reconstr
         axes.text(0.5, 0.5, "no tilt series", ha="center", va="center", transform=axes.transAxes)
     figure.tight_layout()
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "tiltstream"}):  # text stays text
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
     return buffer.getvalue()

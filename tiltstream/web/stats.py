@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
@@ -50,9 +51,7 @@ def _since(since: str | None) -> date | None:
     try:
         return date.fromisoformat(since)
     except ValueError:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, f"{since!r} is not a day (YYYY-MM-DD)"
-        ) from None
+        raise HTTPException(422, f"{since!r} is not a day (YYYY-MM-DD)") from None
 
 
 def _view(request: Request, stats: UsageStats, plot: str, **values: object) -> Response:
@@ -74,8 +73,9 @@ def facility_stats(
     """Series, tomograms, movies, failures and waiting time per microscope, day, session type, session."""
     day = _since(since)
     stats = usage_stats(ctx.engine, since=day, microscope=microscope or None)
-    query = "&".join(f"{k}={v}" for k, v in (("microscope", microscope), ("since", since)) if v)
-    page = _view(request, stats, f"/stats/tomograms.svg?{query}", microscope=microscope, since=since)
+    query = urlencode([(k, v) for k, v in (("microscope", microscope), ("since", since)) if v])
+    plot = "/stats/tomograms.svg" + (f"?{query}" if query else "")
+    page = _view(request, stats, plot, microscope=microscope, since=since)
     return _keep_cookie(page, response)
 
 
