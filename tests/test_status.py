@@ -6,10 +6,13 @@ import json
 import time
 
 import pytest
+import sqlalchemy as sa
+from ispyb_fixtures import IspybDatabase
 from kafka_helpers import drain
 from typer.testing import CliRunner
 
 from tiltstream.cli import create_app
+from tiltstream.connectors.ispyb.sink import create_engine
 from tiltstream.settings import CliSettings
 from tiltstream.streams.admin import apply_topics
 from tiltstream.streams.catalogue import Catalogue
@@ -72,3 +75,43 @@ def test_status_shows_lag_members_and_latest_series_state(
     assert groups[0]["members"] == 0
     # without --group the pipeline's groups are found by their committed offsets
     assert group_id in {r["group"] for r in _rows(pipeline_settings) if r["kind"] == "group"}
+
+
+@pytest.mark.parametrize("ispyb_database", ["mariadb", "sqlite"], indirect=True)
+def test_status_shows_the_ispyb_schema_version_when_a_database_is_configured(
+    pipeline_settings: CliSettings, ispyb_database: IspybDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply_topics(create_admin(pipeline_settings.kafka), Catalogue(pipeline_settings.topics).all_topics())
+    monkeypatch.delenv("TILTSTREAM_ISPYB_DATABASE_URL", raising=False)
+    assert not [r for r in _rows(pipeline_settings) if r["kind"] == "ispyb"]  # none configured: no line
+    admin = create_engine(ispyb_database.admin_url)
+    with admin.connect() as db:
+        version = (
+            db.execute(sa.text("SELECT `value` FROM AdminVar WHERE `name` = 'schemaVersion'")).scalar()
+            if ispyb_database.kind == "mariadb"
+            else None
+        )
+    admin.dispose()
+    monkeypatch.setenv("TILTSTREAM_ISPYB_DATABASE_URL", ispyb_database.url)  # the sink's own setting
+    (found,) = [r for r in _rows(pipeline_settings) if r["kind"] == "ispyb"]
+    assert found["version"] == version
+    assert found["missing"] == []
+    assert found["error"] is None
+    if ispyb_database.kind == "mariadb":
+        assert version
+        assert str(found["schema"]).startswith(f"canonical (stored routines), schemaVersion {version}")
+        assert "***" in str(found["database"])  # the password hidden
+    else:
+        assert found["schema"] == "ORM-built, schemaVersion unknown"
+    text = CliRunner().invoke(create_app(pipeline_settings), ["status"])
+    assert text.exit_code == 0, text.output
+    assert f"schemaVersion {version or 'unknown'}" in text.stdout
+
+
+def test_status_says_when_ispyb_cannot_be_reached(pipeline_settings: CliSettings) -> None:
+    apply_topics(create_admin(pipeline_settings.kafka), Catalogue(pipeline_settings.topics).all_topics())
+    url = "mysql+pymysql://sink:secret@127.0.0.1:9/ispyb"
+    (found,) = [r for r in _rows(pipeline_settings, "--database-url", url) if r["kind"] == "ispyb"]
+    assert found["schema"] is None
+    assert "OperationalError" in str(found["error"])
+    assert "secret" not in json.dumps(found)

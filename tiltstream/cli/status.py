@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,7 @@ from tiltstream.settings import CliSettings
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_admin
 from tiltstream.streams.schema_topic import schema_aware_serde
-from tiltstream.streams.status_view import pipeline_groups, series_statuses
+from tiltstream.streams.status_view import IspybSchema, ispyb_schema, pipeline_groups, series_statuses
 
 __all__ = ["create_app"]
 
@@ -27,6 +28,18 @@ def _default(value: object) -> object:
     raise TypeError(type(value).__name__)
 
 
+def _print_schema(found: IspybSchema, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"kind": "ispyb", **asdict(found), "missing": list(found.missing)}))
+        return
+    if found.error is not None:
+        console.print(f"ISPyB {found.database}: [red]unreachable[/] ({found.error})")
+        return
+    console.print(f"ISPyB {found.database}: {found.schema}")
+    if found.missing:
+        console.print(f"[red]the sink would refuse this database, lacking:[/] {'; '.join(found.missing)}")
+
+
 def create_app(settings: CliSettings) -> typer.Typer:
     """Build the ``status`` command."""
     app = typer.Typer()
@@ -36,8 +49,17 @@ def create_app(settings: CliSettings) -> typer.Typer:
     def status(
         group: str | None = typer.Option(None, "--group", help="Only this consumer group."),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per group and per series."),
+        database_url: str | None = typer.Option(
+            None,
+            "--database-url",
+            envvar="TILTSTREAM_ISPYB_DATABASE_URL",
+            help="ISPyB (the sink's URL): show its schema kind and version too.",
+        ),
     ) -> None:
-        """Lag of every consumer group on the pipeline's topics, and the state of every tilt series."""
+        """Lag of every consumer group on the pipeline's topics, the state of every tilt series, and the
+        ISPyB schema version when a database URL is given."""
+        if database_url:
+            _print_schema(ispyb_schema(database_url), as_json=as_json)
         groups = pipeline_groups(create_admin(settings.kafka), catalogue, group)
         statuses = series_statuses(settings.kafka, catalogue, schema_aware_serde(settings.kafka, catalogue))
         if as_json:

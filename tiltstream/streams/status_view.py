@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from confluent_kafka.admin import AdminClient
 
 from tiltstream.settings import KafkaSettings
@@ -19,7 +20,7 @@ from tiltstream.streams.groups import (
 from tiltstream.streams.reader import StartAt, read_events
 from tiltstream.streams.serde import AvroSerde
 
-__all__ = ["GroupLag", "pipeline_groups", "series_statuses"]
+__all__ = ["GroupLag", "IspybSchema", "ispyb_schema", "pipeline_groups", "series_statuses"]
 
 
 @dataclass(frozen=True)
@@ -59,3 +60,49 @@ def series_statuses(
         if event.value is not None and event.key is not None:
             latest[event.key] = event.value
     return dict(sorted(latest.items()))
+
+
+@dataclass(frozen=True)
+class IspybSchema:
+    """What ``tiltstream status`` says of the ISPyB database: its kind and schema version, or why not.
+
+    Attributes
+    ----------
+    database
+        The URL, password hidden.
+    schema
+        :meth:`~tiltstream.connectors.ispyb.probe.SchemaInfo.describe` (``None`` when unreachable).
+    version
+        ``AdminVar.schemaVersion`` (``None`` when the database has none or cannot be read).
+    missing
+        What the sink would miss there (it would refuse to start); empty when it can write.
+    error
+        Why the database could not be read.
+    """
+
+    database: str
+    schema: str | None
+    version: str | None
+    missing: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def ispyb_schema(url: str) -> IspybSchema:
+    """Probe the ISPyB database at ``url`` as the sink would (its account), without failing on anything."""
+    from tiltstream.connectors.ispyb.probe import probe_schema
+    from tiltstream.connectors.ispyb.schema import SchemaMismatchError
+    from tiltstream.connectors.ispyb.sink import create_engine
+
+    engine = create_engine(url)
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        try:
+            info = probe_schema(engine)
+            missing: tuple[str, ...] = ()
+        except SchemaMismatchError as refused:
+            info, missing = probe_schema(engine, require=False), tuple(refused.missing)
+        return IspybSchema(where, info.describe(), info.version, missing)
+    except sa.exc.SQLAlchemyError as error:
+        return IspybSchema(where, None, None, error=f"{error.__class__.__name__}: {error}".splitlines()[0])
+    finally:
+        engine.dispose()
