@@ -10,9 +10,9 @@ ProcessingJob whose ``displayName`` is the stage (``motioncorr``, ``ctf``, ``rec
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from ispyb.sqlalchemy import (
@@ -83,40 +83,52 @@ class SeriesFacts:
     first_tomogram_at: datetime | None
 
 
-def _collections(
-    connection: Connection, since: date | None, microscope: str | None, session_id: int | None
-) -> list[sa.Row[tuple[int, ...]]]:
-    query = (
-        sa.select(
-            _DC.c.dataCollectionId,
-            _SESSION.c.sessionId,
-            _SESSION.c.beamLineName,
-            _SESSION.c.visit_number,
-            _PROPOSAL.c.proposalCode,
-            _PROPOSAL.c.proposalNumber,
-            sa.func.coalesce(_DC.c.startTime, _DCG.c.startTime).label("started"),
-        )
-        .join(_DCG, _DCG.c.dataCollectionGroupId == _DC.c.dataCollectionGroupId)
-        .join(_SESSION, _SESSION.c.sessionId == _DCG.c.sessionId)
-        .join(_PROPOSAL, _PROPOSAL.c.proposalId == _SESSION.c.proposalId)
-        .order_by(_DC.c.dataCollectionId)
-    )
-    if since is not None:
+@dataclass(frozen=True)
+class _Filter:
+    """Which tilt series: from ``since`` on, on ``microscope``, in ``session_id`` (each optional)."""
+
+    since: date | None
+    microscope: str | None
+    session_id: int | None
+
+    def select(self, *columns: sa.ColumnElement[Any]) -> sa.Select[Any]:
+        """``columns`` of the chosen data collections joined to their group, session and proposal."""
         started = sa.func.coalesce(_DC.c.startTime, _DCG.c.startTime)
-        query = query.where(started >= datetime.combine(since, datetime.min.time()))
-    if microscope is not None:
-        query = query.where(_SESSION.c.beamLineName == microscope)
-    if session_id is not None:
-        query = query.where(_SESSION.c.sessionId == session_id)
-    return list(connection.execute(query))
+        query = (
+            sa.select(*columns)
+            .select_from(_DC)
+            .join(_DCG, _DCG.c.dataCollectionGroupId == _DC.c.dataCollectionGroupId)
+            .join(_SESSION, _SESSION.c.sessionId == _DCG.c.sessionId)
+            .join(_PROPOSAL, _PROPOSAL.c.proposalId == _SESSION.c.proposalId)
+        )
+        if self.since is not None:
+            query = query.where(started >= datetime.combine(self.since, datetime.min.time()))
+        if self.microscope is not None:
+            query = query.where(_SESSION.c.beamLineName == self.microscope)
+        if self.session_id is not None:
+            query = query.where(_SESSION.c.sessionId == self.session_id)
+        return query
 
 
-def _session_types(connection: Connection, sessions: Iterable[int]) -> dict[int, str]:
+def _collections(connection: Connection, chosen: _Filter) -> list[sa.Row[Any]]:
+    query = chosen.select(
+        _DC.c.dataCollectionId,
+        _SESSION.c.sessionId,
+        _SESSION.c.beamLineName,
+        _SESSION.c.visit_number,
+        _PROPOSAL.c.proposalCode,
+        _PROPOSAL.c.proposalNumber,
+        sa.func.coalesce(_DC.c.startTime, _DCG.c.startTime).label("started"),
+    )
+    return list(connection.execute(query.order_by(_DC.c.dataCollectionId)))
+
+
+def _session_types(connection: Connection, chosen: _Filter) -> dict[int, str]:
     """``SessionType.typeName`` per session, where the table is there (the ORM-built schema lacks it)."""
-    ids = sorted(set(sessions))
-    if not ids or "SessionType" not in sa.inspect(connection).get_table_names():
+    if "SessionType" not in sa.inspect(connection).get_table_names():
         return {}
-    query = sa.select(_TYPE.c.sessionId, sa.func.min(_TYPE.c.typeName)).where(_TYPE.c.sessionId.in_(ids))
+    sessions = chosen.select(_SESSION.c.sessionId)
+    query = sa.select(_TYPE.c.sessionId, sa.func.min(_TYPE.c.typeName)).where(_TYPE.c.sessionId.in_(sessions))
     return {int(s): str(t) for s, t in connection.execute(query.group_by(_TYPE.c.sessionId))}
 
 
@@ -131,8 +143,9 @@ class _Found:
     reconstructed: dict[int, datetime | None]
 
 
-def _per_collection(connection: Connection, ids: list[int]) -> _Found:
+def _per_collection(connection: Connection, chosen: _Filter) -> _Found:
     """Movies and last tilt, tomogram, denoised, failed stages and first tomogram, by data collection."""
+    ids = chosen.select(_DC.c.dataCollectionId)  # a subquery: no list of ids travels
     movies = connection.execute(
         sa.select(_MOVIE.c.dataCollectionId, sa.func.count(), sa.func.max(_MOVIE.c.createdTimeStamp))
         .where(_MOVIE.c.dataCollectionId.in_(ids))
@@ -200,12 +213,12 @@ def series_facts(
     session_id
         Only this ``BLSession.sessionId``.
     """
-    rows = _collections(connection, since, microscope, session_id)
-    ids = [int(row.dataCollectionId) for row in rows]
-    if not ids:
+    chosen = _Filter(since, microscope, session_id)
+    rows = _collections(connection, chosen)
+    if not rows:
         return []
-    types = _session_types(connection, (int(row.sessionId) for row in rows))
-    found = _per_collection(connection, ids)
+    types = _session_types(connection, chosen)
+    found = _per_collection(connection, chosen)
     facts = []
     for row in rows:
         dc = int(row.dataCollectionId)
