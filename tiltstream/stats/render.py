@@ -52,7 +52,10 @@ def stats_tables(stats: UsageStats) -> list[Table]:
     for name, rows in (("total", stats.total), *stats.by.items()):
         key = {"total": "", "day": "day", "session_type": "session type", "session": "session"}[name]
         columns = ["microscope", *([key] if key else [])]
-        table = Table(*columns, "tilt series", "movies", "tomograms", "denoised", "failed (by stage)")
+        table = Table(*columns)
+        for count in ("tilt series", "movies", "tomograms", "denoised"):
+            table.add_column(count, justify="right")
+        table.add_column("failed (by stage)")
         table.add_column("median last tilt → tomogram", justify="right")
         table.title = TITLES[name]
         for row in rows:
