@@ -5,15 +5,12 @@ BIN := $(VENV)/bin
 
 .PHONY: install demo test lint typecheck unit compat bench clean
 
-$(BIN)/tiltstream: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $@
-
-# Python packages from PyPI and Kafka's jars from Maven Central (cached in ~/.cache/tiltstream).
-install: $(BIN)/tiltstream
-	$(BIN)/tiltstream broker fetch
+# Everything the two commands need, from one script that CI (.ci/run) runs too: Debian packages (as root or
+# through sudo; otherwise it stops with the one command to run), kustomize built with Go (cached), the
+# virtual environment (rebuilt only when pyproject.toml is newer), Kafka's jars from Maven Central.
+# See what it would do with:  bash scripts/install.sh --dry-run
+install:
+	bash scripts/install.sh --venv $(VENV) --python $(PYTHON)
 
 # Bring up the local stack (Kafka in KRaft mode), lay out the topics and follow the events live.
 demo: install

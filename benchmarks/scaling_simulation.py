@@ -47,7 +47,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tiltstream.k8s.kustomize import render_kustomization
+from tiltstream.k8s.render import render_kustomization
 
 K8S = Path(__file__).resolve().parent.parent / "k8s"
 STAGES = ("motioncorr", "ctf", "reconstruct", "denoise")

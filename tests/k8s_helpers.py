@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from tiltstream.cli import create_app
-from tiltstream.k8s.kustomize import render_kustomization
+from tiltstream.k8s.render import render_kustomization
 from tiltstream.settings import CliSettings
 
 __all__ = [

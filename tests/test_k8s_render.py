@@ -1,4 +1,4 @@
-"""k8s/ renders (the Kustomize subset of tiltstream.k8s.kustomize), validates against the Kubernetes
+"""k8s/ renders with the real kustomize, validates against the Kubernetes
 schemas (kubernetes-validate, offline), and its Strimzi, KEDA and Prometheus objects have what their
 operators require."""
 
@@ -10,9 +10,12 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from k8s_helpers import CRD_KINDS, OVERLAYS, check_crd_object, rendered
+from k8s_helpers import CRD_KINDS, K8S, OVERLAYS, by_kind, check_crd_object, rendered
+from typer.testing import CliRunner
 
-from tiltstream.k8s.kustomize import KustomizeError, object_id, render_kustomization
+from tiltstream.cli import create_app
+from tiltstream.k8s.render import KustomizeError, ToolNotFoundError, object_id, render_kustomization
+from tiltstream.settings import CliSettings
 
 #: The oldest Kubernetes release the manifests are checked against (policy/v1, HPA v2 behaviour).
 KUBERNETES_VERSION = "1.30"
@@ -60,73 +63,65 @@ def _tree(tmp_path: Path, kustomization: Mapping[str, object], files: Mapping[st
     return overlay
 
 
-def test_strategic_merge_uses_merge_keys_for_builtin_kinds_and_replaces_crd_lists(tmp_path: Path) -> None:
-    patch = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app", "labels": {"a": None}},
-        "spec": {"template": {"spec": {
-            "containers": [{"name": "main", "env": [{"name": "B", "value": "3"}, {"name": "C", "value": "4"}]},  # noqa: E501
-                           {"name": "side", "$patch": "delete"}],
-            "tolerations": [{"key": "z", "operator": "Exists"}]}}},
-    }  # fmt: skip
-    crd_patch = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "app"},
-                 "spec": {"triggers": [{"type": "cpu", "metadata": {"b": "2"}}]}}  # fmt: skip
-    overlay = _tree(
-        tmp_path,
-        {"patches": [{"path": "p.yaml"}, {"path": "q.yaml"}]},
-        {"p.yaml": patch, "q.yaml": crd_patch},
-    )
-    deployment, scaled = render_kustomization(overlay)
-    pod = deployment["spec"]["template"]["spec"]
-    assert [c["name"] for c in pod["containers"]] == ["main"]
-    assert pod["containers"][0]["image"] == "repo/app:1"
-    assert pod["containers"][0]["env"] == [
-        {"name": "A", "value": "1"},
-        {"name": "B", "value": "3"},
-        {"name": "C", "value": "4"},
-    ]
-    assert pod["tolerations"] == [{"key": "z", "operator": "Exists"}]  # no merge key: replaced
-    assert "a" not in deployment["metadata"]["labels"]  # null deletes
-    assert scaled["spec"]["triggers"] == [{"type": "cpu", "metadata": {"b": "2"}}]
-    assert scaled["spec"]["scaleTargetRef"] == {"name": "app"}
-
-
-def test_json6902_targets_namespace_labels_and_images(tmp_path: Path) -> None:
+def test_the_real_kustomize_renders_patches_namespace_labels_and_images(tmp_path: Path) -> None:
     kustomization = {
         "namespace": "ns",
         "labels": [{"pairs": {"team": "t"}, "includeTemplates": True}],
         "images": [{"name": "repo/app", "newName": "registry.example/app", "newTag": "2"}],
         "patches": [{"target": {"kind": "Deployment", "labelSelector": "a=1"},
-                     "patch": "- {op: replace, path: /spec/template/spec/containers/1/image, value: o:3}\n"
-                              "- {op: add, path: /spec/replicas, value: 2}"}],
+                     "patch": "- {op: add, path: /spec/replicas, value: 2}"},
+                    {"patch": yaml.safe_dump({"apiVersion": "apps/v1", "kind": "Deployment",
+                                              "metadata": {"name": "app"}, "spec": {"template": {"spec": {
+                                              "containers": [{"name": "main", "env": [
+                                                  {"name": "B", "value": "3"}]}]}}}})}],
     }  # fmt: skip
-    deployment, scaled = render_kustomization(_tree(tmp_path, kustomization, {}))
+    manifests = render_kustomization(_tree(tmp_path, kustomization, {}))
+    deployment, scaled = by_kind(manifests, "Deployment")["app"], by_kind(manifests, "ScaledObject")["app"]
     assert deployment["metadata"]["namespace"] == scaled["metadata"]["namespace"] == "ns"
     assert deployment["spec"]["replicas"] == 2
-    images = [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]]
-    assert images == ["registry.example/app:2", "o:3"]
+    main, side = deployment["spec"]["template"]["spec"]["containers"]
+    assert (main["image"], side["image"]) == ("registry.example/app:2", "other:2")
+    env = sorted(main["env"], key=lambda e: e["name"])
+    assert env == [{"name": "A", "value": "1"}, {"name": "B", "value": "3"}]  # merged by name
     assert deployment["spec"]["template"]["metadata"]["labels"] == {"app": "x", "team": "t"}
     assert scaled["metadata"]["labels"] == {"team": "t"}
-    assert "template" not in scaled["spec"]
 
 
 @pytest.mark.parametrize(
     ("kustomization", "message"),
     [
-        ({"namePrefix": "x-"}, "unsupported kustomization fields"),
-        ({"labels": [{"pairs": {"a": "b"}, "includeSelectors": True}]}, "includeSelectors"),
-        (
-            {"patches": [{"target": {"kind": "Service"}, "patch": "- {op: remove, path: /spec}"}]},
-            "matches no resource",
-        ),
-        ({"patches": [{"patch": "- {op: remove, path: /spec}"}]}, "needs a target"),
-        ({"resources": ["../base", "../base/objects.yaml"]}, "two objects with id"),
+        ({"resources": ["../missing"]}, "missing"),
+        ({"resources": ["../base", "again.yaml"]}, "already registered id"),
+        ({"patches": [{"path": "absent.yaml"}]}, "absent.yaml"),
     ],
 )
-def test_what_it_cannot_render_it_refuses(
+def test_a_tree_kustomize_refuses_raises_with_its_message(
     tmp_path: Path, kustomization: dict[str, object], message: str
 ) -> None:
+    overlay = _tree(tmp_path, kustomization, {"again.yaml": DEPLOYMENT})
     with pytest.raises(KustomizeError, match=message):
-        render_kustomization(_tree(tmp_path, kustomization, {}))
+        render_kustomization(overlay)
+
+
+def test_a_missing_kustomize_names_the_install_script(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with pytest.raises(ToolNotFoundError, match=r"bash scripts/install\.sh"):
+        render_kustomization(K8S / "base")
+
+
+def test_the_overlays_change_what_they_say_they_change() -> None:
+    base, facility = rendered("base"), rendered("overlays/facility-20")
+    assert {object_id(m) for m in base} == {object_id(m) for m in facility}
+    limits = {n: m["spec"]["maxReplicaCount"] for n, m in by_kind(facility, "ScaledObject").items()}
+    assert limits["tiltstream-motioncorr"] == 24
+    topics = by_kind(facility, "KafkaTopic").values()
+    assert {t["spec"]["partitions"] for t in topics if t["metadata"]["labels"].get(
+        "tiltstream.io/co-partitioned") == "true"} == {48}  # fmt: skip
+    assert by_kind(facility, "ConfigMap")["tiltstream-kafka"]["data"]["TILTSTREAM_TOPICS_PARTITIONS"] == "48"
+    assert {object_id(m) for m in base} < {object_id(m) for m in rendered("overlays/burst")}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -183,3 +178,15 @@ def test_every_object_is_in_the_tiltstream_namespace() -> None:
         assert all(
             m["metadata"]["labels"]["app.kubernetes.io/part-of"] == "tiltstream" for m in rendered(overlay)
         )
+
+
+def test_the_render_command_prints_kustomize_output_and_refuses_a_broken_tree(tmp_path: Path) -> None:
+    app = create_app(CliSettings())
+    result = CliRunner().invoke(app, ["k8s", "render", str(K8S / "overlays/burst")])
+    assert result.exit_code == 0, result.output
+    printed = [doc for doc in yaml.safe_load_all(result.stdout) if doc is not None]
+    assert [object_id(m) for m in printed] == [object_id(m) for m in rendered("overlays/burst")]
+    broken = _tree(tmp_path, {"resources": ["../missing"]}, {})
+    result = CliRunner().invoke(app, ["k8s", "render", str(broken)])
+    assert result.exit_code == 1
+    assert "missing" in result.output

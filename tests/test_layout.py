@@ -1,4 +1,5 @@
-"""The distribution: one top-level package, schemas inside, torch only in the gpu extra."""
+"""The distribution: one top-level package, schemas inside, torch only in the gpu extra, development-only
+code (the throw-away database servers) left out."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
+
+from tiltstream.localdb import LocalMariaDB
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,3 +100,22 @@ def test_light_services_import_without_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_wheel_leaves_out_the_throwaway_databases_and_keeps_the_demo_broker(wheel: zipfile.ZipFile) -> None:
+    names = set(wheel.namelist())
+    assert not [n for n in names if n.startswith("tiltstream/localdb/")]
+    # The repository still has them, for the tests and benchmarks.
+    assert LocalMariaDB.__module__ == "tiltstream.localdb.mariadb"
+    # `tiltstream demo` runs a local Kafka broker: that ships, with what the CLI's demo imports.
+    for module in ("streams/broker/local.py", "streams/broker/maven.py", "demo_session.py", "cli/demo.py"):
+        assert f"tiltstream/{module}" in names, module
+
+
+def test_no_shipped_module_imports_the_development_only_code(wheel: zipfile.ZipFile) -> None:
+    importers = [
+        name
+        for name in wheel.namelist()
+        if name.endswith(".py") and "tiltstream.localdb" in wheel.read(name).decode()
+    ]
+    assert importers == []

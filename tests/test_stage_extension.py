@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from tiltstream.cli import create_app
 from tiltstream.k8s.generated import processor_files, write_processor_files
-from tiltstream.k8s.kustomize import render_kustomization
+from tiltstream.k8s.render import render_kustomization
 from tiltstream.k8s.topics import kafka_topics_yaml
 from tiltstream.pipeline import PipelineLayout, pipeline_services
 from tiltstream.processors.runtime import Job

@@ -83,14 +83,14 @@ def create_app(settings: CliSettings) -> typer.Typer:
     def render(
         directory: Annotated[Path, typer.Argument(help="A folder with a kustomization.yaml.")],
     ) -> None:
-        """Print what a kustomization renders to (the Kustomize subset of tiltstream.k8s.kustomize)."""
+        """Print what a kustomization renders to (``kustomize build``; see scripts/install.sh)."""
         import yaml
 
-        from tiltstream.k8s.kustomize import KustomizeError, render_kustomization
+        from tiltstream.k8s.render import KustomizeError, ToolNotFoundError, render_kustomization
 
         try:
             manifests = render_kustomization(directory)
-        except KustomizeError as error:
+        except (KustomizeError, ToolNotFoundError) as error:
             err_console.print(f"[red]{error}[/]")
             raise typer.Exit(1) from error
         typer.echo(yaml.safe_dump_all(manifests, sort_keys=False, width=1000), nl=False)
