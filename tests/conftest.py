@@ -1,5 +1,10 @@
 """Shared fixtures: one real Kafka broker per test session, unique topics and consumer groups.
 
+Under pytest-xdist (two workers, ``--dist loadfile``) each worker is a test session of its own: its own
+broker, database servers and temporary directories, all on free ports; topics, consumer groups and
+databases carry random names, so the workers never meet. A module's tests stay on one worker, so a
+module-scoped fixture (the end-to-end run, the browser's server) starts once.
+
 Set ``TILTSTREAM_TEST_BOOTSTRAP_SERVERS`` to run against a broker that is already up; otherwise the session
 starts a :class:`~tiltstream.streams.broker.LocalBroker` on free loopback ports in a temporary directory
 (fetching Kafka's jars into the usual cache the first time) and stops it at the end.
@@ -26,9 +31,18 @@ from tiltstream.streams.schema_registry import SchemaRegistry, schemas_directory
 
 pytest_plugins = ["ispyb_fixtures", "source_fixtures", "aggregator_fixtures"]
 
+#: The longest module, collected first: with ``-n 2 --dist loadfile`` (pyproject's ``addopts``) one
+#: worker starts on it at once while the other takes the rest, so the run ends about when it does.
+LONGEST_FIRST = ("test_end_to_end.py",)
+
 BOOTSTRAP_ENV = "TILTSTREAM_TEST_BOOTSTRAP_SERVERS"
 
 TopicFactory = Callable[..., str]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the tests of :data:`LONGEST_FIRST` first; the others keep their order (the sort is stable)."""
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)
 
 
 def local_broker_settings(state_dir: Path) -> LocalBrokerSettings:
