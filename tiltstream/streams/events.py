@@ -394,6 +394,20 @@ class MovieAcquired:
         Beam-image shift along y from SerialEM ImageShift, in micrometres.
     position_name : str | None
         Name of the acquisition position (PACE-tomo target), e.g. 'Position_3'.
+    dose_source : str | None
+        Where dose_e_per_angstrom2 came from: 'mdoc' (ExposureDose), 'frame-doses' (FrameDosesAndNumber),
+        'session-per-tilt', 'session-per-frame' (session parameters), or 'unknown': ExposureDose was 0 or
+        missing and nothing else told, dose_e_per_angstrom2 is then 0 and means nothing, and dose weighting
+        and dose-based dark-tilt detection must be off. Null in events written before this field (read as
+        'mdoc').
+    mdoc_writer : str | None
+        The program that wrote the mdoc: 'serialem' or 'tomo5' (Thermo Fisher Tomography 5); it decides which
+        field holds the tilt axis.
+    tilt_axis_source : str | None
+        Where tilt_axis_angle_degrees came from: 'mdoc' (the writer's own field) or 'session' (the session
+        parameters' override).
+    session_parameters_version : int | None
+        Version of the session parameters this event was made with (0: none set); null in older events.
     """
 
     metadata: EventMetadata
@@ -420,6 +434,10 @@ class MovieAcquired:
     image_shift_x_micrometres: float | None = None
     image_shift_y_micrometres: float | None = None
     position_name: str | None = None
+    dose_source: str | None = None
+    mdoc_writer: str | None = None
+    tilt_axis_source: str | None = None
+    session_parameters_version: int | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> MovieAcquired:
@@ -451,6 +469,10 @@ class MovieAcquired:
             image_shift_x_micrometres=value.get("image_shift_x_micrometres"),
             image_shift_y_micrometres=value.get("image_shift_y_micrometres"),
             position_name=value.get("position_name"),
+            dose_source=value.get("dose_source"),
+            mdoc_writer=value.get("mdoc_writer"),
+            tilt_axis_source=value.get("tilt_axis_source"),
+            session_parameters_version=value.get("session_parameters_version"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -480,6 +502,10 @@ class MovieAcquired:
             "image_shift_x_micrometres": self.image_shift_x_micrometres,
             "image_shift_y_micrometres": self.image_shift_y_micrometres,
             "position_name": self.position_name,
+            "dose_source": self.dose_source,
+            "mdoc_writer": self.mdoc_writer,
+            "tilt_axis_source": self.tilt_axis_source,
+            "session_parameters_version": self.session_parameters_version,
         }
 
 
@@ -973,6 +999,11 @@ class TiltSeriesAcquisitionEnded:
         Nominal tilt axis angle of the series in degrees.
     pixel_size_angstroms : float | None
         Pixel size of the movies in angstroms.
+    dose_known : bool | None
+        False when some tilt's dose is unknown (mdoc ExposureDose 0 or missing, no session dose): dose
+        weighting and dose-based dark-tilt detection are off for the series. Null in older events.
+    session_parameters_version : int | None
+        Version of the session parameters this event was made with (0: none set); null in older events.
     """
 
     metadata: EventMetadata
@@ -983,6 +1014,8 @@ class TiltSeriesAcquisitionEnded:
     reason: str
     tilt_axis_angle_degrees: float | None = None
     pixel_size_angstroms: float | None = None
+    dose_known: bool | None = None
+    session_parameters_version: int | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> TiltSeriesAcquisitionEnded:
@@ -996,6 +1029,8 @@ class TiltSeriesAcquisitionEnded:
             reason=value["reason"],
             tilt_axis_angle_degrees=value.get("tilt_axis_angle_degrees"),
             pixel_size_angstroms=value.get("pixel_size_angstroms"),
+            dose_known=value.get("dose_known"),
+            session_parameters_version=value.get("session_parameters_version"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -1009,6 +1044,8 @@ class TiltSeriesAcquisitionEnded:
             "reason": self.reason,
             "tilt_axis_angle_degrees": self.tilt_axis_angle_degrees,
             "pixel_size_angstroms": self.pixel_size_angstroms,
+            "dose_known": self.dose_known,
+            "session_parameters_version": self.session_parameters_version,
         }
 
 
@@ -1599,6 +1636,26 @@ def _write_movie_acquired(out: bytearray, value: MovieAcquired) -> None:
     else:
         out.append(2)
         write_string(out, value.position_name)
+    if value.dose_source is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.dose_source)
+    if value.mdoc_writer is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.mdoc_writer)
+    if value.tilt_axis_source is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.tilt_axis_source)
+    if value.session_parameters_version is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.session_parameters_version)
 
 
 def _read_movie_acquired(buf: bytes, pos: int) -> tuple[MovieAcquired, int]:
@@ -1649,6 +1706,26 @@ def _read_movie_acquired(buf: bytes, pos: int) -> tuple[MovieAcquired, int]:
         pos += 1
     else:
         f_position_name, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_dose_source = None
+        pos += 1
+    else:
+        f_dose_source, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_mdoc_writer = None
+        pos += 1
+    else:
+        f_mdoc_writer, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_tilt_axis_source = None
+        pos += 1
+    else:
+        f_tilt_axis_source, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_session_parameters_version = None
+        pos += 1
+    else:
+        f_session_parameters_version, pos = read_int(buf, read_branch(buf, pos, 2))
     record = MovieAcquired(
         metadata=f_metadata,
         movie_id=f_movie_id,
@@ -1674,6 +1751,10 @@ def _read_movie_acquired(buf: bytes, pos: int) -> tuple[MovieAcquired, int]:
         image_shift_x_micrometres=f_image_shift_x_micrometres,
         image_shift_y_micrometres=f_image_shift_y_micrometres,
         position_name=f_position_name,
+        dose_source=f_dose_source,
+        mdoc_writer=f_mdoc_writer,
+        tilt_axis_source=f_tilt_axis_source,
+        session_parameters_version=f_session_parameters_version,
     )
     return record, pos
 
@@ -2088,6 +2169,16 @@ def _write_tilt_series_acquisition_ended(out: bytearray, value: TiltSeriesAcquis
     else:
         out.append(2)
         write_double(out, value.pixel_size_angstroms)
+    if value.dose_known is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_boolean(out, value.dose_known)
+    if value.session_parameters_version is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.session_parameters_version)
 
 
 def _read_tilt_series_acquisition_ended(buf: bytes, pos: int) -> tuple[TiltSeriesAcquisitionEnded, int]:
@@ -2111,6 +2202,16 @@ def _read_tilt_series_acquisition_ended(buf: bytes, pos: int) -> tuple[TiltSerie
         pos += 1
     else:
         f_pixel_size_angstroms, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_dose_known = None
+        pos += 1
+    else:
+        f_dose_known, pos = read_boolean(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_session_parameters_version = None
+        pos += 1
+    else:
+        f_session_parameters_version, pos = read_int(buf, read_branch(buf, pos, 2))
     record = TiltSeriesAcquisitionEnded(
         metadata=f_metadata,
         ended_at=f_ended_at,
@@ -2120,6 +2221,8 @@ def _read_tilt_series_acquisition_ended(buf: bytes, pos: int) -> tuple[TiltSerie
         reason=f_reason,
         tilt_axis_angle_degrees=f_tilt_axis_angle_degrees,
         pixel_size_angstroms=f_pixel_size_angstroms,
+        dose_known=f_dose_known,
+        session_parameters_version=f_session_parameters_version,
     )
     return record, pos
 
@@ -2542,7 +2645,7 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     MovieAcquired: RecordCodec(
         "tiltstream.events.MovieAcquired",
-        0x4DB6477A532D4DAA,
+        0xD12F0A762EFCFF09,
         MovieAcquired,
         _write_movie_acquired,
         _read_movie_acquired,
@@ -2584,7 +2687,7 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     TiltSeriesAcquisitionEnded: RecordCodec(
         "tiltstream.events.TiltSeriesAcquisitionEnded",
-        0xF9ADAB5F4F7DDB74,
+        0x613587B42FD53868,
         TiltSeriesAcquisitionEnded,
         _write_tilt_series_acquisition_ended,
         _read_tilt_series_acquisition_ended,

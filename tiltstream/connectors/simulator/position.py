@@ -17,6 +17,7 @@ from tiltstream.connectors.simulator.mdoc_writer import MdocWriter, serialem_dat
 from tiltstream.connectors.simulator.phantom import Phantom
 from tiltstream.connectors.simulator.projection import project_phantom
 from tiltstream.connectors.simulator.settings import SimulatorSettings
+from tiltstream.connectors.source.parameters import microscope_zone
 
 __all__ = ["Position", "acquire_tilt"]
 
@@ -199,7 +200,7 @@ def _mdoc_fields(
         "PriorRecordDose": f"{pos.prior_dose_e_per_angstrom2:.3f}",
         "SubFramePath": "X:\\" + settings_session(pos) + "\\" + movie.replace("/", "\\"),
         "NumSubFrames": str(settings.frames),
-        "DateTime": serialem_datetime(moment),
+        "DateTime": serialem_datetime(moment.astimezone(microscope_zone(None))),  # microscope local time
     }
 
 

@@ -62,8 +62,8 @@ def _announce(
         movie=watcher.event_root.data_path(path),
         mdoc=watcher.mdoc_data_path(series),
         position_name=series.position_name,
-        voltage_kv=series.info.voltage_kv or 300.0,
-        spherical_aberration_mm=watcher.settings.spherical_aberration_mm,
+        voltage_kv=series.info.voltage_kv,
+        spherical_aberration_mm=watcher.spherical_aberration_mm(),
         amplitude_contrast=watcher.settings.amplitude_contrast,
     )
     try:

@@ -27,7 +27,7 @@ from tiltstream.connectors.source.errors import (
 )
 from tiltstream.connectors.source.events import SeriesContext, acquisition_ended, processing_failed
 from tiltstream.connectors.source.history import EmittedHistory, EndFollower, read_history
-from tiltstream.connectors.source.mdoc import read_mdoc
+from tiltstream.connectors.source.mdoc import read_mdoc, series_name
 from tiltstream.connectors.source.metrics import WatcherMetrics
 from tiltstream.connectors.source.movies import MovieStep, consider_movie
 from tiltstream.connectors.source.paths import DataRoot
@@ -181,10 +181,10 @@ class Watcher:
         ctx = SeriesContext(
             microscope=self.settings.microscope,
             session_id=self.session_id,
-            tilt_series_id=f"{self.session_id}:{path.stem}",
+            tilt_series_id=f"{self.session_id}:{series_name(path)}",
             instance=self.settings.instance,
         )
-        series = SeriesState(ctx, path.stem, path, last_activity=now)
+        series = SeriesState(ctx, series_name(path), path, last_activity=now)
         self.series[path] = series
         self.metrics.files_seen.labels("mdoc").inc()
         return series
@@ -208,9 +208,7 @@ class Watcher:
             return []
         series.parsed_signature = signature
         try:
-            info = read_mdoc(resolved)
-            if any((t.pixel_size_angstroms or info.pixel_size_angstroms) is None for t in info.tilts):
-                raise MdocParseError(f"{resolved.name}: no PixelSpacing")
+            info = read_mdoc(resolved, self.settings.parameters)
             check_series_values(series.context, info, resolved.name)
         except (AcquisitionInputError, OSError) as exc:
             error = exc if isinstance(exc, AcquisitionInputError) else MdocParseError(str(exc))
@@ -393,6 +391,11 @@ class Watcher:
                     with contextlib.suppress(OSError):
                         oldest = min(oldest, entry.stat(follow_symlinks=False).st_mtime)
         return datetime.fromtimestamp(oldest, UTC)
+
+    def spherical_aberration_mm(self) -> float:
+        """Cs: the session parameters' override, else the configured default."""
+        override = self.settings.parameters.spherical_aberration_mm
+        return override if override is not None else self.settings.spherical_aberration_mm
 
     def refusal_ids(self, series: SeriesState, subject: str) -> set[str]:
         """Ids the ProcessingFailed refusing ``subject`` would have, whatever the reason."""
