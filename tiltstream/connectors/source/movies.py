@@ -15,7 +15,7 @@ from tiltstream.connectors.source.errors import (
     TransferError,
 )
 from tiltstream.connectors.source.events import movie_acquired, processing_failed
-from tiltstream.connectors.source.movie_check import MovieHeader, inspect_movie
+from tiltstream.connectors.source.movie_check import MovieHeader, check_pixel_size, inspect_movie
 from tiltstream.connectors.source.series import MovieState, SeriesState
 
 if TYPE_CHECKING:
@@ -68,6 +68,10 @@ def _announce(
     )
     try:
         check_movie_event(value, movie.tilt.sub_frame_name)
+        if watcher.settings.parameters.pixel_size_angstroms is None:
+            check_pixel_size(
+                header, value["pixel_size_angstroms"], movie.tilt.binning, movie.tilt.sub_frame_name
+            )
     except InvalidAcquisitionValueError as exc:
         return _refuse(series, movie, exc)
     return MovieStep("MovieAcquired", value, delete)
