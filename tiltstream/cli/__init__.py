@@ -20,6 +20,7 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
         dlq,
         events,
         k8s,
+        mdoc,
         process,
         replay,
         reprocess,
@@ -58,6 +59,7 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
     app.registered_commands += web.create_app(settings).registered_commands
     app.add_typer(acquisition.create_app(settings), name="acquisition")
     app.add_typer(process.create_app(settings), name="process")
+    app.add_typer(mdoc.create_app(settings), name="mdoc")
     return app
 
 

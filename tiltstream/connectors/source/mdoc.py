@@ -10,6 +10,7 @@ parameters, or the mdoc is refused with :class:`~.errors.MissingSessionValueErro
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
@@ -30,6 +31,9 @@ __all__ = [
     "serialem_time",
     "series_name",
 ]
+
+# mdocfile warns for every field it maps or keeps (FrameDosesAndNumber, CtfFind, ...): normal in real files
+logging.getLogger("mdocfile").setLevel(logging.ERROR)
 
 _TILT_AXIS = re.compile(r"Tilt\s*axis\s*angle\s*=\s*([-+0-9.eE]+)")
 _STACK_SUFFIXES = (".mrc", ".st", ".mrcs", ".tif", ".tiff", ".ali")

@@ -7,9 +7,9 @@ from datetime import UTC, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["SessionParameters", "microscope_zone"]
+__all__ = ["SessionParameters", "microscope_zone", "parse_assignments"]
 
 
 class SessionParameters(BaseModel):
@@ -69,3 +69,23 @@ def _host_zone() -> tzinfo:
         with localtime.open("rb") as handle:
             return ZoneInfo.from_file(handle, key="localtime")
     return UTC
+
+
+def parse_assignments(assignments: list[str], base: SessionParameters | None = None) -> SessionParameters:
+    """``KEY=VALUE`` strings applied over ``base`` (``KEY=`` unsets a key); ``ValueError`` naming the key
+    and the reason for an unknown key or a value of the wrong type."""
+    values: dict[str, object] = (base or SessionParameters()).model_dump()
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"{item!r} is not KEY=VALUE")
+        if key not in SessionParameters.model_fields or key == "version":
+            known = ", ".join(k for k in SessionParameters.model_fields if k != "version")
+            raise ValueError(f"unknown session parameter {key!r} (known: {known})")
+        values[key] = value.strip() or None
+    try:
+        return SessionParameters.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"bad session parameter value: {problems}") from exc
