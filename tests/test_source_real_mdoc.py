@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import mdocfile
 import mrcfile
@@ -16,6 +17,12 @@ from tiltstream.connectors.source.parameters import SessionParameters
 from tiltstream.settings import CliSettings
 
 DATA = Path(__file__).parent / "data" / "mdoc"
+
+
+def _values(pipeline: CliSettings, record: str) -> list[dict[str, Any]]:
+    values = [e.value for e in read_topic(pipeline, record)]
+    assert all(v is not None for v in values)
+    return [v for v in values if v is not None]
 
 
 def _write_movies(session: Path, mdoc: Path, pixel_angstroms: float, wrong: str) -> list[str]:
@@ -44,7 +51,7 @@ def test_real_serialem_session_is_announced_as_the_microscope_meant_it(
     watcher = run_watcher(session, fast_source_settings(acquisition_settings, parameters=params))
     assert watcher.done()
 
-    movies = [e.value for e in read_topic(acquisition_settings, "MovieAcquired")]
+    movies = _values(acquisition_settings, "MovieAcquired")
     assert len(movies) == len(names) - 1
     assert {m["metadata"]["tilt_series_id"] for m in movies} == {"cm40000-1:TS_01"}  # not TS_01.mrc
     assert {m["tilt_axis_angle_degrees"] for m in movies} == {85.3}  # the header's, not RotationAngle 175.3
@@ -57,7 +64,7 @@ def test_real_serialem_session_is_announced_as_the_microscope_meant_it(
     assert first["acquired_at"] == datetime(2015, 11, 30, 14, 21, 38, tzinfo=UTC)
     assert first["metadata"]["occurred_at"] == first["acquired_at"]
 
-    failures = [e.value for e in read_topic(acquisition_settings, "ProcessingFailed")]
+    failures = _values(acquisition_settings, "ProcessingFailed")
     by_series = {(f["metadata"]["tilt_series_id"], f["error_class"]): f for f in failures}
     pixel = by_series[("cm40000-1:TS_01", "InvalidAcquisitionValueError")]
     assert wrong in pixel["error_message"]
@@ -66,7 +73,7 @@ def test_real_serialem_session_is_announced_as_the_microscope_meant_it(
     assert "frame-set mdoc" in frame_set["error_message"]
     assert len(failures) == 2
 
-    ends = [e.value for e in read_topic(acquisition_settings, "TiltSeriesAcquisitionEnded")]
+    ends = _values(acquisition_settings, "TiltSeriesAcquisitionEnded")
     assert [e["metadata"]["tilt_series_id"] for e in ends] == ["cm40000-1:TS_01"]  # none for the frame set
     assert ends[0]["dose_known"] is False
     assert ends[0]["tilt_axis_angle_degrees"] == 85.3
