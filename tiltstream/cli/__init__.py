@@ -25,6 +25,7 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
         replay,
         reprocess,
         schemas,
+        session,
         simulate,
         sink,
         status,
@@ -60,6 +61,7 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
     app.add_typer(acquisition.create_app(settings), name="acquisition")
     app.add_typer(process.create_app(settings), name="process")
     app.add_typer(mdoc.create_app(settings), name="mdoc")
+    app.add_typer(session.create_app(settings), name="session")
     return app
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "Producer",
     "ReconstructionRequested",
     "ReconstructionTilt",
+    "SessionParametersSet",
     "TiltAlignment",
     "TiltSeriesAcquisitionEnded",
     "TiltSeriesStatus",
@@ -908,6 +909,80 @@ class ReconstructionRequested:
             "binning": self.binning,
             "thickness_angstroms": self.thickness_angstroms,
             "missing_tilt_count": self.missing_tilt_count,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionParametersSet:
+    """An operator set a session's processing parameters (tiltstream session set); compacted, keyed by
+    session: the latest version per session is in force. Every field is the whole set in force from this
+    version on (null: not set, the mdoc's value is used).
+
+    Attributes
+    ----------
+    metadata : EventMetadata
+        Metadata shared by every tiltstream event; its tilt_series_id is the session id (the topic's key).
+    version : int
+        The parameters' version in this session: 1, 2, ... (one more than the last set).
+    set_by : str | None
+        Who set them (the operator's user name).
+    tilt_axis_angle_degrees : float | None
+        Tilt axis override, in degrees.
+    pixel_size_angstroms : float | None
+        Pixel size override (of the movie frames as the mdoc gives it), in angstroms.
+    voltage_kv : float | None
+        Acceleration voltage override, in kilovolts.
+    spherical_aberration_mm : float | None
+        Spherical aberration (Cs) override, in millimetres.
+    dose_per_tilt_e_per_angstrom2 : float | None
+        Dose per tilt where the mdoc's ExposureDose is 0 or missing, in electrons per square angstrom.
+    dose_per_frame_e_per_angstrom2 : float | None
+        Dose per movie frame where the mdoc's ExposureDose is 0 or missing, in electrons per square angstrom.
+    time_zone : str | None
+        IANA time zone of the microscope PC (its mdoc DateTime is local time), e.g. 'Europe/London'; null: the
+        source host's zone.
+    """
+
+    metadata: EventMetadata
+    version: int
+    set_by: str | None = None
+    tilt_axis_angle_degrees: float | None = None
+    pixel_size_angstroms: float | None = None
+    voltage_kv: float | None = None
+    spherical_aberration_mm: float | None = None
+    dose_per_tilt_e_per_angstrom2: float | None = None
+    dose_per_frame_e_per_angstrom2: float | None = None
+    time_zone: str | None = None
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> SessionParametersSet:
+        """Build the record from the dict form that fastavro reads and writes."""
+        return cls(
+            metadata=EventMetadata.from_dict(value["metadata"]),
+            version=value["version"],
+            set_by=value.get("set_by"),
+            tilt_axis_angle_degrees=value.get("tilt_axis_angle_degrees"),
+            pixel_size_angstroms=value.get("pixel_size_angstroms"),
+            voltage_kv=value.get("voltage_kv"),
+            spherical_aberration_mm=value.get("spherical_aberration_mm"),
+            dose_per_tilt_e_per_angstrom2=value.get("dose_per_tilt_e_per_angstrom2"),
+            dose_per_frame_e_per_angstrom2=value.get("dose_per_frame_e_per_angstrom2"),
+            time_zone=value.get("time_zone"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict form that fastavro reads and writes."""
+        return {
+            "metadata": self.metadata.to_dict(),
+            "version": self.version,
+            "set_by": self.set_by,
+            "tilt_axis_angle_degrees": self.tilt_axis_angle_degrees,
+            "pixel_size_angstroms": self.pixel_size_angstroms,
+            "voltage_kv": self.voltage_kv,
+            "spherical_aberration_mm": self.spherical_aberration_mm,
+            "dose_per_tilt_e_per_angstrom2": self.dose_per_tilt_e_per_angstrom2,
+            "dose_per_frame_e_per_angstrom2": self.dose_per_frame_e_per_angstrom2,
+            "time_zone": self.time_zone,
         }
 
 
@@ -2108,6 +2183,109 @@ def _read_reconstruction_requested(buf: bytes, pos: int) -> tuple[Reconstruction
     return record, pos
 
 
+def _write_session_parameters_set(out: bytearray, value: SessionParametersSet) -> None:
+    _write_event_metadata(out, value.metadata)
+    write_int(out, value.version)
+    if value.set_by is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.set_by)
+    if value.tilt_axis_angle_degrees is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.tilt_axis_angle_degrees)
+    if value.pixel_size_angstroms is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.pixel_size_angstroms)
+    if value.voltage_kv is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.voltage_kv)
+    if value.spherical_aberration_mm is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.spherical_aberration_mm)
+    if value.dose_per_tilt_e_per_angstrom2 is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.dose_per_tilt_e_per_angstrom2)
+    if value.dose_per_frame_e_per_angstrom2 is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.dose_per_frame_e_per_angstrom2)
+    if value.time_zone is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.time_zone)
+
+
+def _read_session_parameters_set(buf: bytes, pos: int) -> tuple[SessionParametersSet, int]:
+    f_metadata, pos = _read_event_metadata(buf, pos)
+    f_version, pos = read_int(buf, pos)
+    if buf[pos] == 0:
+        f_set_by = None
+        pos += 1
+    else:
+        f_set_by, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_tilt_axis_angle_degrees = None
+        pos += 1
+    else:
+        f_tilt_axis_angle_degrees, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_pixel_size_angstroms = None
+        pos += 1
+    else:
+        f_pixel_size_angstroms, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_voltage_kv = None
+        pos += 1
+    else:
+        f_voltage_kv, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_spherical_aberration_mm = None
+        pos += 1
+    else:
+        f_spherical_aberration_mm, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_dose_per_tilt_e_per_angstrom2 = None
+        pos += 1
+    else:
+        f_dose_per_tilt_e_per_angstrom2, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_dose_per_frame_e_per_angstrom2 = None
+        pos += 1
+    else:
+        f_dose_per_frame_e_per_angstrom2, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_time_zone = None
+        pos += 1
+    else:
+        f_time_zone, pos = read_string(buf, read_branch(buf, pos, 2))
+    record = SessionParametersSet(
+        metadata=f_metadata,
+        version=f_version,
+        set_by=f_set_by,
+        tilt_axis_angle_degrees=f_tilt_axis_angle_degrees,
+        pixel_size_angstroms=f_pixel_size_angstroms,
+        voltage_kv=f_voltage_kv,
+        spherical_aberration_mm=f_spherical_aberration_mm,
+        dose_per_tilt_e_per_angstrom2=f_dose_per_tilt_e_per_angstrom2,
+        dose_per_frame_e_per_angstrom2=f_dose_per_frame_e_per_angstrom2,
+        time_zone=f_time_zone,
+    )
+    return record, pos
+
+
 def _write_tilt_alignment(out: bytearray, value: TiltAlignment) -> None:
     write_string(out, value.movie_id)
     write_int(out, value.acquisition_order)
@@ -2677,6 +2855,13 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
         ReconstructionRequested,
         _write_reconstruction_requested,
         _read_reconstruction_requested,
+    ),
+    SessionParametersSet: RecordCodec(
+        "tiltstream.events.SessionParametersSet",
+        0x113707111B3D32E1,
+        SessionParametersSet,
+        _write_session_parameters_set,
+        _read_session_parameters_set,
     ),
     TiltAlignment: RecordCodec(
         "tiltstream.events.TiltAlignment",

@@ -68,7 +68,7 @@ def _announce(
     )
     try:
         check_movie_event(value, movie.tilt.sub_frame_name)
-        if watcher.settings.parameters.pixel_size_angstroms is None:
+        if watcher.parameters.pixel_size_angstroms is None:
             check_pixel_size(
                 header, value["pixel_size_angstroms"], movie.tilt.binning, movie.tilt.sub_frame_name
             )
