@@ -6,6 +6,7 @@ formats: the per-frame lines of its standard output and the ``-Full.log`` table.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,16 @@ def test_command_line_carries_every_input(tmp_path: Path) -> None:
     mrc = _command(tmp_path, movie_format="mrc", gain=None).argv()
     assert "-InMrc" in mrc
     assert "-Gain" not in mrc
+
+
+def test_unknown_dose_turns_dose_weighting_off(tmp_path: Path) -> None:
+    """The source sends dose 0 with dose_source 'unknown' (ExposureDose 0 in the mdoc): no -FmDose, which
+    MotionCor2 documents as "no dose weighting"."""
+    unknown = dataclasses.replace(PARAMETERS, dose_per_frame_e_per_angstrom2=0.0)
+    argv = _command(tmp_path, parameters=unknown).argv()
+    assert "-FmDose" not in argv
+    assert "-InitDose" not in argv
+    assert "-FmDose" in _command(tmp_path).argv()
 
 
 @pytest.mark.parametrize("text", [STDOUT_SAMPLE, FULL_LOG_SAMPLE])

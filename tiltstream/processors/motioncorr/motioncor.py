@@ -58,7 +58,7 @@ class MotionCorCommand:
             "-Gpu", self.gpu,
             "-LogDir", f"{self.log_dir}/",
         ]  # fmt: skip
-        if p.dose_weighting:
+        if p.dose_weighting and p.dose_per_frame_e_per_angstrom2 > 0:  # 0: the dose is unknown
             argv += [
                 "-FmDose", f"{p.dose_per_frame_e_per_angstrom2:g}",
                 "-InitDose", f"{p.prior_dose_e_per_angstrom2:g}",
@@ -113,7 +113,8 @@ def run_motioncor(command: MotionCorCommand, timeout_seconds: float) -> MotionRe
     main = read_mrc(open_regular(command.output), permissive=True)
     summed, weighted = main, None
     not_weighted = command.output.with_name(f"{command.output.stem}_DW{command.output.suffix}")
-    if command.parameters.dose_weighting and not_weighted.exists():
+    weighting = command.parameters.dose_weighting and command.parameters.dose_per_frame_e_per_angstrom2 > 0
+    if weighting and not_weighted.exists():
         # MotionCor2 writes the plain sum to -OutMrc and the dose-weighted one beside it as _DW
         weighted = read_mrc(open_regular(not_weighted), permissive=True)
     version = re.search(r"MotionCor[23]?\s*(?:version\s*)?([0-9][0-9.]*)", done.stdout)
