@@ -941,6 +941,9 @@ class SessionParametersSet:
     time_zone : str | None
         IANA time zone of the microscope PC (its mdoc DateTime is local time), e.g. 'Europe/London'; null: the
         source host's zone.
+    gain_reference : str | None
+        The gain reference file, relative to the session directory (null: the mdoc's GainReference or
+        SerialEM's CountRef_* beside the frames).
     """
 
     metadata: EventMetadata
@@ -953,6 +956,7 @@ class SessionParametersSet:
     dose_per_tilt_e_per_angstrom2: float | None = None
     dose_per_frame_e_per_angstrom2: float | None = None
     time_zone: str | None = None
+    gain_reference: str | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> SessionParametersSet:
@@ -968,6 +972,7 @@ class SessionParametersSet:
             dose_per_tilt_e_per_angstrom2=value.get("dose_per_tilt_e_per_angstrom2"),
             dose_per_frame_e_per_angstrom2=value.get("dose_per_frame_e_per_angstrom2"),
             time_zone=value.get("time_zone"),
+            gain_reference=value.get("gain_reference"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -983,6 +988,7 @@ class SessionParametersSet:
             "dose_per_tilt_e_per_angstrom2": self.dose_per_tilt_e_per_angstrom2,
             "dose_per_frame_e_per_angstrom2": self.dose_per_frame_e_per_angstrom2,
             "time_zone": self.time_zone,
+            "gain_reference": self.gain_reference,
         }
 
 
@@ -2226,6 +2232,11 @@ def _write_session_parameters_set(out: bytearray, value: SessionParametersSet) -
     else:
         out.append(2)
         write_string(out, value.time_zone)
+    if value.gain_reference is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.gain_reference)
 
 
 def _read_session_parameters_set(buf: bytes, pos: int) -> tuple[SessionParametersSet, int]:
@@ -2271,6 +2282,11 @@ def _read_session_parameters_set(buf: bytes, pos: int) -> tuple[SessionParameter
         pos += 1
     else:
         f_time_zone, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_gain_reference = None
+        pos += 1
+    else:
+        f_gain_reference, pos = read_string(buf, read_branch(buf, pos, 2))
     record = SessionParametersSet(
         metadata=f_metadata,
         version=f_version,
@@ -2282,6 +2298,7 @@ def _read_session_parameters_set(buf: bytes, pos: int) -> tuple[SessionParameter
         dose_per_tilt_e_per_angstrom2=f_dose_per_tilt_e_per_angstrom2,
         dose_per_frame_e_per_angstrom2=f_dose_per_frame_e_per_angstrom2,
         time_zone=f_time_zone,
+        gain_reference=f_gain_reference,
     )
     return record, pos
 
@@ -2858,7 +2875,7 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     SessionParametersSet: RecordCodec(
         "tiltstream.events.SessionParametersSet",
-        0x113707111B3D32E1,
+        0xB757148734F9ED46,
         SessionParametersSet,
         _write_session_parameters_set,
         _read_session_parameters_set,

@@ -169,6 +169,7 @@ def _session_parameters_set(c: _Context) -> dict[str, Any]:
         "dose_per_tilt_e_per_angstrom2": 3.0,
         "dose_per_frame_e_per_angstrom2": None,
         "time_zone": "Europe/London",
+        "gain_reference": None,
     }
 
 

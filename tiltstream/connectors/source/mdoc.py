@@ -62,6 +62,7 @@ class MdocTilt:
     image_shift_micrometres: tuple[float, float] | None
     rotation_angle_degrees: float | None
     binning: float | None = None
+    gain_reference_name: str | None = None  # the section's GainReference, as SerialEM writes it
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,7 @@ def _section_tilt(section: Any, glob: Any, params: SessionParameters, zone: tzin
         image_shift_micrometres=(float(shift[0]), float(shift[1])) if shift else None,
         rotation_angle_degrees=section.RotationAngle,
         binning=section.Binning,
+        gain_reference_name=(getattr(section, "model_extra", None) or {}).get("GainReference"),
     )
 
 

@@ -20,7 +20,8 @@ class SessionParameters(BaseModel):
     ``dose_per_frame_e_per_angstrom2`` apply only where the mdoc's ``ExposureDose`` is 0 or missing (SerialEM
     writes 0 when the dose is not calibrated). ``time_zone`` is the microscope PC's IANA zone (its
     ``DateTime`` is local time); ``None`` is this host's zone. ``version`` is the parameters' version,
-    recorded in the events made with them (0: nothing set).
+    recorded in the events made with them (0: nothing set). ``gain_reference`` is a file relative to the
+    session directory (else the mdoc's ``GainReference`` or SerialEM's ``CountRef_*`` beside the frames).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -33,6 +34,7 @@ class SessionParameters(BaseModel):
     dose_per_tilt_e_per_angstrom2: float | None = Field(default=None, gt=0, le=1000)
     dose_per_frame_e_per_angstrom2: float | None = Field(default=None, gt=0, le=100)
     time_zone: str | None = None
+    gain_reference: str | None = None
 
     @field_validator("time_zone")
     @classmethod
