@@ -14,6 +14,7 @@ import pytest
 
 from tiltstream.processors.motioncorr.motioncor import (
     MotionCorCommand,
+    fm_int_file_text,
     parse_motioncor_shifts,
     run_motioncor,
 )
@@ -105,3 +106,31 @@ def test_output_without_shifts_is_corrupt_and_a_missing_program_is_transient(tmp
         parse_motioncor_shifts("MotionCor2 version 1.6.4\nError: cannot open file\n")
     with pytest.raises(TransientError, match="did not run"):
         run_motioncor(_command(tmp_path, executable=str(tmp_path / "no-such-MotionCor2")), 10)
+
+
+def test_gain_rotation_flip_defects_and_eer_options(tmp_path: Path) -> None:
+    eer = _command(
+        tmp_path,
+        movie=tmp_path / "raw" / "Position_1_003_EER.eer",
+        movie_format="eer",
+        gain_rotation_quarter_turns=1,
+        gain_flip=2,
+        defect_file=tmp_path / "raw" / "defects.txt",
+        eer_sampling=2,
+        fm_int_file=tmp_path / "out" / "fmint.txt",
+    ).argv()
+    options = {eer[i]: eer[i + 1] for i in range(1, len(eer) - 1) if eer[i].startswith("-")}
+    assert options["-InEer"] == str(tmp_path / "raw" / "Position_1_003_EER.eer")
+    assert (options["-RotGain"], options["-FlipGain"]) == ("1", "2")
+    assert options["-DefectFile"] == str(tmp_path / "raw" / "defects.txt")
+    assert (options["-EerSampling"], options["-FmIntFile"]) == ("2", str(tmp_path / "out" / "fmint.txt"))
+    tiff = _command(tmp_path).argv()
+    assert "-EerSampling" not in tiff
+    assert tiff[tiff.index("-RotGain") + 1] == "0"
+    with pytest.raises(ValueError, match="RotGain"):
+        _command(tmp_path, gain_rotation_quarter_turns=4).argv()
+    with pytest.raises(ValueError, match="EerSampling"):
+        _command(tmp_path, movie_format="eer", eer_sampling=3).argv()
+    assert fm_int_file_text(1200, 40, 0.025) == "1200 40 0.025\n"
+    with pytest.raises(ValueError, match="impossible"):
+        fm_int_file_text(100, 200, 0.025)
