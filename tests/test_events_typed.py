@@ -161,7 +161,8 @@ def test_new_writer_resolves_into_the_generated_record(tmp_path: Path, evolved_s
     old_dir = tmp_path / "old"
     shutil.copytree(schemas_directory(), old_dir)
     shutil.copy(
-        evolved_schemas / "history" / "MovieAcquired" / "v2.avsc", old_dir / "history" / "MovieAcquired"
+        max((evolved_schemas / "history" / "MovieAcquired").glob("v*.avsc"), key=lambda p: int(p.stem[1:])),
+        old_dir / "history" / "MovieAcquired",
     )
     event = AvroSerde(SchemaRegistry(old_dir)).decode_typed(new_bytes, MovieAcquired)
     assert event == MovieAcquired.from_dict(sample_event("MovieAcquired", tilt=2))

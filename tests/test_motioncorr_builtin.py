@@ -156,3 +156,18 @@ def test_three_series_with_a_movie_of_the_same_name_keep_three_micrographs(tmp_p
             assert float(mrc.data.mean()) == pytest.approx(micrographs[series])
     assert micrographs[1] < micrographs[2] < micrographs[3]
     assert len(list((tmp_path / "processed").rglob("Position_1_001.mrc"))) == 3
+
+
+def test_unknown_dose_is_not_dose_weighted_and_says_so(tmp_path: Path) -> None:
+    """ExposureDose 0 in the mdoc reaches the processor as dose 0 with dose_source 'unknown': the builtin
+    backend sums without weighting and the event says dose_weighted false."""
+    movie, _drift = synthetic_movie(1, size=128, frames=4, **SNR)
+    write_movie(tmp_path / "raw" / "cm1" / "Position_1_005.tiff", movie, PIXEL)
+    processor = MotionCorrectionProcessor(_settings(tmp_path))
+    value = _event("cm1/Position_1_005.tiff", movie, "tiff", dose_source="unknown")
+    value["dose_e_per_angstrom2"] = 0.0
+    event = _run(processor, value)
+    assert event["dose_weighted"] is False
+    assert event["micrograph_not_dose_weighted"] is None
+    known = _run(processor, _event("cm1/Position_1_005.tiff", movie, "tiff"))
+    assert known["dose_weighted"] is True

@@ -6,6 +6,7 @@ formats: the per-frame lines of its standard output and the ``-Full.log`` table.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 
 from tiltstream.processors.motioncorr.motioncor import (
     MotionCorCommand,
+    fm_int_file_text,
     parse_motioncor_shifts,
     run_motioncor,
 )
@@ -82,6 +84,16 @@ def test_command_line_carries_every_input(tmp_path: Path) -> None:
     assert "-Gain" not in mrc
 
 
+def test_unknown_dose_turns_dose_weighting_off(tmp_path: Path) -> None:
+    """The source sends dose 0 with dose_source 'unknown' (ExposureDose 0 in the mdoc): no -FmDose, which
+    MotionCor2 documents as "no dose weighting"."""
+    unknown = dataclasses.replace(PARAMETERS, dose_per_frame_e_per_angstrom2=0.0)
+    argv = _command(tmp_path, parameters=unknown).argv()
+    assert "-FmDose" not in argv
+    assert "-InitDose" not in argv
+    assert "-FmDose" in _command(tmp_path).argv()
+
+
 @pytest.mark.parametrize("text", [STDOUT_SAMPLE, FULL_LOG_SAMPLE])
 def test_shifts_parsed_from_either_output_form(text: str) -> None:
     shifts = parse_motioncor_shifts(text)
@@ -94,3 +106,31 @@ def test_output_without_shifts_is_corrupt_and_a_missing_program_is_transient(tmp
         parse_motioncor_shifts("MotionCor2 version 1.6.4\nError: cannot open file\n")
     with pytest.raises(TransientError, match="did not run"):
         run_motioncor(_command(tmp_path, executable=str(tmp_path / "no-such-MotionCor2")), 10)
+
+
+def test_gain_rotation_flip_defects_and_eer_options(tmp_path: Path) -> None:
+    eer = _command(
+        tmp_path,
+        movie=tmp_path / "raw" / "Position_1_003_EER.eer",
+        movie_format="eer",
+        gain_rotation_quarter_turns=1,
+        gain_flip=2,
+        defect_file=tmp_path / "raw" / "defects.txt",
+        eer_sampling=2,
+        fm_int_file=tmp_path / "out" / "fmint.txt",
+    ).argv()
+    options = {eer[i]: eer[i + 1] for i in range(1, len(eer) - 1) if eer[i].startswith("-")}
+    assert options["-InEer"] == str(tmp_path / "raw" / "Position_1_003_EER.eer")
+    assert (options["-RotGain"], options["-FlipGain"]) == ("1", "2")
+    assert options["-DefectFile"] == str(tmp_path / "raw" / "defects.txt")
+    assert (options["-EerSampling"], options["-FmIntFile"]) == ("2", str(tmp_path / "out" / "fmint.txt"))
+    tiff = _command(tmp_path).argv()
+    assert "-EerSampling" not in tiff
+    assert tiff[tiff.index("-RotGain") + 1] == "0"
+    with pytest.raises(ValueError, match="RotGain"):
+        _command(tmp_path, gain_rotation_quarter_turns=4).argv()
+    with pytest.raises(ValueError, match="EerSampling"):
+        _command(tmp_path, movie_format="eer", eer_sampling=3).argv()
+    assert fm_int_file_text(1200, 40, 0.025) == "1200 40 0.025\n"
+    with pytest.raises(ValueError, match="impossible"):
+        fm_int_file_text(100, 200, 0.025)

@@ -20,6 +20,7 @@ from tiltstream.streams.schema_registry import SchemaRegistry, default_registry,
 
 DESIGN_RECORDS = {
     "MovieAcquired",
+    "SessionParametersSet",
     "TiltSeriesAcquisitionEnded",
     "MovieMotionCorrected",
     "CtfEstimated",

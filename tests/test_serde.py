@@ -121,7 +121,10 @@ def test_old_reader_reads_new_writer_by_fingerprint(tmp_path: Path, evolved_sche
     # An old service that knows v2 only as a frozen history entry (its own current schema is v1).
     old_dir = tmp_path / "old"
     shutil.copytree(schemas_directory(), old_dir)
-    shutil.copy(directory / "history" / "MovieAcquired" / "v2.avsc", old_dir / "history" / "MovieAcquired")
+    shutil.copy(
+        max((directory / "history" / "MovieAcquired").glob("v*.avsc"), key=lambda p: int(p.stem[1:])),
+        old_dir / "history" / "MovieAcquired",
+    )
     old = AvroSerde(SchemaRegistry(old_dir))
     decoded = old.decode(new_bytes, reader="MovieAcquired")
     assert "stage_z_micrometres" not in decoded.value

@@ -20,10 +20,12 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
         dlq,
         events,
         k8s,
+        mdoc,
         process,
         replay,
         reprocess,
         schemas,
+        session,
         simulate,
         sink,
         stats,
@@ -60,6 +62,8 @@ def create_app(settings: CliSettings | None = None) -> typer.Typer:
     app.registered_commands += web.create_app(settings).registered_commands
     app.add_typer(acquisition.create_app(settings), name="acquisition")
     app.add_typer(process.create_app(settings), name="process")
+    app.add_typer(mdoc.create_app(settings), name="mdoc")
+    app.add_typer(session.create_app(settings), name="session")
     return app
 
 

@@ -72,6 +72,14 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
         "Latest state per tilt series (aggregator); compacted.",
         cleanup_policy=CleanupPolicy.COMPACT,
     ),
+    TopicSpec(
+        "session.parameters",
+        "SessionParametersSet",
+        "Operator-set processing parameters per session (tiltstream session set); compacted, keyed by "
+        "session: the latest version is in force.",
+        key="session_id",
+        cleanup_policy=CleanupPolicy.COMPACT,
+    ),
 )
 
 #: The record names of the catalogue's events, in pipeline order.

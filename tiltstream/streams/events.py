@@ -42,6 +42,7 @@ __all__ = [
     "Producer",
     "ReconstructionRequested",
     "ReconstructionTilt",
+    "SessionParametersSet",
     "TiltAlignment",
     "TiltSeriesAcquisitionEnded",
     "TiltSeriesStatus",
@@ -394,6 +395,20 @@ class MovieAcquired:
         Beam-image shift along y from SerialEM ImageShift, in micrometres.
     position_name : str | None
         Name of the acquisition position (PACE-tomo target), e.g. 'Position_3'.
+    dose_source : str | None
+        Where dose_e_per_angstrom2 came from: 'mdoc' (ExposureDose), 'frame-doses' (FrameDosesAndNumber),
+        'session-per-tilt', 'session-per-frame' (session parameters), or 'unknown': ExposureDose was 0 or
+        missing and nothing else told, dose_e_per_angstrom2 is then 0 and means nothing, and dose weighting
+        and dose-based dark-tilt detection must be off. Null in events written before this field (read as
+        'mdoc').
+    mdoc_writer : str | None
+        The program that wrote the mdoc: 'serialem' or 'tomo5' (Thermo Fisher Tomography 5); it decides which
+        field holds the tilt axis.
+    tilt_axis_source : str | None
+        Where tilt_axis_angle_degrees came from: 'mdoc' (the writer's own field) or 'session' (the session
+        parameters' override).
+    session_parameters_version : int | None
+        Version of the session parameters this event was made with (0: none set); null in older events.
     """
 
     metadata: EventMetadata
@@ -420,6 +435,10 @@ class MovieAcquired:
     image_shift_x_micrometres: float | None = None
     image_shift_y_micrometres: float | None = None
     position_name: str | None = None
+    dose_source: str | None = None
+    mdoc_writer: str | None = None
+    tilt_axis_source: str | None = None
+    session_parameters_version: int | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> MovieAcquired:
@@ -451,6 +470,10 @@ class MovieAcquired:
             image_shift_x_micrometres=value.get("image_shift_x_micrometres"),
             image_shift_y_micrometres=value.get("image_shift_y_micrometres"),
             position_name=value.get("position_name"),
+            dose_source=value.get("dose_source"),
+            mdoc_writer=value.get("mdoc_writer"),
+            tilt_axis_source=value.get("tilt_axis_source"),
+            session_parameters_version=value.get("session_parameters_version"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -480,6 +503,10 @@ class MovieAcquired:
             "image_shift_x_micrometres": self.image_shift_x_micrometres,
             "image_shift_y_micrometres": self.image_shift_y_micrometres,
             "position_name": self.position_name,
+            "dose_source": self.dose_source,
+            "mdoc_writer": self.mdoc_writer,
+            "tilt_axis_source": self.tilt_axis_source,
+            "session_parameters_version": self.session_parameters_version,
         }
 
 
@@ -886,6 +913,86 @@ class ReconstructionRequested:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SessionParametersSet:
+    """An operator set a session's processing parameters (tiltstream session set); compacted, keyed by
+    session: the latest version per session is in force. Every field is the whole set in force from this
+    version on (null: not set, the mdoc's value is used).
+
+    Attributes
+    ----------
+    metadata : EventMetadata
+        Metadata shared by every tiltstream event; its tilt_series_id is the session id (the topic's key).
+    version : int
+        The parameters' version in this session: 1, 2, ... (one more than the last set).
+    set_by : str | None
+        Who set them (the operator's user name).
+    tilt_axis_angle_degrees : float | None
+        Tilt axis override, in degrees.
+    pixel_size_angstroms : float | None
+        Pixel size override (of the movie frames as the mdoc gives it), in angstroms.
+    voltage_kv : float | None
+        Acceleration voltage override, in kilovolts.
+    spherical_aberration_mm : float | None
+        Spherical aberration (Cs) override, in millimetres.
+    dose_per_tilt_e_per_angstrom2 : float | None
+        Dose per tilt where the mdoc's ExposureDose is 0 or missing, in electrons per square angstrom.
+    dose_per_frame_e_per_angstrom2 : float | None
+        Dose per movie frame where the mdoc's ExposureDose is 0 or missing, in electrons per square angstrom.
+    time_zone : str | None
+        IANA time zone of the microscope PC (its mdoc DateTime is local time), e.g. 'Europe/London'; null: the
+        source host's zone.
+    gain_reference : str | None
+        The gain reference file, relative to the session directory (null: the mdoc's GainReference or
+        SerialEM's CountRef_* beside the frames).
+    """
+
+    metadata: EventMetadata
+    version: int
+    set_by: str | None = None
+    tilt_axis_angle_degrees: float | None = None
+    pixel_size_angstroms: float | None = None
+    voltage_kv: float | None = None
+    spherical_aberration_mm: float | None = None
+    dose_per_tilt_e_per_angstrom2: float | None = None
+    dose_per_frame_e_per_angstrom2: float | None = None
+    time_zone: str | None = None
+    gain_reference: str | None = None
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> SessionParametersSet:
+        """Build the record from the dict form that fastavro reads and writes."""
+        return cls(
+            metadata=EventMetadata.from_dict(value["metadata"]),
+            version=value["version"],
+            set_by=value.get("set_by"),
+            tilt_axis_angle_degrees=value.get("tilt_axis_angle_degrees"),
+            pixel_size_angstroms=value.get("pixel_size_angstroms"),
+            voltage_kv=value.get("voltage_kv"),
+            spherical_aberration_mm=value.get("spherical_aberration_mm"),
+            dose_per_tilt_e_per_angstrom2=value.get("dose_per_tilt_e_per_angstrom2"),
+            dose_per_frame_e_per_angstrom2=value.get("dose_per_frame_e_per_angstrom2"),
+            time_zone=value.get("time_zone"),
+            gain_reference=value.get("gain_reference"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict form that fastavro reads and writes."""
+        return {
+            "metadata": self.metadata.to_dict(),
+            "version": self.version,
+            "set_by": self.set_by,
+            "tilt_axis_angle_degrees": self.tilt_axis_angle_degrees,
+            "pixel_size_angstroms": self.pixel_size_angstroms,
+            "voltage_kv": self.voltage_kv,
+            "spherical_aberration_mm": self.spherical_aberration_mm,
+            "dose_per_tilt_e_per_angstrom2": self.dose_per_tilt_e_per_angstrom2,
+            "dose_per_frame_e_per_angstrom2": self.dose_per_frame_e_per_angstrom2,
+            "time_zone": self.time_zone,
+            "gain_reference": self.gain_reference,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TiltAlignment:
     """Alignment of one tilt, as refined by the reconstruction (cf. ISPyB TiltImageAlignment).
 
@@ -973,6 +1080,11 @@ class TiltSeriesAcquisitionEnded:
         Nominal tilt axis angle of the series in degrees.
     pixel_size_angstroms : float | None
         Pixel size of the movies in angstroms.
+    dose_known : bool | None
+        False when some tilt's dose is unknown (mdoc ExposureDose 0 or missing, no session dose): dose
+        weighting and dose-based dark-tilt detection are off for the series. Null in older events.
+    session_parameters_version : int | None
+        Version of the session parameters this event was made with (0: none set); null in older events.
     """
 
     metadata: EventMetadata
@@ -983,6 +1095,8 @@ class TiltSeriesAcquisitionEnded:
     reason: str
     tilt_axis_angle_degrees: float | None = None
     pixel_size_angstroms: float | None = None
+    dose_known: bool | None = None
+    session_parameters_version: int | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> TiltSeriesAcquisitionEnded:
@@ -996,6 +1110,8 @@ class TiltSeriesAcquisitionEnded:
             reason=value["reason"],
             tilt_axis_angle_degrees=value.get("tilt_axis_angle_degrees"),
             pixel_size_angstroms=value.get("pixel_size_angstroms"),
+            dose_known=value.get("dose_known"),
+            session_parameters_version=value.get("session_parameters_version"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -1009,6 +1125,8 @@ class TiltSeriesAcquisitionEnded:
             "reason": self.reason,
             "tilt_axis_angle_degrees": self.tilt_axis_angle_degrees,
             "pixel_size_angstroms": self.pixel_size_angstroms,
+            "dose_known": self.dose_known,
+            "session_parameters_version": self.session_parameters_version,
         }
 
 
@@ -1599,6 +1717,26 @@ def _write_movie_acquired(out: bytearray, value: MovieAcquired) -> None:
     else:
         out.append(2)
         write_string(out, value.position_name)
+    if value.dose_source is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.dose_source)
+    if value.mdoc_writer is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.mdoc_writer)
+    if value.tilt_axis_source is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.tilt_axis_source)
+    if value.session_parameters_version is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.session_parameters_version)
 
 
 def _read_movie_acquired(buf: bytes, pos: int) -> tuple[MovieAcquired, int]:
@@ -1649,6 +1787,26 @@ def _read_movie_acquired(buf: bytes, pos: int) -> tuple[MovieAcquired, int]:
         pos += 1
     else:
         f_position_name, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_dose_source = None
+        pos += 1
+    else:
+        f_dose_source, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_mdoc_writer = None
+        pos += 1
+    else:
+        f_mdoc_writer, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_tilt_axis_source = None
+        pos += 1
+    else:
+        f_tilt_axis_source, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_session_parameters_version = None
+        pos += 1
+    else:
+        f_session_parameters_version, pos = read_int(buf, read_branch(buf, pos, 2))
     record = MovieAcquired(
         metadata=f_metadata,
         movie_id=f_movie_id,
@@ -1674,6 +1832,10 @@ def _read_movie_acquired(buf: bytes, pos: int) -> tuple[MovieAcquired, int]:
         image_shift_x_micrometres=f_image_shift_x_micrometres,
         image_shift_y_micrometres=f_image_shift_y_micrometres,
         position_name=f_position_name,
+        dose_source=f_dose_source,
+        mdoc_writer=f_mdoc_writer,
+        tilt_axis_source=f_tilt_axis_source,
+        session_parameters_version=f_session_parameters_version,
     )
     return record, pos
 
@@ -2027,6 +2189,120 @@ def _read_reconstruction_requested(buf: bytes, pos: int) -> tuple[Reconstruction
     return record, pos
 
 
+def _write_session_parameters_set(out: bytearray, value: SessionParametersSet) -> None:
+    _write_event_metadata(out, value.metadata)
+    write_int(out, value.version)
+    if value.set_by is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.set_by)
+    if value.tilt_axis_angle_degrees is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.tilt_axis_angle_degrees)
+    if value.pixel_size_angstroms is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.pixel_size_angstroms)
+    if value.voltage_kv is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.voltage_kv)
+    if value.spherical_aberration_mm is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.spherical_aberration_mm)
+    if value.dose_per_tilt_e_per_angstrom2 is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.dose_per_tilt_e_per_angstrom2)
+    if value.dose_per_frame_e_per_angstrom2 is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.dose_per_frame_e_per_angstrom2)
+    if value.time_zone is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.time_zone)
+    if value.gain_reference is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.gain_reference)
+
+
+def _read_session_parameters_set(buf: bytes, pos: int) -> tuple[SessionParametersSet, int]:
+    f_metadata, pos = _read_event_metadata(buf, pos)
+    f_version, pos = read_int(buf, pos)
+    if buf[pos] == 0:
+        f_set_by = None
+        pos += 1
+    else:
+        f_set_by, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_tilt_axis_angle_degrees = None
+        pos += 1
+    else:
+        f_tilt_axis_angle_degrees, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_pixel_size_angstroms = None
+        pos += 1
+    else:
+        f_pixel_size_angstroms, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_voltage_kv = None
+        pos += 1
+    else:
+        f_voltage_kv, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_spherical_aberration_mm = None
+        pos += 1
+    else:
+        f_spherical_aberration_mm, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_dose_per_tilt_e_per_angstrom2 = None
+        pos += 1
+    else:
+        f_dose_per_tilt_e_per_angstrom2, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_dose_per_frame_e_per_angstrom2 = None
+        pos += 1
+    else:
+        f_dose_per_frame_e_per_angstrom2, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_time_zone = None
+        pos += 1
+    else:
+        f_time_zone, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_gain_reference = None
+        pos += 1
+    else:
+        f_gain_reference, pos = read_string(buf, read_branch(buf, pos, 2))
+    record = SessionParametersSet(
+        metadata=f_metadata,
+        version=f_version,
+        set_by=f_set_by,
+        tilt_axis_angle_degrees=f_tilt_axis_angle_degrees,
+        pixel_size_angstroms=f_pixel_size_angstroms,
+        voltage_kv=f_voltage_kv,
+        spherical_aberration_mm=f_spherical_aberration_mm,
+        dose_per_tilt_e_per_angstrom2=f_dose_per_tilt_e_per_angstrom2,
+        dose_per_frame_e_per_angstrom2=f_dose_per_frame_e_per_angstrom2,
+        time_zone=f_time_zone,
+        gain_reference=f_gain_reference,
+    )
+    return record, pos
+
+
 def _write_tilt_alignment(out: bytearray, value: TiltAlignment) -> None:
     write_string(out, value.movie_id)
     write_int(out, value.acquisition_order)
@@ -2088,6 +2364,16 @@ def _write_tilt_series_acquisition_ended(out: bytearray, value: TiltSeriesAcquis
     else:
         out.append(2)
         write_double(out, value.pixel_size_angstroms)
+    if value.dose_known is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_boolean(out, value.dose_known)
+    if value.session_parameters_version is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.session_parameters_version)
 
 
 def _read_tilt_series_acquisition_ended(buf: bytes, pos: int) -> tuple[TiltSeriesAcquisitionEnded, int]:
@@ -2111,6 +2397,16 @@ def _read_tilt_series_acquisition_ended(buf: bytes, pos: int) -> tuple[TiltSerie
         pos += 1
     else:
         f_pixel_size_angstroms, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_dose_known = None
+        pos += 1
+    else:
+        f_dose_known, pos = read_boolean(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_session_parameters_version = None
+        pos += 1
+    else:
+        f_session_parameters_version, pos = read_int(buf, read_branch(buf, pos, 2))
     record = TiltSeriesAcquisitionEnded(
         metadata=f_metadata,
         ended_at=f_ended_at,
@@ -2120,6 +2416,8 @@ def _read_tilt_series_acquisition_ended(buf: bytes, pos: int) -> tuple[TiltSerie
         reason=f_reason,
         tilt_axis_angle_degrees=f_tilt_axis_angle_degrees,
         pixel_size_angstroms=f_pixel_size_angstroms,
+        dose_known=f_dose_known,
+        session_parameters_version=f_session_parameters_version,
     )
     return record, pos
 
@@ -2542,7 +2840,7 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     MovieAcquired: RecordCodec(
         "tiltstream.events.MovieAcquired",
-        0x4DB6477A532D4DAA,
+        0xD12F0A762EFCFF09,
         MovieAcquired,
         _write_movie_acquired,
         _read_movie_acquired,
@@ -2575,6 +2873,13 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
         _write_reconstruction_requested,
         _read_reconstruction_requested,
     ),
+    SessionParametersSet: RecordCodec(
+        "tiltstream.events.SessionParametersSet",
+        0xB757148734F9ED46,
+        SessionParametersSet,
+        _write_session_parameters_set,
+        _read_session_parameters_set,
+    ),
     TiltAlignment: RecordCodec(
         "tiltstream.events.TiltAlignment",
         0x5AAB3C0838319561,
@@ -2584,7 +2889,7 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     TiltSeriesAcquisitionEnded: RecordCodec(
         "tiltstream.events.TiltSeriesAcquisitionEnded",
-        0xF9ADAB5F4F7DDB74,
+        0x613587B42FD53868,
         TiltSeriesAcquisitionEnded,
         _write_tilt_series_acquisition_ended,
         _read_tilt_series_acquisition_ended,

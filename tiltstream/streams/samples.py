@@ -132,6 +132,10 @@ def _movie_acquired(c: _Context) -> dict[str, Any]:
         "image_shift_x_micrometres": 0.8 * series,
         "image_shift_y_micrometres": -0.5 * series,
         "position_name": f"Position_{series}",
+        "dose_source": "mdoc",
+        "mdoc_writer": "serialem",
+        "tilt_axis_source": "mdoc",
+        "session_parameters_version": 0,
     }
 
 
@@ -148,6 +152,24 @@ def _tilt_series_acquisition_ended(c: _Context) -> dict[str, Any]:
         "reason": "completed",
         "tilt_axis_angle_degrees": 85.3,
         "pixel_size_angstroms": _PIXEL,
+        "dose_known": True,
+        "session_parameters_version": 0,
+    }
+
+
+def _session_parameters_set(c: _Context) -> dict[str, Any]:
+    return {
+        "metadata": {**_meta(c.record, c.series, c.tilt, "source", None), "tilt_series_id": "cm40000-1"},
+        "version": c.tilt + 1,
+        "set_by": "operator",
+        "tilt_axis_angle_degrees": None,
+        "pixel_size_angstroms": None,
+        "voltage_kv": 300.0,
+        "spherical_aberration_mm": None,
+        "dose_per_tilt_e_per_angstrom2": 3.0,
+        "dose_per_frame_e_per_angstrom2": None,
+        "time_zone": "Europe/London",
+        "gain_reference": None,
     }
 
 
@@ -392,4 +414,5 @@ _SAMPLES: dict[str, Callable[[_Context], dict[str, Any]]] = {
     "TomogramDenoised": _tomogram_denoised,
     "ProcessingFailed": _processing_failed,
     "TiltSeriesStatus": _tilt_series_status,
+    "SessionParametersSet": _session_parameters_set,
 }

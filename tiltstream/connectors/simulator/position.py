@@ -17,6 +17,7 @@ from tiltstream.connectors.simulator.mdoc_writer import MdocWriter, serialem_dat
 from tiltstream.connectors.simulator.phantom import Phantom
 from tiltstream.connectors.simulator.projection import project_phantom
 from tiltstream.connectors.simulator.settings import SimulatorSettings
+from tiltstream.connectors.source.parameters import microscope_zone
 
 __all__ = ["Position", "acquire_tilt"]
 
@@ -185,22 +186,29 @@ def _mdoc_fields(
         "StageZ": "-11.40",
         "Magnification": "64000",
         "Intensity": "0.114532",
-        "ExposureDose": f"{dose:.3f}",
+        "ExposureDose": f"{dose:.3f}" if settings.exposure_dose_written else "0",
         "PixelSpacing": f"{settings.pixel_size_angstroms:g}",
         "SpotSize": "8",
         "Defocus": f"{settings.target_defocus_micrometres:.3f}",
         "ImageShift": " ".join(f"{v:.4f}" for v in pos.truth.image_shift_micrometres),
-        "RotationAngle": f"{settings.tilt_axis_angle_degrees:.2f}",
+        "RotationAngle": f"{_rotation_angle(settings):.2f}",
         "ExposureTime": f"{settings.exposure_time_seconds:g}",
         "Binning": "1",
         "MagIndex": "31",
         "MinMaxMean": f"{int(summed.min())} {int(summed.max())} {float(summed.mean()):.3f}",
         "TargetDefocus": f"{settings.target_defocus_micrometres:g}",
-        "PriorRecordDose": f"{pos.prior_dose_e_per_angstrom2:.3f}",
+        "PriorRecordDose": f"{pos.prior_dose_e_per_angstrom2:.3f}" if settings.exposure_dose_written else "0",
         "SubFramePath": "X:\\" + settings_session(pos) + "\\" + movie.replace("/", "\\"),
         "NumSubFrames": str(settings.frames),
-        "DateTime": serialem_datetime(moment),
+        "DateTime": serialem_datetime(moment.astimezone(microscope_zone(settings.microscope_time_zone))),
     }
+
+
+def _rotation_angle(settings: SimulatorSettings) -> float:
+    """Tomography 5 writes the tilt axis in RotationAngle; SerialEM writes something about 90° off."""
+    if settings.mdoc_writer == "tomo5":
+        return settings.tilt_axis_angle_degrees
+    return settings.tilt_axis_angle_degrees + settings.rotation_angle_offset_degrees
 
 
 def settings_session(pos: Position) -> str:

@@ -20,6 +20,7 @@ from tiltstream.connectors.simulator.phantom import make_phantom, save_phantom
 from tiltstream.connectors.simulator.position import Position, acquire_tilt
 from tiltstream.connectors.simulator.schemes import tilt_scheme
 from tiltstream.connectors.simulator.settings import SimulatorSettings
+from tiltstream.connectors.source.parameters import microscope_zone
 
 __all__ = ["SimulatedMovie", "simulate_session"]
 
@@ -100,12 +101,7 @@ def _positions(settings: SimulatorSettings, session_dir: Path, faults: list[Faul
                 "ImageSize": f"{settings.size_pixels} {settings.size_pixels}",
                 "DataMode": "1",
             },
-            [
-                f"SerialEM: Digitized on {settings.microscope} (tiltstream simulator)   "
-                + serialem_datetime(settings.start_time),
-                f"    Tilt axis angle = {settings.tilt_axis_angle_degrees:.2f}, binning = 1  spot = 8  "
-                "camera = 0",
-            ],
+            _mdoc_titles(settings),
             shuffle_seed=settings.seed * 1000 + p if shuffled else None,
         )
         positions.append(
@@ -121,6 +117,25 @@ def _positions(settings: SimulatorSettings, session_dir: Path, faults: list[Faul
             )
         )
     return positions
+
+
+def _mdoc_titles(settings: SimulatorSettings) -> list[str]:
+    """The ``[T = ...]`` lines: SerialEM's carry the tilt axis (unless ``axis_header`` is off); Tomography 5's
+    carry a ``TiltAxisAngle`` that is not the axis (about -176 for an 86° axis, as real files do)."""
+    started = serialem_datetime(
+        settings.start_time.astimezone(microscope_zone(settings.microscope_time_zone))
+    )
+    if settings.mdoc_writer == "tomo5":
+        return [
+            f"Tomography: {settings.microscope.upper()}-SIM    {started}",
+            f"  TiltAxisAngle = {settings.tilt_axis_angle_degrees - 262.4:.2f}  Binning = 1  SpotSize = 6",
+        ]
+    titles = [f"SerialEM: Digitized on {settings.microscope} (tiltstream simulator)   {started}"]
+    if settings.axis_header:
+        titles.append(
+            f"    Tilt axis angle = {settings.tilt_axis_angle_degrees:.2f}, binning = 1  spot = 8  camera = 0"
+        )
+    return titles
 
 
 def simulate_session(

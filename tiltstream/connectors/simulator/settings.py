@@ -54,3 +54,9 @@ class SimulatorSettings(BaseSettings):
     rate_movies_per_second: float = Field(default=0.0, ge=0)
     write_fraction: float = Field(default=0.5, ge=0, le=1)
     start_time: datetime = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    # what real microscopes write (see FACTS.md): selectable per session
+    mdoc_writer: Literal["serialem", "tomo5"] = "serialem"
+    axis_header: bool = True  # SerialEM's [T = Tilt axis angle = ...] line; False: left out
+    rotation_angle_offset_degrees: float = 90.0  # SerialEM's RotationAngle is not the axis (85.3 vs 175.3)
+    exposure_dose_written: bool = True  # False: ExposureDose = 0, as SerialEM writes when uncalibrated
+    microscope_time_zone: str | None = None  # the zone DateTime is written in (None: this host's)

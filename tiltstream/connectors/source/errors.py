@@ -13,6 +13,8 @@ __all__ = [
     "InvalidAcquisitionValueError",
     "MdocParseError",
     "MissingMovieError",
+    "MissingSessionValueError",
+    "NotATiltSeriesError",
     "PathOutsideRootError",
     "TransferError",
 ]
@@ -39,6 +41,15 @@ class CorruptMovieError(AcquisitionInputError):
 
 class MissingMovieError(AcquisitionInputError):
     """The mdoc names a movie that never arrived."""
+
+
+class NotATiltSeriesError(MdocParseError):
+    """The ``.mdoc`` is a frame set, a montage or anything else but a tilt series: nothing is emitted."""
+
+
+class MissingSessionValueError(MdocParseError):
+    """A value the series needs (tilt axis, voltage, pixel size) is neither in the mdoc nor in the session
+    parameters; the series waits until an operator sets it."""
 
 
 class PathOutsideRootError(AcquisitionInputError):

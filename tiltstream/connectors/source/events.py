@@ -55,6 +55,7 @@ def movie_acquired(
     movie: dict[str, str],
     mdoc: dict[str, str] | None,
     position_name: str,
+    gain_reference: dict[str, str] | None = None,
     voltage_kv: float,
     spherical_aberration_mm: float,
     amplitude_contrast: float,
@@ -71,7 +72,7 @@ def movie_acquired(
         "movie": movie,
         "movie_format": header.movie_format,
         "mdoc": mdoc,
-        "gain_reference": None,
+        "gain_reference": gain_reference,
         "acquisition_order": tilt.z_value,
         "tilt_angle_degrees": tilt.tilt_angle_degrees,
         "tilt_axis_angle_degrees": info.tilt_axis_angle_degrees or 0.0,
@@ -80,7 +81,8 @@ def movie_acquired(
         "voltage_kv": voltage_kv,
         "spherical_aberration_mm": spherical_aberration_mm,
         "amplitude_contrast": amplitude_contrast,
-        "dose_e_per_angstrom2": tilt.dose_e_per_angstrom2,
+        # unknown dose: 0 with dose_source "unknown" (the field is not nullable in the frozen schema)
+        "dose_e_per_angstrom2": tilt.dose_e_per_angstrom2 if tilt.dose_e_per_angstrom2 is not None else 0.0,
         "prior_dose_e_per_angstrom2": tilt.prior_dose_e_per_angstrom2,
         "exposure_time_seconds": tilt.exposure_time_seconds or 0.0,
         "frame_count": header.frame_count,
@@ -90,6 +92,10 @@ def movie_acquired(
         "image_shift_x_micrometres": shift[0] if shift else None,
         "image_shift_y_micrometres": shift[1] if shift else None,
         "position_name": position_name,
+        "dose_source": tilt.dose_source,
+        "mdoc_writer": info.writer,
+        "tilt_axis_source": info.tilt_axis_source,
+        "session_parameters_version": info.parameters_version,
     }
 
 
@@ -117,6 +123,8 @@ def acquisition_ended(
         "reason": reason,
         "tilt_axis_angle_degrees": info.tilt_axis_angle_degrees,
         "pixel_size_angstroms": info.pixel_size_angstroms,
+        "dose_known": info.dose_known(),
+        "session_parameters_version": info.parameters_version,
     }
 
 

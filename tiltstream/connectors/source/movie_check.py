@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from tiltstream.connectors.source.errors import CorruptMovieError
+from tiltstream.connectors.source.errors import CorruptMovieError, InvalidAcquisitionValueError
 
-__all__ = ["MovieHeader", "inspect_movie", "movie_format"]
+__all__ = ["MovieHeader", "check_pixel_size", "inspect_movie", "movie_format"]
+
+#: How far a movie header's pixel size may be from the mdoc's (after binning), as a fraction.
+PIXEL_SIZE_TOLERANCE = 0.01
 
 #: Bytes per voxel of each MRC mode (mode 101 packs two 4-bit values in a byte).
 _MRC_MODE_BYTES = {0: 1.0, 1: 2.0, 2: 4.0, 3: 4.0, 4: 8.0, 6: 2.0, 12: 2.0, 101: 0.5}
@@ -25,6 +28,7 @@ class MovieHeader:
     height_pixels: int
     frame_count: int
     size_bytes: int
+    pixel_size_angstroms: float | None = None  # from an MRC header's cell and grid; None if not written
 
 
 def movie_format(path: Path) -> str:
@@ -54,7 +58,10 @@ def _inspect_mrc(path: Path, size: int) -> MovieHeader:
         raise CorruptMovieError(
             f"{path.name}: {size} bytes, header says {expected} ({nz} frames of {nx}x{ny})"
         )
-    return MovieHeader("mrc", nx, ny, nz, size)
+    grid_x = int(words[7])
+    cell_x = float(np.frombuffer(raw[40:44], dtype="<f4")[0])
+    pixel = cell_x / grid_x if grid_x > 0 and np.isfinite(cell_x) and cell_x > 0 else None
+    return MovieHeader("mrc", nx, ny, nz, size, pixel)
 
 
 def _inspect_tiff(path: Path, size: int, kind: str) -> MovieHeader:
@@ -99,3 +106,28 @@ def inspect_movie(path: Path, expected_frames: int | None = None) -> MovieHeader
             f"{path.name}: {header.frame_count} frames, the mdoc says {expected_frames} (NumSubFrames)"
         )
     return header
+
+
+def check_pixel_size(
+    header: MovieHeader, mdoc_pixel_angstroms: float, binning: float | None, name: str
+) -> None:
+    """Refuse a movie whose header pixel size disagrees with the mdoc's by more than 1 %.
+
+    The mdoc's ``PixelSpacing`` is the saved image's; the frames may be unbinned (``Binning`` > 1 in the
+    mdoc) or super-resolution (half the pixel), so the header is compared with the mdoc's pixel at those
+    scales and must agree with one of them.
+    """
+    if header.pixel_size_angstroms is None:
+        return
+    scales = {1.0, 0.5}
+    if binning:
+        scales |= {1.0 / binning, 0.5 / binning}
+    ratios = [header.pixel_size_angstroms / (mdoc_pixel_angstroms * scale) for scale in sorted(scales)]
+    if any(abs(r - 1.0) <= PIXEL_SIZE_TOLERANCE for r in ratios):
+        return
+    raise InvalidAcquisitionValueError(
+        f"{name}: the movie header's pixel size {header.pixel_size_angstroms:.4g} Å disagrees with the "
+        f"mdoc's {mdoc_pixel_angstroms:.4g} Å (binning {binning or 1:g}, super-resolution too) by more "
+        f"than {PIXEL_SIZE_TOLERANCE:.0%}; set pixel_size_angstroms in the session parameters if the mdoc "
+        "is wrong"
+    )

@@ -15,7 +15,8 @@ from tiltstream.connectors.source.errors import (
     TransferError,
 )
 from tiltstream.connectors.source.events import movie_acquired, processing_failed
-from tiltstream.connectors.source.movie_check import MovieHeader, inspect_movie
+from tiltstream.connectors.source.gain import find_gain_reference
+from tiltstream.connectors.source.movie_check import MovieHeader, check_pixel_size, inspect_movie
 from tiltstream.connectors.source.series import MovieState, SeriesState
 
 if TYPE_CHECKING:
@@ -52,8 +53,13 @@ def _announce(
     header: MovieHeader,
     path: Path,
     delete: Path | None,
-) -> MovieStep:
+) -> MovieStep | None:
+    """The movie's ``MovieAcquired`` (or its refusal); ``None`` to try again (the gain's copy failed)."""
     assert series.info is not None
+    try:
+        gain = _gain_data_path(watcher, series, movie)
+    except TransferError:
+        return None
     value = movie_acquired(
         series.context,
         tilt=movie.tilt,
@@ -62,15 +68,32 @@ def _announce(
         movie=watcher.event_root.data_path(path),
         mdoc=watcher.mdoc_data_path(series),
         position_name=series.position_name,
-        voltage_kv=series.info.voltage_kv or 300.0,
-        spherical_aberration_mm=watcher.settings.spherical_aberration_mm,
+        gain_reference=gain,
+        voltage_kv=series.info.voltage_kv,
+        spherical_aberration_mm=watcher.spherical_aberration_mm(),
         amplitude_contrast=watcher.settings.amplitude_contrast,
     )
     try:
         check_movie_event(value, movie.tilt.sub_frame_name)
+        if watcher.parameters.pixel_size_angstroms is None:
+            check_pixel_size(
+                header, value["pixel_size_angstroms"], movie.tilt.binning, movie.tilt.sub_frame_name
+            )
     except InvalidAcquisitionValueError as exc:
         return _refuse(series, movie, exc)
     return MovieStep("MovieAcquired", value, delete)
+
+
+def _gain_data_path(watcher: Watcher, series: SeriesState, movie: MovieState) -> dict[str, str] | None:
+    """The gain reference as a data path (its verified copy when transferring), or ``None``."""
+    gain = find_gain_reference(watcher, series, movie.tilt.gain_reference_name)
+    if gain is None:
+        return None
+    if watcher.settings.transfer_to is None:
+        return watcher.source_root.data_path(gain)
+    destination = watcher.destination_for(gain)
+    watcher.transfer(gain, destination)
+    return watcher.event_root.data_path(destination)
 
 
 def consider_movie(watcher: Watcher, series: SeriesState, movie: MovieState, now: float) -> MovieStep | None:

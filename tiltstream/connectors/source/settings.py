@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tiltstream.connectors.source.parameters import SessionParameters
 from tiltstream.settings import KafkaSettings, TopicSettings
 
 __all__ = ["SourceSettings"]
@@ -17,7 +18,8 @@ class SourceSettings(BaseSettings):
 
     ``data_root`` is the mount point the root name ``root_name`` stands for (the session directory's
     parent when unset); with ``transfer_to`` the files are copied under that directory, which is then
-    the mount point of ``root_name``. Events name files only as ``{root, path}``.
+    the mount point of ``root_name``. Events name files only as ``{root, path}``. ``parameters`` are the
+    session's operator-set values (``TILTSTREAM_SOURCE_PARAMETERS__TIME_ZONE=Europe/London`` and so on).
     """
 
     model_config = SettingsConfigDict(env_prefix="TILTSTREAM_SOURCE_", frozen=True, extra="ignore")
@@ -44,3 +46,4 @@ class SourceSettings(BaseSettings):
     history_margin_seconds: float = Field(default=86400.0, ge=0)
     metrics_port: int | None = None
     exit_when_done: bool = False
+    parameters: SessionParameters = Field(default_factory=SessionParameters)

@@ -27,11 +27,13 @@ from tiltstream.connectors.source.errors import (
 )
 from tiltstream.connectors.source.events import SeriesContext, acquisition_ended, processing_failed
 from tiltstream.connectors.source.history import EmittedHistory, EndFollower, read_history
-from tiltstream.connectors.source.mdoc import read_mdoc
+from tiltstream.connectors.source.mdoc import read_mdoc, series_name
 from tiltstream.connectors.source.metrics import WatcherMetrics
 from tiltstream.connectors.source.movies import MovieStep, consider_movie
+from tiltstream.connectors.source.parameters import SessionParameters
 from tiltstream.connectors.source.paths import DataRoot
 from tiltstream.connectors.source.series import SeriesState
+from tiltstream.connectors.source.session_events import ParametersFollower, latest_parameters
 from tiltstream.connectors.source.settings import SourceSettings
 from tiltstream.connectors.source.transfer import TransferResult, transfer_file
 from tiltstream.log import get_logger
@@ -103,6 +105,8 @@ class Watcher:
         self.history = EmittedHistory()
         self.series: dict[Path, SeriesState] = {}
         self._follower: EndFollower | None = None
+        self._parameters_follower: ParametersFollower | None = None
+        self.parameters: SessionParameters = settings.parameters
         # bound here, not at import, so that the entry point's logging configuration applies
         self._log = get_logger(__name__).bind(session_id=self.session_id, microscope=settings.microscope)
 
@@ -112,6 +116,9 @@ class Watcher:
         """Follow operator ends, read back what was already emitted, and clear stale partial copies."""
         self._follower = EndFollower(self.settings.kafka, self.catalogue, self.session_id)
         self._follower.start()
+        self._parameters_follower = ParametersFollower(self.settings.kafka, self.catalogue, self.session_id)
+        self._parameters_follower.start()
+        self._take_parameters(latest_parameters(self.settings.kafka, self.catalogue, self.session_id))
         since = self._oldest_file_time() - timedelta(seconds=self.settings.history_margin_seconds)
         self.history = read_history(self.settings.kafka, self.catalogue, self.session_id, since)
         self.emitted |= self.history.event_ids
@@ -146,6 +153,8 @@ class Watcher:
         """Stop following and flush the producer."""
         if self._follower is not None:
             self._follower.close()
+        if self._parameters_follower is not None:
+            self._parameters_follower.close()
         with contextlib.suppress(DeliveryError):
             self.producer.flush(30)
 
@@ -161,6 +170,8 @@ class Watcher:
     def scan_once(self) -> None:
         """One pass: refresh mdocs, find complete movies, decide ends; send and wait for the acks."""
         now = time.monotonic()
+        if self._parameters_follower is not None:
+            self._take_parameters(self._parameters_follower.latest())
         pending: list[Pending] = []
         for path in sorted(self.session_dir.glob("*.mdoc")):
             series = self.series.get(path) or self._new_series(path, now)
@@ -177,14 +188,27 @@ class Watcher:
         self._send(ends)
         self.metrics.open_series.set(sum(not s.ended for s in self.series.values()))
 
+    def _take_parameters(self, latest: SessionParameters | None) -> None:
+        """Apply a newer version of the session parameters (from the topic) to what is read from now on:
+        every mdoc is read again with it (new movies get its values; a series refused for a missing value
+        is looked at again)."""
+        if latest is None or latest.version <= self.parameters.version:
+            return
+        self.parameters = latest
+        self._log.info("session parameters applied", version=latest.version)
+        for series in self.series.values():
+            series.parsed_signature = None
+            if series.info is None:
+                series.refused = False
+
     def _new_series(self, path: Path, now: float) -> SeriesState:
         ctx = SeriesContext(
             microscope=self.settings.microscope,
             session_id=self.session_id,
-            tilt_series_id=f"{self.session_id}:{path.stem}",
+            tilt_series_id=f"{self.session_id}:{series_name(path)}",
             instance=self.settings.instance,
         )
-        series = SeriesState(ctx, path.stem, path, last_activity=now)
+        series = SeriesState(ctx, series_name(path), path, last_activity=now)
         self.series[path] = series
         self.metrics.files_seen.labels("mdoc").inc()
         return series
@@ -208,9 +232,7 @@ class Watcher:
             return []
         series.parsed_signature = signature
         try:
-            info = read_mdoc(resolved)
-            if any((t.pixel_size_angstroms or info.pixel_size_angstroms) is None for t in info.tilts):
-                raise MdocParseError(f"{resolved.name}: no PixelSpacing")
+            info = read_mdoc(resolved, self.parameters)
             check_series_values(series.context, info, resolved.name)
         except (AcquisitionInputError, OSError) as exc:
             error = exc if isinstance(exc, AcquisitionInputError) else MdocParseError(str(exc))
@@ -393,6 +415,11 @@ class Watcher:
                     with contextlib.suppress(OSError):
                         oldest = min(oldest, entry.stat(follow_symlinks=False).st_mtime)
         return datetime.fromtimestamp(oldest, UTC)
+
+    def spherical_aberration_mm(self) -> float:
+        """Cs: the session parameters' override, else the configured default."""
+        override = self.parameters.spherical_aberration_mm
+        return override if override is not None else self.settings.spherical_aberration_mm
 
     def refusal_ids(self, series: SeriesState, subject: str) -> set[str]:
         """Ids the ProcessingFailed refusing ``subject`` would have, whatever the reason."""

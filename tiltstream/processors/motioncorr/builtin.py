@@ -76,7 +76,8 @@ def correct_movie_builtin(
                 parameters.prior_dose_e_per_angstrom2,
                 parameters.voltage_kv,
             )
-            if parameters.dose_weighting
+            # a dose of 0 is the source's "unknown" (ExposureDose 0: not calibrated): no weighting then
+            if parameters.dose_weighting and parameters.dose_per_frame_e_per_angstrom2 > 0
             else None
         )
     applied = -displacement.flip(1).cpu().numpy().astype(np.float64)  # (t, 2) xy

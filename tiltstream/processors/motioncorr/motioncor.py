@@ -21,7 +21,7 @@ from tiltstream.processors.runtime.errors import CorruptInputError, TransientErr
 from tiltstream.processors.runtime.input_files import open_regular
 from tiltstream.processors.runtime.volume_io import read_mrc
 
-__all__ = ["MotionCorCommand", "parse_motioncor_shifts", "run_motioncor"]
+__all__ = ["MotionCorCommand", "fm_int_file_text", "parse_motioncor_shifts", "run_motioncor"]
 
 _FRAME_LINE = re.compile(r"Frame\s*\(\s*(\d+)\)\s*shift:\s*([-+0-9.eE]+)\s+([-+0-9.eE]+)")
 
@@ -37,6 +37,11 @@ class MotionCorCommand:
     log_dir: Path
     parameters: MotionParameters
     gain: Path | None = None
+    gain_rotation_quarter_turns: int = 0  # -RotGain: 0 none, 1 90°, 2 180°, 3 270° (counter-clockwise)
+    gain_flip: int = 0  # -FlipGain: 0 none, 1 about the horizontal axis (flip up-down), 2 about the vertical
+    defect_file: Path | None = None  # -DefectFile: the camera's defect list
+    eer_sampling: int = 1  # -EerSampling: 1 physical pixels, 2 super-resolution (4K -> 8K)
+    fm_int_file: Path | None = None  # -FmIntFile: EER frames per rendered frame and the dose of each
     gpu: str = "0"
     iterations: int = 10
     tolerance_pixels: float = 0.5
@@ -58,14 +63,43 @@ class MotionCorCommand:
             "-Gpu", self.gpu,
             "-LogDir", f"{self.log_dir}/",
         ]  # fmt: skip
-        if p.dose_weighting:
+        if p.dose_weighting and p.dose_per_frame_e_per_angstrom2 > 0:  # 0: the dose is unknown
             argv += [
                 "-FmDose", f"{p.dose_per_frame_e_per_angstrom2:g}",
                 "-InitDose", f"{p.prior_dose_e_per_angstrom2:g}",
             ]  # fmt: skip
+        return argv + self._gain_and_detector_options()
+
+    def _gain_and_detector_options(self) -> list[str]:
+        """Gain (with its rotation and flip), defects, and EER rendering (MotionCor2 1.4+ / MotionCor3)."""
+        if self.gain_rotation_quarter_turns not in (0, 1, 2, 3) or self.gain_flip not in (0, 1, 2):
+            raise ValueError(
+                f"gain rotation {self.gain_rotation_quarter_turns} / flip {self.gain_flip}: "
+                "MotionCor2 takes -RotGain 0-3 and -FlipGain 0-2"
+            )
+        argv: list[str] = []
         if self.gain is not None:
             argv += ["-Gain", str(self.gain)]
+            argv += ["-RotGain", str(self.gain_rotation_quarter_turns), "-FlipGain", str(self.gain_flip)]
+        if self.defect_file is not None:
+            argv += ["-DefectFile", str(self.defect_file)]
+        if self.movie_format == "eer":
+            if self.eer_sampling not in (1, 2):
+                raise ValueError(f"EER sampling {self.eer_sampling}: MotionCor2 takes -EerSampling 1 or 2")
+            argv += ["-EerSampling", str(self.eer_sampling)]
+            if self.fm_int_file is not None:
+                argv += ["-FmIntFile", str(self.fm_int_file)]
         return argv
+
+
+def fm_int_file_text(
+    eer_frames: int, frames_per_group: int, dose_per_eer_frame_e_per_angstrom2: float
+) -> str:
+    """MotionCor2's ``-FmIntFile`` for EER: one line ``TOTAL_FRAMES GROUP DOSE`` (frames rendered per
+    output frame, and the dose of one EER frame); MotionCor2 groups ``GROUP`` EER frames into each."""
+    if eer_frames < 1 or not 1 <= frames_per_group <= eer_frames:
+        raise ValueError(f"EER grouping {frames_per_group} of {eer_frames} frames is impossible")
+    return f"{eer_frames} {frames_per_group} {dose_per_eer_frame_e_per_angstrom2:.6g}\n"
 
 
 def parse_motioncor_shifts(text: str) -> np.ndarray:
@@ -113,7 +147,8 @@ def run_motioncor(command: MotionCorCommand, timeout_seconds: float) -> MotionRe
     main = read_mrc(open_regular(command.output), permissive=True)
     summed, weighted = main, None
     not_weighted = command.output.with_name(f"{command.output.stem}_DW{command.output.suffix}")
-    if command.parameters.dose_weighting and not_weighted.exists():
+    weighting = command.parameters.dose_weighting and command.parameters.dose_per_frame_e_per_angstrom2 > 0
+    if weighting and not_weighted.exists():
         # MotionCor2 writes the plain sum to -OutMrc and the dose-weighted one beside it as _DW
         weighted = read_mrc(open_regular(not_weighted), permissive=True)
     version = re.search(r"MotionCor[23]?\s*(?:version\s*)?([0-9][0-9.]*)", done.stdout)
