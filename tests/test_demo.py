@@ -96,6 +96,7 @@ def test_demo_watcher_transfers_each_movie_checksummed_before_announcing_it(
         database_url="sqlite://",
         session_id="cm40000-1",
         metrics_base_port=0,
+        tilts_per_series=len(originals),  # one series: it ends as soon as its last movie is announced
         detector_root=detector,
     )
     (watch,) = [spec for spec in pipeline_services(layout) if spec.name == "watch"]
@@ -107,7 +108,7 @@ def test_demo_watcher_transfers_each_movie_checksummed_before_announcing_it(
         "TILTSTREAM_SOURCE_POLL_INTERVAL_SECONDS": "0.05",
         "TILTSTREAM_SOURCE_MDOC_SETTLE_SECONDS": "0.1",
     }
-    argv = [*watch.argv, "--exit-when-done", "--series-settle-seconds", "1"]
+    argv = [*watch.argv, "--exit-when-done"]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=150)
     assert done.returncode == 0, done.stderr[-3000:]
     copies = raw / "cm40000-1" / "frames"
