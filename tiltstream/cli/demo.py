@@ -207,6 +207,67 @@ def _full_pipeline(options: DemoOptions, *, web: bool) -> None:
         _serve_web(options)
 
 
+def _backbone_only(
+    settings: CliSettings,
+    *,
+    duration: float | None,
+    rate: float,
+    positions: int,
+    tilts: int,
+    keep_broker: bool,
+) -> None:
+    """The broker, the topics and a live tail of sample events (``tiltstream demo --backbone-only``)."""
+    broker = LocalBroker(settings.broker)
+    version = settings.broker.kafka_version
+    try:
+        with console.status(f"Kafka {version}: fetching its jars from Maven Central (cached after once)…"):
+            fetch_kafka(settings.broker)
+        with console.status(f"Kafka {version}: starting a single-node KRaft broker…"):
+            started = broker.start()
+    except (KafkaFetchError, BrokerError) as exc:
+        console.print(f"[red]could not start the local broker:[/] {exc}")
+        raise typer.Exit(1) from None
+    bootstrap = broker.bootstrap_servers
+    state = "started" if started else "already running"
+    console.print(f"[green]Kafka {version}[/] {state} on [bold]{bootstrap}[/] (state in {broker.state_dir})")
+    kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
+    catalogue = Catalogue(settings.topics)
+    admin = create_admin(kafka)
+    topics = laid_out_topics(catalogue)
+    changes = apply_topics(admin, topics)
+    created = sum(c.action.value == "created" for c in changes)
+    found = describe_topics(admin, [t.name for t in topics])
+    table = Table("topic", "record", "partitions", "cleanup", "retention", title="the pipeline's topics")
+    for topic in topics:
+        table.add_row(
+            topic.name,
+            topic.record or ("(raw bytes)" if topic.is_dead_letter else "(schemas by fingerprint)"),
+            str(found[topic.name].partitions),
+            topic.config["cleanup.policy"],
+            topic_retention(int(topic.config["retention.ms"]) if "retention.ms" in topic.config else None),
+        )
+    console.print(table)
+    console.print(f"{created} topic(s) created, {len(changes) - created} already in place.")
+    console.print(
+        "[dim]Sample events of a small PACE session stand in for the microscope and the processing "
+        "services until they join the demo. Ctrl-C stops.[/]"
+    )
+    try:
+        counts = _follow(
+            settings, kafka, catalogue, duration=duration, rate=rate, positions=positions, tilts=tilts
+        )
+    finally:
+        # every client of _follow is gone by now, so stopping the broker leaves none retrying
+        if started and not keep_broker:
+            with console.status("stopping the broker…"):
+                broker.stop()
+            console.print("broker stopped")
+        elif started:
+            console.print(f"broker left running on {bootstrap}: `tiltstream broker stop` stops it")
+    seen = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    console.print(f"{sum(counts.values())} events seen: {seen}")
+
+
 def create_app(settings: CliSettings) -> typer.Typer:
     """Build the ``demo`` command."""
     app = typer.Typer()
@@ -242,60 +303,13 @@ def create_app(settings: CliSettings) -> typer.Typer:
             )
             _full_pipeline(options, web=web)
             return
-        broker = LocalBroker(settings.broker)
-        version = settings.broker.kafka_version
-        try:
-            with console.status(
-                f"Kafka {version}: fetching its jars from Maven Central (cached after once)…"
-            ):
-                fetch_kafka(settings.broker)
-            with console.status(f"Kafka {version}: starting a single-node KRaft broker…"):
-                started = broker.start()
-        except (KafkaFetchError, BrokerError) as exc:
-            console.print(f"[red]could not start the local broker:[/] {exc}")
-            raise typer.Exit(1) from None
-        bootstrap = broker.bootstrap_servers
-        state = "started" if started else "already running"
-        console.print(
-            f"[green]Kafka {version}[/] {state} on [bold]{bootstrap}[/] (state in {broker.state_dir})"
+        _backbone_only(
+            settings,
+            duration=duration,
+            rate=rate,
+            positions=positions,
+            tilts=tilts,
+            keep_broker=keep_broker,
         )
-        kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
-        catalogue = Catalogue(settings.topics)
-        admin = create_admin(kafka)
-        topics = laid_out_topics(catalogue)
-        changes = apply_topics(admin, topics)
-        created = sum(c.action.value == "created" for c in changes)
-        found = describe_topics(admin, [t.name for t in topics])
-        table = Table("topic", "record", "partitions", "cleanup", "retention", title="the pipeline's topics")
-        for topic in topics:
-            table.add_row(
-                topic.name,
-                topic.record or ("(raw bytes)" if topic.is_dead_letter else "(schemas by fingerprint)"),
-                str(found[topic.name].partitions),
-                topic.config["cleanup.policy"],
-                topic_retention(
-                    int(topic.config["retention.ms"]) if "retention.ms" in topic.config else None
-                ),
-            )
-        console.print(table)
-        console.print(f"{created} topic(s) created, {len(changes) - created} already in place.")
-        console.print(
-            "[dim]Sample events of a small PACE session stand in for the microscope and the processing "
-            "services until they join the demo. Ctrl-C stops.[/]"
-        )
-        try:
-            counts = _follow(
-                settings, kafka, catalogue, duration=duration, rate=rate, positions=positions, tilts=tilts
-            )
-        finally:
-            # every client of _follow is gone by now, so stopping the broker leaves none retrying
-            if started and not keep_broker:
-                with console.status("stopping the broker…"):
-                    broker.stop()
-                console.print("broker stopped")
-            elif started:
-                console.print(f"broker left running on {bootstrap}: `tiltstream broker stop` stops it")
-        seen = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        console.print(f"{sum(counts.values())} events seen: {seen}")
 
     return app
