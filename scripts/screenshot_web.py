@@ -58,7 +58,7 @@ def _serving(settings: WebSettings) -> Iterator[str]:
         thread.join(15)
 
 
-def screenshot(workdir: Path, session_id: str, output: Path, width_pixels: int = 1400) -> int:
+def screenshot(workdir: Path, session_id: str, output: Path, width_pixels: int = 1100) -> int:
     """Write the session page of the demo session in ``workdir`` to ``output``; return the series shown."""
     database = workdir / "ispyb.sqlite"
     if not database.is_file():
@@ -76,7 +76,7 @@ def screenshot(workdir: Path, session_id: str, output: Path, width_pixels: int =
     )
     with _serving(settings) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=browser_path, headless=True)
-        page = browser.new_page(viewport={"width": width_pixels, "height": 800})
+        page = browser.new_page(viewport={"width": width_pixels, "height": 360})
         page.goto(f"{base}/sessions/{session_id}?token={token}")
         page.wait_for_selector("#series tbody tr[data-series]", timeout=WAIT_MS)
         page.wait_for_function(f"() => {LOADED}", timeout=WAIT_MS)
