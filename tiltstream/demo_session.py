@@ -30,13 +30,14 @@ class DemoResult:
 
 def run_demo_session(
     options: DemoOptions,
-    on_progress: Callable[[dict[str, dict[str, Any]]], None] | None = None,
+    on_progress: Callable[[dict[str, dict[str, Any]], dict[str, tuple[int, int]]], None] | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Run a whole session; return every series' final status, the summary and where the time went.
 
     The broker runs in ``workdir/broker`` and stops at the end (its data stay for inspection). A session
-    that does not finish by ``options.timeout_seconds`` returns what it reached.
+    that does not finish by ``options.timeout_seconds`` returns what it reached. ``on_progress`` gets
+    every series' status and :meth:`~tiltstream.live_session.LiveSession.stage_counts`.
     """
     with LiveSession(options) as session:
         if on_ready:
@@ -46,7 +47,7 @@ def run_demo_session(
         while time.monotonic() < session.deadline:
             statuses = session.statuses()
             if on_progress:
-                on_progress(statuses)
+                on_progress(statuses, session.stage_counts())
             if session.finished(statuses):
                 break
             time.sleep(2.0)
@@ -54,8 +55,10 @@ def run_demo_session(
         with contextlib.suppress(SessionTimeoutError):
             session.wait_until("the ISPyB sink to catch up", session.sink_caught_up)
         kafka, catalogue, serde = session.kafka, session.catalogue, session.serde
+        # a movie is complete when the microscope finished writing it, before any transfer
+        roots = {"raw": session.detector or session.raw, "processed": session.processed}
         return DemoResult(
             statuses,
             summarise_session(kafka, catalogue, serde),
-            session_latencies(kafka, catalogue, serde, {"raw": session.raw, "processed": session.processed}),
+            session_latencies(kafka, catalogue, serde, roots),
         )

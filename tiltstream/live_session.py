@@ -67,6 +67,8 @@ class DemoOptions:
     """How big the simulated session is and where everything goes.
 
     ``extra_env`` overrides :data:`DEMO_SETTINGS` for every service (``TILTSTREAM_*`` variables).
+    ``transfer``: the microscope writes to ``workdir/detector`` and the watcher copies each movie into
+    ``workdir/raw`` (checksummed) before announcing it, the path a facility's detector disk takes.
     """
 
     workdir: Path
@@ -80,6 +82,8 @@ class DemoOptions:
     database_url: str | None = None
     timeout_seconds: float = 900.0
     seed: int = 1
+    transfer: bool = False
+    web_port: int = 8080
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -105,7 +109,8 @@ class LiveSession:
         self.options = options
         work = options.workdir
         self.raw, self.processed, self.logs = work / "raw", work / "processed", work / "logs"
-        self.session_dir = self.raw / options.session_id
+        self.detector = work / "detector" if options.transfer else None
+        self.session_dir = (self.detector or self.raw) / options.session_id
         self.database_url = options.database_url or f"sqlite:///{work / 'ispyb.sqlite'}"
         self.broker = LocalBroker(LocalBrokerSettings(state_dir=work / "broker", port=0, controller_port=0))
         self.catalogue = Catalogue(TopicSettings(partitions=int(options.env["TILTSTREAM_TOPICS_PARTITIONS"])))
@@ -122,8 +127,8 @@ class LiveSession:
         work = self.options.workdir
         if work.exists():
             shutil.rmtree(work)
-        for folder in (self.session_dir, self.processed, self.logs):
-            folder.mkdir(parents=True)
+        for folder in (self.session_dir, self.raw, self.processed, self.logs):
+            folder.mkdir(parents=True, exist_ok=True)
         try:
             self.broker.start()
             self.kafka = KafkaSettings(bootstrap_servers=self.broker.bootstrap_servers)
@@ -139,6 +144,7 @@ class LiveSession:
                 session_id=self.options.session_id,
                 metrics_base_port=0,
                 tilts_per_series=self.options.tilts,
+                detector_root=self.detector,
                 extra_env=self.env,
             )
             self.supervisor = Supervisor(pipeline_services(layout), self.logs)
@@ -236,6 +242,28 @@ class LiveSession:
             low, high = watermarks_with_retry(self._counter, TopicPartition(topic.name, partition), 10.0)
             total += high - low
         return total
+
+    def stage_counts(self) -> dict[str, tuple[int, int]]:
+        """Per stage, how far the session is: ``(done, expected)`` movies or tilt series.
+
+        Written movies are counted on the microscope's disk; the rest are the stages' events on their
+        topics (redeliveries are capped at what is expected).
+        """
+        movies, series = self.options.positions * self.options.tilts, self.options.positions
+        frames = self.session_dir / "frames"
+        written = sum(not p.name.startswith(".") for p in frames.iterdir()) if frames.is_dir() else 0
+        counts = {"written by the microscope": (written, movies)}
+        announced = "transferred and announced" if self.detector else "announced"
+        stages = [
+            (announced, "movie.acquired", movies),
+            ("motion-corrected", "movie.motion-corrected", movies),
+            ("CTF estimated", "micrograph.ctf-estimated", movies),
+            ("reconstructed", "tomogram.reconstructed", series),
+            ("denoised", "tomogram.denoised", series),
+        ]
+        for name, suffix, expected in stages:
+            counts[name] = (min(self.count(suffix), expected), expected)
+        return counts
 
     def finished(self, statuses: Mapping[str, Mapping[str, Any]]) -> bool:
         """Every series of the session has reached a terminal state and the microscope is done."""

@@ -39,6 +39,9 @@ class PipelineLayout:
         Names the watcher puts in the events.
     metrics_base_port
         Services listen on consecutive ports from here (0: let each pick a free one).
+    detector_root
+        When set, ``session_dir`` lies on this detector disk and the watcher copies each movie into
+        ``raw_root`` (checksummed) before announcing it, as at a facility.
     extra_env
         More ``TILTSTREAM_*`` settings for every service (device, thresholds, tilt counts ...).
     """
@@ -53,6 +56,7 @@ class PipelineLayout:
     microscope: str = "m01"
     metrics_base_port: int = 9401
     tilts_per_series: int | None = None
+    detector_root: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def port(self, index: int) -> str:
@@ -87,7 +91,7 @@ def pipeline_services(layout: PipelineLayout, registry: StageRegistry = REGISTRY
         "watch",
         str(layout.session_dir),
         "--data-root",
-        str(layout.raw_root),
+        str(layout.detector_root or layout.raw_root),
         "--root-name",
         "raw",
         "--session-id",
@@ -97,6 +101,8 @@ def pipeline_services(layout: PipelineLayout, registry: StageRegistry = REGISTRY
         "--metrics-port",
         layout.port(0),
     ]
+    if layout.detector_root is not None:
+        watch += ["--transfer-to", str(layout.raw_root)]
     if layout.tilts_per_series:
         watch += ["--tilts-per-series", str(layout.tilts_per_series)]
     specs = [ServiceSpec("watch", watch, env)]

@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from tiltstream.settings import KafkaSettings
@@ -14,20 +15,20 @@ from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.reader import ReadEvent, StartAt, read_events
 from tiltstream.streams.serde import AvroSerde
 
-__all__ = ["SeriesSummary", "progress_table", "summarise_session", "summary_table"]
+__all__ = ["SeriesSummary", "progress_table", "short_name", "summarise_session", "summary_table"]
 
 TERMINAL_STATES = frozenset({"denoised", "failed"})
 
 
 def progress_table(statuses: dict[str, dict[str, Any]]) -> Table:
     """One row per series: state and tilt counts, from the ``tiltseries.status`` topic."""
-    table = Table("tilt series", "state", "acquired", "corrected", "CTF", "failed", "excluded", "version")
+    table = Table("series", "state", "acquired", "corrected", "CTF", "failed", "excluded", "version")
     table.title = "tilt series (live)"
     colours = {"denoised": "green", "reconstructed": "cyan", "requested": "yellow", "failed": "red"}
     for series, value in statuses.items():
         state = value["state"]
         table.add_row(
-            series,
+            short_name(series),
             f"[{colours.get(state, 'white')}]{state}[/]",
             *(
                 str(value[k])
@@ -115,37 +116,46 @@ def summarise_session(settings: KafkaSettings, catalogue: Catalogue, serde: Avro
     return summaries
 
 
+def short_name(tilt_series_id: str) -> str:
+    """The series' name within its session (``cm40000-1:Position_1`` is ``Position_1``)."""
+    return tilt_series_id.rpartition(":")[2]
+
+
+def _or_dash(value: float | None, spec: str, unit: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{unit}"
+
+
 def summary_table(summaries: list[SeriesSummary]) -> Table:
-    """The closing table of the demo."""
+    """The closing table of the demo: one line per series, narrow enough for an 80-column terminal.
+
+    Series are named within their session (the session is in the title); the files are in the
+    session's processed folder, which the demo prints below the table.
+    """
+    sessions = sorted({s.tilt_series_id.rpartition(":")[0] for s in summaries} - {""})
     table = Table(
-        "tilt series",
+        "series",
         "state",
         "used",
-        "excluded",
+        "excl",
         "motion Å",
         "defocus µm",
-        "tomogram",
-        "denoised",
-        "last tilt → tomogram",
+        "to tomogram",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
     )
-    table.title = "session summary"
+    table.title = f"session {', '.join(sessions)}" if sessions else "session summary"
     for s in summaries:
-        defocus = (
-            f"{s.defocus_range_micrometres[0]:.2f} to {s.defocus_range_micrometres[1]:.2f}"
-            if s.defocus_range_micrometres
-            else "-"
-        )
+        defocus = s.defocus_range_micrometres
         table.add_row(
-            s.tilt_series_id,
+            short_name(s.tilt_series_id),
             s.state,
             str(s.tilts_used),
             str(s.tilts_excluded),
-            f"{s.mean_motion_angstroms:.1f}" if s.mean_motion_angstroms is not None else "-",
-            defocus,
-            s.tomogram or "-",
-            s.denoised or "-",
-            f"{s.seconds_last_tilt_to_tomogram:.0f} s"
-            if s.seconds_last_tilt_to_tomogram is not None
-            else "-",
+            _or_dash(s.mean_motion_angstroms, ".1f"),
+            f"{defocus[0]:.2f}-{defocus[1]:.2f}" if defocus else "-",
+            _or_dash(s.seconds_last_tilt_to_tomogram, ".0f", " s"),
         )
+    for column in table.columns:
+        column.no_wrap = True
     return table
