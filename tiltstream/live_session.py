@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -32,7 +32,7 @@ from tiltstream.streams.reader import StartAt, read_events, watermarks_with_retr
 from tiltstream.streams.schema_topic import schema_aware_serde
 from tiltstream.streams.serde import AvroSerde
 from tiltstream.streams.status_view import pipeline_groups, series_statuses
-from tiltstream.supervisor import Supervisor
+from tiltstream.supervisor import ServiceSpec, Supervisor
 
 __all__ = ["DEMO_SETTINGS", "DemoOptions", "LiveSession", "SessionTimeoutError"]
 
@@ -67,6 +67,10 @@ class DemoOptions:
     """How big the simulated session is and where everything goes.
 
     ``extra_env`` overrides :data:`DEMO_SETTINGS` for every service (``TILTSTREAM_*`` variables).
+    ``more_sessions`` are further ``(microscope, session id)`` pairs acquired at the same time as
+    ``session_id`` on ``microscope``, each by its own simulated microscope and watcher, the same size.
+    ``create_tables`` runs ``sink ispyb init-db`` first: off for a facility's database, whose schema (the
+    canonical one) exists and whose processing role may not create tables.
     """
 
     workdir: Path
@@ -77,6 +81,9 @@ class DemoOptions:
     step_degrees: float = 6.0
     rate_movies_per_second: float = 2.0
     session_id: str = "cm40000-1"
+    microscope: str = "m01"
+    more_sessions: tuple[tuple[str, str], ...] = ()
+    create_tables: bool = True
     database_url: str | None = None
     timeout_seconds: float = 900.0
     seed: int = 1
@@ -86,6 +93,11 @@ class DemoOptions:
     def tilts(self) -> int:
         """Tilts per series of the simulated scheme."""
         return 2 * round(self.max_tilt_degrees / self.step_degrees) + 1
+
+    @property
+    def sessions(self) -> tuple[tuple[str, str], ...]:
+        """Every ``(microscope, session id)`` of the run, the first one's first."""
+        return ((self.microscope, self.session_id), *self.more_sessions)
 
     @property
     def env(self) -> dict[str, str]:
@@ -111,6 +123,7 @@ class LiveSession:
         self.catalogue = Catalogue(TopicSettings(partitions=int(options.env["TILTSTREAM_TOPICS_PARTITIONS"])))
         self.supervisor: Supervisor | None = None
         self.simulator: subprocess.Popen[bytes] | None = None
+        self.simulators: list[subprocess.Popen[bytes]] = []  # every session's, the first one's first
         self.kafka = KafkaSettings()
         self._serde: AvroSerde | None = None
         self._counter: Consumer | None = None
@@ -122,13 +135,14 @@ class LiveSession:
         work = self.options.workdir
         if work.exists():
             shutil.rmtree(work)
-        for folder in (self.session_dir, self.processed, self.logs):
+        for folder in (*(self.raw / s for _, s in self.options.sessions), self.processed, self.logs):
             folder.mkdir(parents=True)
         try:
             self.broker.start()
             self.kafka = KafkaSettings(bootstrap_servers=self.broker.bootstrap_servers)
             apply_topics(create_admin(self.kafka), laid_out_topics(self.catalogue))
-            self._cli("sink", "ispyb", "init-db", "--url", self.database_url)
+            if self.options.create_tables:
+                self._cli("sink", "ispyb", "init-db", "--url", self.database_url)
             layout = PipelineLayout(
                 session_dir=self.session_dir,
                 raw_root=self.raw,
@@ -137,16 +151,30 @@ class LiveSession:
                 bootstrap_servers=self.kafka.bootstrap_servers,
                 database_url=self.database_url,
                 session_id=self.options.session_id,
+                microscope=self.options.microscope,
                 metrics_base_port=0,
                 tilts_per_series=self.options.tilts,
                 extra_env=self.env,
             )
-            self.supervisor = Supervisor(pipeline_services(layout), self.logs)
+            self.supervisor = Supervisor(
+                [*pipeline_services(layout), *self._more_watchers(layout)], self.logs
+            )
             self.supervisor.start()
         except BaseException:
             self.close()
             raise
         return self
+
+    def _more_watchers(self, layout: PipelineLayout) -> list[ServiceSpec]:
+        """A watcher ``watch-<session id>`` for each of ``options.more_sessions``."""
+        watchers = []
+        for microscope, session_id in self.options.more_sessions:
+            other = replace(
+                layout, session_dir=self.raw / session_id, session_id=session_id, microscope=microscope
+            )
+            watch = pipeline_services(other)[0]
+            watchers.append(replace(watch, name=f"watch-{session_id}"))
+        return watchers
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
@@ -155,9 +183,10 @@ class LiveSession:
 
     def close(self) -> None:
         """Stop the microscope, drain every service, stop the broker."""
-        if self.simulator is not None and self.simulator.poll() is None:
-            self.simulator.terminate()
-            self.simulator.wait(30)
+        for simulator in self.simulators:
+            if simulator.poll() is None:
+                simulator.terminate()
+                simulator.wait(30)
         if self._counter is not None:
             self._counter.close()
             self._counter = None
@@ -185,19 +214,28 @@ class LiveSession:
         return self._serde
 
     def acquire(self) -> None:
-        """Start the simulated microscope (its output in ``logs/simulate.log``)."""
+        """Start each session's simulated microscope (seeds ``seed``, ``seed + 1`` …).
+
+        The first one's output goes to ``logs/simulate.log``, the others' to
+        ``logs/simulate-<session id>.log``.
+        """
         o = self.options
-        simulate = [
-            "simulate", str(self.session_dir), "--positions", str(o.positions),
-            "--size", str(o.size_pixels), "--frames", str(o.frames),
-            "--max-tilt", str(o.max_tilt_degrees), "--step", str(o.step_degrees),
-            "--rate", str(o.rate_movies_per_second), "--session-id", o.session_id,
-            "--seed", str(o.seed), "--start-time", "now",
-        ]  # fmt: skip
-        with (self.logs / "simulate.log").open("wb") as out:
-            self.simulator = subprocess.Popen(
-                [*_tiltstream(), *simulate], stdout=out, stderr=subprocess.STDOUT, env=self._environ()
-            )
+        for index, (microscope, session_id) in enumerate(o.sessions):
+            simulate = [
+                "simulate", str(self.raw / session_id), "--positions", str(o.positions),
+                "--size", str(o.size_pixels), "--frames", str(o.frames),
+                "--max-tilt", str(o.max_tilt_degrees), "--step", str(o.step_degrees),
+                "--rate", str(o.rate_movies_per_second), "--session-id", session_id,
+                "--microscope", microscope, "--seed", str(o.seed + index), "--start-time", "now",
+            ]  # fmt: skip
+            log = "simulate.log" if index == 0 else f"simulate-{session_id}.log"
+            with (self.logs / log).open("wb") as out:
+                self.simulators.append(
+                    subprocess.Popen(
+                        [*_tiltstream(), *simulate], stdout=out, stderr=subprocess.STDOUT, env=self._environ()
+                    )
+                )
+        self.simulator = self.simulators[0]
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run ``tiltstream ARGS`` against this session's cluster; its output is returned as text."""
@@ -238,11 +276,11 @@ class LiveSession:
         return total
 
     def finished(self, statuses: Mapping[str, Mapping[str, Any]]) -> bool:
-        """Every series of the session has reached a terminal state and the microscope is done."""
+        """Every series of every session has reached a terminal state and the microscopes are done."""
         return (
-            len(statuses) >= self.options.positions
+            len(statuses) >= self.options.positions * len(self.options.sessions)
             and all(s["state"] in TERMINAL_STATES for s in statuses.values())
-            and (self.simulator is None or self.simulator.poll() is not None)
+            and all(simulator.poll() is not None for simulator in self.simulators)
         )
 
     def wait_until(self, what: str, condition: Callable[[], bool], poll_seconds: float = 1.0) -> None:
