@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -32,7 +32,7 @@ from tiltstream.streams.reader import StartAt, read_events, watermarks_with_retr
 from tiltstream.streams.schema_topic import schema_aware_serde
 from tiltstream.streams.serde import AvroSerde
 from tiltstream.streams.status_view import pipeline_groups, series_statuses
-from tiltstream.supervisor import Supervisor
+from tiltstream.supervisor import ServiceSpec, Supervisor
 
 __all__ = ["DEMO_SETTINGS", "DemoOptions", "LiveSession", "SessionTimeoutError"]
 
@@ -69,6 +69,10 @@ class DemoOptions:
     ``extra_env`` overrides :data:`DEMO_SETTINGS` for every service (``TILTSTREAM_*`` variables).
     ``transfer``: the microscope writes to ``workdir/detector`` and the watcher copies each movie into
     ``workdir/raw`` (checksummed) before announcing it, the path a facility's detector disk takes.
+    ``more_sessions`` are further ``(microscope, session id)`` pairs acquired at the same time as
+    ``session_id`` on ``microscope``, each by its own simulated microscope and watcher, the same size.
+    ``create_tables`` runs ``sink ispyb init-db`` first: off for a facility's database, whose schema (the
+    canonical one) exists and whose processing role may not create tables.
     """
 
     workdir: Path
@@ -79,6 +83,9 @@ class DemoOptions:
     step_degrees: float = 6.0
     rate_movies_per_second: float = 2.0
     session_id: str = "cm40000-1"
+    microscope: str = "m01"
+    more_sessions: tuple[tuple[str, str], ...] = ()
+    create_tables: bool = True
     database_url: str | None = None
     timeout_seconds: float = 900.0
     seed: int = 1
@@ -90,6 +97,11 @@ class DemoOptions:
     def tilts(self) -> int:
         """Tilts per series of the simulated scheme."""
         return 2 * round(self.max_tilt_degrees / self.step_degrees) + 1
+
+    @property
+    def sessions(self) -> tuple[tuple[str, str], ...]:
+        """Every ``(microscope, session id)`` of the run, the first one's first."""
+        return ((self.microscope, self.session_id), *self.more_sessions)
 
     @property
     def env(self) -> dict[str, str]:
@@ -110,12 +122,14 @@ class LiveSession:
         work = options.workdir
         self.raw, self.processed, self.logs = work / "raw", work / "processed", work / "logs"
         self.detector = work / "detector" if options.transfer else None
-        self.session_dir = (self.detector or self.raw) / options.session_id
+        self.microscope_root = self.detector or self.raw  # where the simulated microscopes write
+        self.session_dir = self.microscope_root / options.session_id
         self.database_url = options.database_url or f"sqlite:///{work / 'ispyb.sqlite'}"
         self.broker = LocalBroker(LocalBrokerSettings(state_dir=work / "broker", port=0, controller_port=0))
         self.catalogue = Catalogue(TopicSettings(partitions=int(options.env["TILTSTREAM_TOPICS_PARTITIONS"])))
         self.supervisor: Supervisor | None = None
         self.simulator: subprocess.Popen[bytes] | None = None
+        self.simulators: list[subprocess.Popen[bytes]] = []  # every session's, the first one's first
         self.kafka = KafkaSettings()
         self._serde: AvroSerde | None = None
         self._counter: Consumer | None = None
@@ -127,13 +141,15 @@ class LiveSession:
         work = self.options.workdir
         if work.exists():
             shutil.rmtree(work)
-        for folder in (self.session_dir, self.raw, self.processed, self.logs):
+        sessions = (self.microscope_root / s for _, s in self.options.sessions)
+        for folder in (*sessions, self.raw, self.processed, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
         try:
             self.broker.start()
             self.kafka = KafkaSettings(bootstrap_servers=self.broker.bootstrap_servers)
             apply_topics(create_admin(self.kafka), laid_out_topics(self.catalogue))
-            self._cli("sink", "ispyb", "init-db", "--url", self.database_url)
+            if self.options.create_tables:
+                self._cli("sink", "ispyb", "init-db", "--url", self.database_url)
             layout = PipelineLayout(
                 session_dir=self.session_dir,
                 raw_root=self.raw,
@@ -142,17 +158,34 @@ class LiveSession:
                 bootstrap_servers=self.kafka.bootstrap_servers,
                 database_url=self.database_url,
                 session_id=self.options.session_id,
+                microscope=self.options.microscope,
                 metrics_base_port=0,
                 tilts_per_series=self.options.tilts,
                 detector_root=self.detector,
                 extra_env=self.env,
             )
-            self.supervisor = Supervisor(pipeline_services(layout), self.logs)
+            self.supervisor = Supervisor(
+                [*pipeline_services(layout), *self._more_watchers(layout)], self.logs
+            )
             self.supervisor.start()
         except BaseException:
             self.close()
             raise
         return self
+
+    def _more_watchers(self, layout: PipelineLayout) -> list[ServiceSpec]:
+        """A watcher ``watch-<session id>`` for each of ``options.more_sessions``."""
+        watchers = []
+        for microscope, session_id in self.options.more_sessions:
+            other = replace(
+                layout,
+                session_dir=self.microscope_root / session_id,
+                session_id=session_id,
+                microscope=microscope,
+            )
+            watch = pipeline_services(other)[0]
+            watchers.append(replace(watch, name=f"watch-{session_id}"))
+        return watchers
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
@@ -161,9 +194,10 @@ class LiveSession:
 
     def close(self) -> None:
         """Stop the microscope, drain every service, stop the broker."""
-        if self.simulator is not None and self.simulator.poll() is None:
-            self.simulator.terminate()
-            self.simulator.wait(30)
+        for simulator in self.simulators:
+            if simulator.poll() is None:
+                simulator.terminate()
+                simulator.wait(30)
         if self._counter is not None:
             self._counter.close()
             self._counter = None
@@ -191,19 +225,28 @@ class LiveSession:
         return self._serde
 
     def acquire(self) -> None:
-        """Start the simulated microscope (its output in ``logs/simulate.log``)."""
+        """Start each session's simulated microscope (seeds ``seed``, ``seed + 1`` …).
+
+        The first one's output goes to ``logs/simulate.log``, the others' to
+        ``logs/simulate-<session id>.log``.
+        """
         o = self.options
-        simulate = [
-            "simulate", str(self.session_dir), "--positions", str(o.positions),
-            "--size", str(o.size_pixels), "--frames", str(o.frames),
-            "--max-tilt", str(o.max_tilt_degrees), "--step", str(o.step_degrees),
-            "--rate", str(o.rate_movies_per_second), "--session-id", o.session_id,
-            "--seed", str(o.seed), "--start-time", "now",
-        ]  # fmt: skip
-        with (self.logs / "simulate.log").open("wb") as out:
-            self.simulator = subprocess.Popen(
-                [*_tiltstream(), *simulate], stdout=out, stderr=subprocess.STDOUT, env=self._environ()
-            )
+        for index, (microscope, session_id) in enumerate(o.sessions):
+            simulate = [
+                "simulate", str(self.microscope_root / session_id), "--positions", str(o.positions),
+                "--size", str(o.size_pixels), "--frames", str(o.frames),
+                "--max-tilt", str(o.max_tilt_degrees), "--step", str(o.step_degrees),
+                "--rate", str(o.rate_movies_per_second), "--session-id", session_id,
+                "--microscope", microscope, "--seed", str(o.seed + index), "--start-time", "now",
+            ]  # fmt: skip
+            log = "simulate.log" if index == 0 else f"simulate-{session_id}.log"
+            with (self.logs / log).open("wb") as out:
+                self.simulators.append(
+                    subprocess.Popen(
+                        [*_tiltstream(), *simulate], stdout=out, stderr=subprocess.STDOUT, env=self._environ()
+                    )
+                )
+        self.simulator = self.simulators[0]
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run ``tiltstream ARGS`` against this session's cluster; its output is returned as text."""
@@ -249,9 +292,10 @@ class LiveSession:
         Written movies are counted on the microscope's disk; the rest are the stages' events on their
         topics (redeliveries are capped at what is expected).
         """
-        movies, series = self.options.positions * self.options.tilts, self.options.positions
-        frames = self.session_dir / "frames"
-        written = sum(not p.name.startswith(".") for p in frames.iterdir()) if frames.is_dir() else 0
+        series = self.options.positions * len(self.options.sessions)
+        movies = series * self.options.tilts
+        folders = [self.microscope_root / s / "frames" for _, s in self.options.sessions]
+        written = sum(not p.name.startswith(".") for f in folders if f.is_dir() for p in f.iterdir())
         counts = {"written by the microscope": (written, movies)}
         announced = "transferred and announced" if self.detector else "announced"
         stages = [
@@ -266,11 +310,11 @@ class LiveSession:
         return counts
 
     def finished(self, statuses: Mapping[str, Mapping[str, Any]]) -> bool:
-        """Every series of the session has reached a terminal state and the microscope is done."""
+        """Every series of every session has reached a terminal state and the microscopes are done."""
         return (
-            len(statuses) >= self.options.positions
+            len(statuses) >= self.options.positions * len(self.options.sessions)
             and all(s["state"] in TERMINAL_STATES for s in statuses.values())
-            and (self.simulator is None or self.simulator.poll() is not None)
+            and all(simulator.poll() is not None for simulator in self.simulators)
         )
 
     def wait_until(self, what: str, condition: Callable[[], bool], poll_seconds: float = 1.0) -> None:
