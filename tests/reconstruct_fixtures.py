@@ -115,11 +115,13 @@ def reconstruction_request(
     missing: set[int] | None = None,
     binning: int = 4,
     thickness_angstroms: float = 800.0,
+    defocus_angstroms: float | None = None,
 ) -> dict[str, Any]:
     """Write the micrographs under ``data/processed`` and return a ReconstructionRequested for them.
 
     ``excluded`` marks tilts (by index) excluded with a reason; ``missing`` names tilts whose
-    micrograph file is not written (the request still names it).
+    micrograph file is not written (the request still names it). ``defocus_angstroms`` gives every
+    tilt a CTF estimate (defocus U that value plus 10 Å per acquisition index, V 300 Å less, 30°).
     """
     excluded = excluded or {}
     missing = missing or set()
@@ -142,9 +144,13 @@ def reconstruction_request(
                 "micrograph": {"root": "processed", "path": relative},
                 "prior_dose_e_per_angstrom2": 3.0 * index,
                 "dose_e_per_angstrom2": 3.0,
-                "defocus_u_angstroms": None,
-                "defocus_v_angstroms": None,
-                "astigmatism_angle_degrees": None,
+                "defocus_u_angstroms": None
+                if defocus_angstroms is None
+                else defocus_angstroms + 10.0 * index,
+                "defocus_v_angstroms": None
+                if defocus_angstroms is None
+                else defocus_angstroms + 10.0 * index - 300.0,
+                "astigmatism_angle_degrees": None if defocus_angstroms is None else 30.0,
                 "excluded": index in excluded,
                 "exclusion_reason": excluded.get(index),
             }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from tiltstream.processors.reconstruct.tilt_stack import TiltStack, read_tilt_st
 from tiltstream.processors.runtime import DataRoots, ImpossibleParametersError, Job, Output, Processor
 from tiltstream.processors.runtime.output_paths import series_folder as series_base
 from tiltstream.processors.runtime.volume_io import write_mrc, write_png
+from tiltstream.relion.project import PIPELINE_STAR
 from tiltstream.streams.events import (
     DataPath,
     ReconstructionRequested,
@@ -166,7 +168,21 @@ class ReconstructionProcessor(Processor[TiltStack]):
             backend=result.backend,
             duration_seconds=time.monotonic() - start,
         )
+        if self.settings.relion_project:
+            self._write_relion(value, event)
         return [Output.of(event)]
+
+    def _write_relion(self, value: dict[str, Any], event: TomogramReconstructed) -> None:
+        """Add (or rewrite) this series in its session's RELION 5 project (``tiltstream.relion``)."""
+        from tiltstream.relion import relion_project_folder, series_tables, write_series
+
+        session = str(value["metadata"]["session_id"])
+        _, project = self.output_path(f"{relion_project_folder(session)}/{PIPELINE_STAR}")
+
+        def locate(data_path: Mapping[str, Any]) -> str:
+            return str(self.roots.mount(str(data_path["root"])) / str(data_path["path"]))
+
+        write_series(project.parent, series_tables(value, event.to_dict(), locate))
 
 
 def _kept_indices(stack: TiltStack, result: ReconstructionResult) -> np.ndarray:

@@ -40,6 +40,8 @@ class ReconstructionSettings(ProcessorSettings):
     minimum_tilts: int = Field(default=5, ge=2)
     output_folder: str = "tomograms"
     png_max_pixels: int = Field(default=1024, ge=64)
+    #: Keep the session's RELION 5 project (``<session>/relion``) up to date (see ``tiltstream.relion``).
+    relion_project: bool = True
     aretomo_executable: str = "AreTomo2"
     aretomo_gpu: str = "0"
     aretomo_timeout_seconds: float = Field(default=3600.0, gt=0)
