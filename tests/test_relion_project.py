@@ -8,14 +8,19 @@ rows, never add them twice.
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any
 
+import mrcfile
 import numpy as np
 import pandas as pd
 import pytest
 import starfile
+from cryoet_alignment.io.aretomo3 import AreTomo3ALN
+from cryoet_alignment.io.cryoet_data_portal import Alignment
+from cryoet_alignment.io.imod import ImodXF
 from reconstruct_fixtures import SimulatedSeries, reconstruction_request, simulate_series
 
 from tiltstream.processors.reconstruct import ReconstructionProcessor, ReconstructionSettings
@@ -194,3 +199,21 @@ def test_replay_and_version_2_rewrite_rows_and_an_older_version_is_ignored(
     assert len(_read(selected)) == len(request["tilts"]) - 3
     leftovers = [p for p in root.rglob("*") if ".tmp" in p.name]
     assert leftovers == []
+
+
+def test_the_processors_files_pass_independent_readers(project: dict[str, Any]) -> None:
+    data = project["data"] / "processed"
+    event = project["events"]["Position_2"]
+    for key in ("tomogram", "aligned_stack"):
+        assert mrcfile.validate(str(data / event[key]["path"]), print_file=io.StringIO()), key
+    aln = AreTomo3ALN.from_file(data / event["alignment_file"]["path"])
+    imod = Alignment.from_aretomo3(aln).to_imod(ts_size=aln.RawSize)
+    used = [a for a in event["tilt_alignments"] if a["included"]]
+    pixel = project["requests"]["Position_2"]["pixel_size_angstroms"]
+    assert np.allclose(imod.tlt.numpy(), [a["refined_tilt_angle_degrees"] for a in used], atol=0.01)
+    ours = ImodXF.from_file(data / event["imod_xf"]["path"]).numpy()
+    assert np.allclose(imod.xf.numpy()[:, :4], ours[:, :4], atol=1e-4)
+    assert np.allclose(imod.xf.numpy()[:, 4:], ours[:, 4:], atol=0.01)
+    shifts = -aln.get_global_alignments("numpy")[:, 3:5] * pixel  # TX, TY: the specimen's displacement
+    expected = [[a["shift_x_angstroms"], a["shift_y_angstroms"]] for a in used]
+    assert np.allclose(shifts, expected, atol=0.001 * pixel)

@@ -125,6 +125,9 @@ class ReconstructionProcessor(Processor[TiltStack]):
                 tilt_angles_degrees=result.tilt_angles_degrees,
                 raw_size=(w, h, len(stack.tilts)),
                 dark_sections=tuple(i for i in range(len(stack.tilts)) if i not in row_of),
+                dark_tilt_angles_degrees=tuple(
+                    float(t["tilt_angle_degrees"]) for i, t in enumerate(stack.tilts) if i not in row_of
+                ),
                 alpha_offset_degrees=result.tilt_angle_offset_degrees,
             ),
         )
