@@ -45,3 +45,9 @@ class ReconstructionSettings(ProcessorSettings):
     aretomo_executable: str = "AreTomo2"
     aretomo_gpu: str = "0"
     aretomo_timeout_seconds: float = Field(default=3600.0, gt=0)
+    #: ``-CorrCTF``: AreTomo corrects the CTF of the tomogram (local phase flipping).
+    aretomo_correct_ctf: bool = True
+    #: ``-DarkTol``: a tilt darker than this fraction of the series' mean is dropped.
+    aretomo_dark_tolerance: float = Field(default=0.7, gt=0, lt=1)
+    #: ``-Patch``/``-AtPatch``: local alignment on N x N patches; 0 aligns globally only.
+    aretomo_patches: int = Field(default=0, ge=0, le=16)
