@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from tiltstream.processors.reconstruct.alignment_files import AlnFile, write_aln, write_tlt, write_xf
+from tiltstream.processors.reconstruct.ctf_correction import series_ctf
 from tiltstream.processors.reconstruct.outputs import write_alignment_plot
 from tiltstream.processors.reconstruct.result import ReconstructionParameters, ReconstructionResult
 from tiltstream.processors.reconstruct.settings import ReconstructionSettings
@@ -62,6 +64,7 @@ class ReconstructionProcessor(Processor[TiltStack]):
             refine_tilt_offset=self.settings.refine_tilt_offset,
             offset_search_degrees=self.settings.offset_search_degrees,
             tile_sidelength_pixels=self.settings.tile_sidelength_pixels,
+            ctf_band_angstroms=self.settings.ctf_band_angstroms,
         )
 
     def load(self, value: dict[str, Any]) -> TiltStack:
@@ -73,6 +76,8 @@ class ReconstructionProcessor(Processor[TiltStack]):
 
     def _reconstruct(self, value: dict[str, Any], stack: TiltStack) -> ReconstructionResult:
         parameters = self.parameters_of(value)
+        if self.settings.correct_ctf:
+            parameters = dataclasses.replace(parameters, ctf=series_ctf(value, stack.tilts))
         tilts = np.array([float(t["tilt_angle_degrees"]) for t in stack.tilts])
         if self.settings.backend == "builtin":
             from tiltstream.processors.device import resolve_device

@@ -37,6 +37,10 @@ class ReconstructionSettings(ProcessorSettings):
     refine_tilt_offset: bool = False
     offset_search_degrees: float = Field(default=5.0, gt=0, le=20)
     tile_sidelength_pixels: int = Field(default=128, ge=16, le=1024)
+    #: Builtin backend: phase-flip each tilt with its CTF estimate and the defocus gradient across the
+    #: tilted specimen (bands of ``ctf_band_angstroms`` in height); tilts without estimates: no flip.
+    correct_ctf: bool = True
+    ctf_band_angstroms: float = Field(default=50.0, gt=0)
     minimum_tilts: int = Field(default=5, ge=2)
     output_folder: str = "tomograms"
     png_max_pixels: int = Field(default=1024, ge=64)
