@@ -26,7 +26,7 @@ from torch_fourier_shell_correlation import fourier_shell_correlation
 
 from tiltstream.connectors.simulator.tilted_ctf import specimen_height_angstroms
 from tiltstream.processors.reconstruct import ReconstructionProcessor, ReconstructionSettings
-from tiltstream.processors.reconstruct.ctf_correction import _heights
+from tiltstream.processors.reconstruct.ctf_correction import specimen_heights_angstroms
 from tiltstream.processors.runtime import Job
 
 DEFOCUS = 40000.0
@@ -77,7 +77,7 @@ def test_phase_flipping_raises_the_fsc_to_the_phantom(series: SimulatedSeries, t
 
 @pytest.mark.parametrize(("tilt", "axis"), [(45.0, 85.0), (-30.0, 85.0), (60.0, -94.0), (20.0, 10.0)])
 def test_the_corrections_defocus_gradient_is_the_simulators_tilted_plane(tilt: float, axis: float) -> None:
-    ours = _heights((48, 64), 5.0, tilt, axis).numpy()
+    ours = specimen_heights_angstroms((48, 64), 5.0, tilt, axis).numpy()
     simulator = specimen_height_angstroms((48, 64), 5.0, tilt, axis)
     assert np.allclose(ours, simulator, atol=1e-6)
     assert float(np.ptp(ours)) > 100.0

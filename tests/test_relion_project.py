@@ -149,6 +149,9 @@ def test_tomograms_star_names_the_tomogram_and_its_size(project: dict[str, Any])
     assert row["rlnTomoTomogramBinning"] == event["binning"] == 2
     assert row["rlnTomoSizeX"] == event["size_x_pixels"] * 2
     assert row["rlnTomoSizeZ"] == event["size_z_pixels"] * 2
+    # the depth follows the thickness estimated from the tomogram (400 Å slab), not the 800 Å asked
+    assert 200.0 < event["sample_thickness_angstroms"] < 800.0
+    assert event["size_z_pixels"] * event["pixel_spacing_angstroms"] < 800.0
     assert row["rlnTomoTiltSeriesStarFile"] == "AlignTiltSeries/job005/tilt_series/cm40000-1_Position_2.star"
 
 

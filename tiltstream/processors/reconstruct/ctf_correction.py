@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["SeriesCtf", "phase_flip", "series_ctf"]
+__all__ = ["SeriesCtf", "phase_flip", "series_ctf", "specimen_heights_angstroms"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,10 @@ def _ctf_sign(
     return torch.where(value < 0, -1.0, 1.0).to(torch.float32)
 
 
-def _heights(shape: tuple[int, int], pixel: float, tilt_degrees: float, axis_degrees: float) -> torch.Tensor:
+def specimen_heights_angstroms(
+    shape: tuple[int, int], pixel: float, tilt_degrees: float, axis_degrees: float
+) -> torch.Tensor:  # (h, w)
+    """Height of the tilted specimen's mid-plane above each pixel, in Å."""
     h, w = shape
     y = (torch.arange(h, dtype=torch.float64) - (h - 1) / 2)[:, None] * pixel
     x = (torch.arange(w, dtype=torch.float64) - (w - 1) / 2)[None, :] * pixel
@@ -95,7 +98,7 @@ def phase_flip(
     t, h, w = images.shape
     out = torch.empty_like(images)
     for i in range(t):
-        height = _heights(
+        height = specimen_heights_angstroms(
             (h, w), pixel_size_angstroms, float(tilt_angles_degrees[i]), tilt_axis_angle_degrees
         )
         bands = torch.round(height / band_angstroms).to(images.device)

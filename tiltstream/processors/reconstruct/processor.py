@@ -15,6 +15,7 @@ from tiltstream.processors.reconstruct.ctf_correction import series_ctf
 from tiltstream.processors.reconstruct.outputs import write_alignment_plot
 from tiltstream.processors.reconstruct.result import ReconstructionParameters, ReconstructionResult
 from tiltstream.processors.reconstruct.settings import ReconstructionSettings
+from tiltstream.processors.reconstruct.thickness import SlabEstimate, crop_to_slab, estimate_slab
 from tiltstream.processors.reconstruct.tilt_stack import TiltStack, read_tilt_stack
 from tiltstream.processors.runtime import DataRoots, ImpossibleParametersError, Job, Output, Processor
 from tiltstream.processors.runtime.output_paths import series_folder as series_base
@@ -91,6 +92,14 @@ class ReconstructionProcessor(Processor[TiltStack]):
         _, stack_path = self._output(value, "aretomo/stack.mrc")
         return reconstruct_aretomo(stack.images, tilts, parameters, value, self.settings, stack_path)
 
+    def _fit_depth(self, result: ReconstructionResult) -> tuple[ReconstructionResult, SlabEstimate | None]:
+        """Estimate the specimen's thickness from the tomogram; cut the volume to it when set to."""
+        slab = estimate_slab(result.tomogram, result.pixel_spacing_angstroms)
+        if slab is None or not self.settings.depth_from_thickness:
+            return result, slab
+        cropped = crop_to_slab(result.tomogram, slab, self.settings.depth_margin_fraction)
+        return dataclasses.replace(result, tomogram=np.ascontiguousarray(cropped)), slab
+
     def _write_outputs(
         self, value: dict[str, Any], stack: TiltStack, result: ReconstructionResult
     ) -> dict[str, DataPath]:
@@ -144,7 +153,7 @@ class ReconstructionProcessor(Processor[TiltStack]):
         value = job.value
         request = job.event(ReconstructionRequested)
         stack = inputs if inputs is not None else self.load(value)
-        result = self._reconstruct(value, stack)
+        result, slab = self._fit_depth(self._reconstruct(value, stack))
         paths = self._write_outputs(value, stack, result)
         residuals = _residuals_angstroms(result, request.pixel_size_angstroms)
         d, hv, wv = result.tomogram.shape
@@ -168,6 +177,7 @@ class ReconstructionProcessor(Processor[TiltStack]):
             binning=self.parameters_of(value).binning,
             tilt_axis_angle_degrees=result.tilt_axis_angle_degrees,
             tilt_angle_offset_degrees=result.tilt_angle_offset_degrees,
+            sample_thickness_angstroms=None if slab is None else slab.thickness_angstroms,
             z_shift_angstroms=None,
             global_alignment_quality=result.axis_agreement,
             residual_error_mean_angstroms=None if residuals is None else float(residuals.mean()),

@@ -40,6 +40,11 @@ class ReconstructionSettings(ProcessorSettings):
     #: Builtin backend: phase-flip each tilt with its CTF estimate and the defocus gradient across the
     #: tilted specimen (bands of ``ctf_band_angstroms`` in height); tilts without estimates: no flip.
     correct_ctf: bool = True
+    #: The request's thickness is the depth reconstructed; the specimen's thickness is then estimated
+    #: from the tomogram's z profile (``thickness``), reported, and the volume cut to it plus
+    #: ``depth_margin_fraction`` of it on each side.
+    depth_from_thickness: bool = True
+    depth_margin_fraction: float = Field(default=0.25, ge=0, le=2)
     ctf_band_angstroms: float = Field(default=50.0, gt=0)
     minimum_tilts: int = Field(default=5, ge=2)
     output_folder: str = "tomograms"
