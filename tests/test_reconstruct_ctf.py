@@ -47,6 +47,7 @@ def _reconstruct(series: SimulatedSeries, data: Path, *, correct: bool) -> tuple
         tile_sidelength_pixels=64,
         correct_ctf=correct,
         relion_project=False,
+        depth_from_thickness=False,  # both volumes at the same depth, compared with one reference
     )
     processor = ReconstructionProcessor(settings)
     (output,) = processor.process(Job(request, "t", 0, 0, 1), processor.load(request))
