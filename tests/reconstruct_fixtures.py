@@ -18,8 +18,10 @@ from typing import Any
 import mrcfile
 import numpy as np
 
+from tiltstream.connectors.simulator.imaging import CtfParameters
 from tiltstream.connectors.simulator.phantom import Phantom, make_phantom, render_volume
 from tiltstream.connectors.simulator.projection import project_phantom
+from tiltstream.connectors.simulator.tilted_ctf import apply_tilted_ctf
 from tiltstream.streams.metadata import event_id, make_metadata
 from tiltstream.streams.samples import sample_event
 
@@ -36,6 +38,7 @@ class SimulatedSeries:
     specimen_shifts_xy_angstroms: np.ndarray  # (t, 2) displacement of the specimen in each image
     tilt_axis_angle_degrees: float  # from x
     pixel_size_angstroms: float
+    defocus_angstroms: float | None = None  # the CTF applied (tilt i: this + 10 i Å, V 300 Å less, 30°)
 
 
 def simulate_series(
@@ -49,11 +52,14 @@ def simulate_series(
     thickness_angstroms: float = 400.0,
     noise: float = 1.0,
     tilt_angle_offset_degrees: float = 0.0,
+    defocus_angstroms: float | None = None,
 ) -> SimulatedSeries:
     """A dose-symmetric-free ±60° series: tilts in ascending order, the 0° tilt unshifted.
 
     ``tilt_angle_offset_degrees`` is the specimen's pre-tilt: each image is projected at the nominal
     angle plus the offset, and the series reports the nominal angles (true = nominal + offset).
+    ``defocus_angstroms`` applies the tilted specimen's CTF (``simulator.tilted_ctf``) to each image,
+    with the per-tilt values :func:`reconstruction_request` reports.
     """
     rng = np.random.default_rng(seed)
     phantom = make_phantom(
@@ -81,10 +87,25 @@ def simulate_series(
             texture_radians=0.0,
             rng=rng,
         )
+        if defocus_angstroms is not None:
+            phase = apply_tilted_ctf(
+                phase,
+                pixel_size_angstroms,
+                float(tilt) + tilt_angle_offset_degrees,
+                tilt_axis_angle_degrees,
+                _tilt_ctf(defocus_angstroms, len(images)),
+            )
         images.append(phase)
     stack = np.stack(images)  # (t, h, w)
     stack += rng.normal(0.0, noise * float(stack.std()), stack.shape).astype(np.float32)
-    return SimulatedSeries(phantom, stack, tilts, shifts, tilt_axis_angle_degrees, pixel_size_angstroms)
+    return SimulatedSeries(
+        phantom, stack, tilts, shifts, tilt_axis_angle_degrees, pixel_size_angstroms, defocus_angstroms
+    )
+
+
+def _tilt_ctf(defocus_angstroms: float, index: int) -> CtfParameters:
+    u = defocus_angstroms + 10.0 * index
+    return CtfParameters(u, u - 300.0, 30.0, 300.0, 2.7, 0.07, 0.0)
 
 
 def phantom_in_tomogram_frame(
@@ -115,14 +136,18 @@ def reconstruction_request(
     missing: set[int] | None = None,
     binning: int = 4,
     thickness_angstroms: float = 800.0,
+    defocus_angstroms: float | None = None,
 ) -> dict[str, Any]:
     """Write the micrographs under ``data/processed`` and return a ReconstructionRequested for them.
 
     ``excluded`` marks tilts (by index) excluded with a reason; ``missing`` names tilts whose
-    micrograph file is not written (the request still names it).
+    micrograph file is not written (the request still names it). ``defocus_angstroms`` gives every
+    tilt a CTF estimate (defocus U that value plus 10 Å per acquisition index, V 300 Å less, 30°).
     """
     excluded = excluded or {}
     missing = missing or set()
+    if defocus_angstroms is None:
+        defocus_angstroms = series.defocus_angstroms
     session = "cm40000-1"
     series_id = f"{session}:{name}"
     tilts = []
@@ -142,9 +167,13 @@ def reconstruction_request(
                 "micrograph": {"root": "processed", "path": relative},
                 "prior_dose_e_per_angstrom2": 3.0 * index,
                 "dose_e_per_angstrom2": 3.0,
-                "defocus_u_angstroms": None,
-                "defocus_v_angstroms": None,
-                "astigmatism_angle_degrees": None,
+                "defocus_u_angstroms": None
+                if defocus_angstroms is None
+                else defocus_angstroms + 10.0 * index,
+                "defocus_v_angstroms": None
+                if defocus_angstroms is None
+                else defocus_angstroms + 10.0 * index - 300.0,
+                "astigmatism_angle_degrees": None if defocus_angstroms is None else 30.0,
                 "excluded": index in excluded,
                 "exclusion_reason": excluded.get(index),
             }

@@ -19,7 +19,11 @@ from tiltstream.processors.motioncorr.motioncor import (
     run_motioncor,
 )
 from tiltstream.processors.motioncorr.result import MotionParameters
-from tiltstream.processors.runtime import CorruptInputError, TransientError
+from tiltstream.processors.runtime import (
+    CorruptInputError,
+    ProgramUnavailableError,
+    is_transient,
+)
 
 STDOUT_SAMPLE = """\
 MotionCor2 version 1.6.4
@@ -101,11 +105,12 @@ def test_shifts_parsed_from_either_output_form(text: str) -> None:
     np.testing.assert_allclose(shifts, expected)
 
 
-def test_output_without_shifts_is_corrupt_and_a_missing_program_is_transient(tmp_path: Path) -> None:
+def test_output_without_shifts_is_corrupt_and_a_missing_program_is_permanent(tmp_path: Path) -> None:
     with pytest.raises(CorruptInputError):
         parse_motioncor_shifts("MotionCor2 version 1.6.4\nError: cannot open file\n")
-    with pytest.raises(TransientError, match="did not run"):
+    with pytest.raises(ProgramUnavailableError, match="not found") as raised:
         run_motioncor(_command(tmp_path, executable=str(tmp_path / "no-such-MotionCor2")), 10)
+    assert not is_transient(raised.value)
 
 
 def test_gain_rotation_flip_defects_and_eer_options(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ executable, a small Python script that writes what AreTomo2 writes (a volume and
 
 from __future__ import annotations
 
+import dataclasses
 import stat
 import sys
 from pathlib import Path
@@ -18,7 +19,13 @@ from reconstruct_fixtures import reconstruction_request, simulate_series
 from tiltstream.processors.reconstruct import ReconstructionProcessor, ReconstructionSettings
 from tiltstream.processors.reconstruct.alignment_files import parse_aln, write_aln
 from tiltstream.processors.reconstruct.aretomo import AreTomoCommand, run_aretomo
-from tiltstream.processors.runtime import CorruptInputError, Job, PermanentError
+from tiltstream.processors.runtime import (
+    CorruptInputError,
+    Job,
+    PermanentError,
+    ProgramUnavailableError,
+    is_transient,
+)
 
 # written from AreTomo2's documented layout: header, dark frames, global rows, then local alignment
 SAMPLE_ALN = """\
@@ -98,6 +105,11 @@ def test_aretomo2_command_is_built_from_the_request(tmp_path: Path) -> None:
     assert _option(arguments, "-OutBin") == ["4"]
     assert _option(arguments, "-PixSize") == ["1.3400"]
     assert _option(arguments, "-Kv") == ["300"]
+    assert _option(arguments, "-OutImod") == ["1"]
+    assert _option(arguments, "-DarkTol") == ["0.7"]
+    assert _option(arguments, "-CorrCTF") == ["1"]
+    assert "-Patch" not in arguments  # global alignment by default
+    assert "-AtPatch" not in arguments
 
 
 def test_aretomo3_command_starts_from_the_tilt_series(tmp_path: Path) -> None:
@@ -108,13 +120,42 @@ def test_aretomo3_command_starts_from_the_tilt_series(tmp_path: Path) -> None:
     assert _option(arguments, "-Cmd") == ["1"]
     assert command.volume_path == tmp_path / "stack_Vol.mrc"
     assert command.aln_path == tmp_path / "stack.aln"
+    assert _option(arguments, "-CorrCTF") == ["1"]
+    assert _option(arguments, "-OutImod") == ["1"]
+    local = dataclasses.replace(command, patches=4, dark_tolerance=0.5, correct_ctf=False)
+    assert _option(local.arguments(), "-AtPatch", 2) == ["4", "4"]
+    assert _option(local.arguments(), "-DarkTol") == ["0.5"]
+    assert _option(local.arguments(), "-CorrCTF") == ["0"]
+    assert _option(dataclasses.replace(local, flavour="aretomo2").arguments(), "-Patch", 2) == ["4", "4"]
 
 
+def test_volz_follows_the_requested_thickness(tmp_path: Path) -> None:
+    thin = dataclasses.replace(_command(tmp_path), thickness_angstroms=1340.0)
+    assert _option(thin.arguments(), "-VolZ") == ["1000"]
+
+
+# AreTomo2's documented options and how many values each takes (its usage text); anything else, or a
+# flag with the wrong number of values, fails as the real program would refuse it.
 STAND_IN = """\
 import sys
 from pathlib import Path
 import mrcfile, numpy as np
+OPTIONS = {"-InMrc": 1, "-OutMrc": 1, "-AngFile": 1, "-PixSize": 1, "-Kv": 1, "-Cs": 1,
+    "-AmpContrast": 1, "-TiltAxis": 2, "-VolZ": 1, "-OutBin": 1, "-FlipVol": 1, "-OutImod": 1,
+    "-DarkTol": 1, "-CorrCTF": 1, "-Gpu": 1, "-Patch": 2, "-AlignZ": 1, "-TiltCor": 1}
 args = sys.argv[1:]
+i = 0
+while i < len(args):
+    flag = args[i]
+    if flag not in OPTIONS:
+        sys.exit("unknown option " + flag)
+    values = args[i + 1 : i + 1 + OPTIONS[flag]]
+    if len(values) != OPTIONS[flag] or any(v.startswith("-") and not v[1:2].isdigit() for v in values):
+        sys.exit(flag + " takes " + str(OPTIONS[flag]) + " values")
+    i += 1 + OPTIONS[flag]
+for required in ("-InMrc", "-OutMrc", "-AngFile", "-VolZ", "-OutImod", "-DarkTol", "-CorrCTF"):
+    if required not in args:
+        sys.exit("missing " + required)
 value = lambda flag: args[args.index(flag) + 1]
 stack = mrcfile.read(value("-InMrc"))
 tilts = np.loadtxt(value("-AngFile"))
@@ -166,8 +207,13 @@ def test_the_processor_runs_aretomo_and_reports_its_alignment(tmp_path: Path) ->
 
 
 def test_aretomo_failures_are_permanent(tmp_path: Path) -> None:
-    with pytest.raises(PermanentError, match="not found"):
+    with pytest.raises(ProgramUnavailableError, match="not found") as raised:
         run_aretomo(_command(tmp_path, executable=str(tmp_path / "no-such-aretomo")), 10)
+    assert not is_transient(raised.value)
+    not_executable = tmp_path / "AreTomo2-copy"
+    not_executable.write_text("#!/bin/sh\n")
+    with pytest.raises(ProgramUnavailableError, match="not executable"):
+        run_aretomo(_command(tmp_path, executable=str(not_executable)), 10)
     failing = _stand_in(tmp_path, "import sys\nprint('CUDA error: no device')\nsys.exit(3)\n")
     with pytest.raises(PermanentError, match="exited 3: CUDA error"):
         run_aretomo(_command(tmp_path, executable=str(failing)), 10)

@@ -45,8 +45,13 @@ def reconstructed(series: SimulatedSeries, tmp_path_factory: pytest.TempPathFact
     data = tmp_path_factory.mktemp("data")
     excluded = {**EXCLUDED, MISSING_AND_EXCLUDED: "operator"}
     request = reconstruction_request(series, data, excluded=excluded, missing={MISSING_AND_EXCLUDED})
+    # the full requested depth (800 Å), so the voxel-by-voxel comparison sees the whole volume; the
+    # depth cut to the estimated thickness is tested in test_reconstruct_thickness / test_relion_project
     settings = ReconstructionSettings(
-        data_roots={"processed": data / "processed"}, device="cpu", tile_sidelength_pixels=64
+        data_roots={"processed": data / "processed"},
+        device="cpu",
+        tile_sidelength_pixels=64,
+        depth_from_thickness=False,
     )
     processor = ReconstructionProcessor(settings)
     job = Job(value=request, topic="t", partition=0, offset=0, attempt=1)

@@ -1372,6 +1372,9 @@ class TomogramReconstructed:
         Refined in-plane tilt axis angle in degrees.
     tilt_angle_offset_degrees : float | None
         Offset added to all nominal tilt angles by refinement, in degrees.
+    sample_thickness_angstroms : float | None
+        Specimen thickness estimated from the tomogram's z profile, in angstroms (cf. ISPyB
+        Tomogram.thickness); the volume's depth follows it.
     z_shift_angstroms : float | None
         Shift of the volume centre along z, in angstroms.
     global_alignment_quality : float | None
@@ -1407,6 +1410,7 @@ class TomogramReconstructed:
     binning: int
     tilt_axis_angle_degrees: float
     tilt_angle_offset_degrees: float | None = None
+    sample_thickness_angstroms: float | None = None
     z_shift_angstroms: float | None = None
     global_alignment_quality: float | None = None
     residual_error_mean_angstroms: float | None = None
@@ -1448,6 +1452,7 @@ class TomogramReconstructed:
             binning=value["binning"],
             tilt_axis_angle_degrees=value["tilt_axis_angle_degrees"],
             tilt_angle_offset_degrees=value.get("tilt_angle_offset_degrees"),
+            sample_thickness_angstroms=value.get("sample_thickness_angstroms"),
             z_shift_angstroms=value.get("z_shift_angstroms"),
             global_alignment_quality=value.get("global_alignment_quality"),
             residual_error_mean_angstroms=value.get("residual_error_mean_angstroms"),
@@ -1479,6 +1484,7 @@ class TomogramReconstructed:
             "binning": self.binning,
             "tilt_axis_angle_degrees": self.tilt_axis_angle_degrees,
             "tilt_angle_offset_degrees": self.tilt_angle_offset_degrees,
+            "sample_thickness_angstroms": self.sample_thickness_angstroms,
             "z_shift_angstroms": self.z_shift_angstroms,
             "global_alignment_quality": self.global_alignment_quality,
             "residual_error_mean_angstroms": self.residual_error_mean_angstroms,
@@ -2679,6 +2685,11 @@ def _write_tomogram_reconstructed(out: bytearray, value: TomogramReconstructed) 
     else:
         out.append(2)
         write_double(out, value.tilt_angle_offset_degrees)
+    if value.sample_thickness_angstroms is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.sample_thickness_angstroms)
     if value.z_shift_angstroms is None:
         out.append(0)
     else:
@@ -2759,6 +2770,11 @@ def _read_tomogram_reconstructed(buf: bytes, pos: int) -> tuple[TomogramReconstr
     else:
         f_tilt_angle_offset_degrees, pos = read_double(buf, read_branch(buf, pos, 2))
     if buf[pos] == 0:
+        f_sample_thickness_angstroms = None
+        pos += 1
+    else:
+        f_sample_thickness_angstroms, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
         f_z_shift_angstroms = None
         pos += 1
     else:
@@ -2802,6 +2818,7 @@ def _read_tomogram_reconstructed(buf: bytes, pos: int) -> tuple[TomogramReconstr
         binning=f_binning,
         tilt_axis_angle_degrees=f_tilt_axis_angle_degrees,
         tilt_angle_offset_degrees=f_tilt_angle_offset_degrees,
+        sample_thickness_angstroms=f_sample_thickness_angstroms,
         z_shift_angstroms=f_z_shift_angstroms,
         global_alignment_quality=f_global_alignment_quality,
         residual_error_mean_angstroms=f_residual_error_mean_angstroms,
@@ -2910,7 +2927,7 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     TomogramReconstructed: RecordCodec(
         "tiltstream.events.TomogramReconstructed",
-        0x4917036F1B8464C1,
+        0xBF5BDB7E5AAE10D2,
         TomogramReconstructed,
         _write_tomogram_reconstructed,
         _read_tomogram_reconstructed,

@@ -324,6 +324,7 @@ def _tomogram_reconstructed(c: _Context) -> dict[str, Any]:
         "binning": 4,
         "tilt_axis_angle_degrees": 85.1,
         "tilt_angle_offset_degrees": 0.3,
+        "sample_thickness_angstroms": None,
         "z_shift_angstroms": None,
         "global_alignment_quality": 0.8,
         "residual_error_mean_angstroms": None,

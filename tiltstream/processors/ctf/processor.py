@@ -8,7 +8,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from tiltstream.processors.ctf.ctffind import CtffindCommand, run_ctffind
+from tiltstream.processors.ctf.ctffind import CtffindCommand, detect_ctffind_version, run_ctffind
 from tiltstream.processors.ctf.outputs import write_power_spectrum_png
 from tiltstream.processors.ctf.result import CtfParameters, CtfResult
 from tiltstream.processors.ctf.settings import CtfSettings
@@ -47,6 +47,7 @@ class CtfProcessor(Processor[np.ndarray]):
         super().__init__(roots or DataRoots.from_settings(settings), settings.output_root)
         self.settings = settings
         self._device: Any = None
+        self._ctffind_major: int | None = None
 
     def parameters_of(self, corrected: MovieMotionCorrected) -> CtfParameters:
         """Optics from the event (settings for older events) and search ranges from the settings."""
@@ -79,6 +80,14 @@ class CtfProcessor(Processor[np.ndarray]):
             return None
         return read_micrograph(self.open_input(MovieMotionCorrected.from_dict(value).micrograph))
 
+    def _ctffind_version(self) -> int:
+        """The configured CTFFIND major version, or the one ``--version`` reports (asked once)."""
+        if self.settings.ctffind_version != "auto":
+            return int(self.settings.ctffind_version)
+        if self._ctffind_major is None:
+            self._ctffind_major = detect_ctffind_version(self.settings.ctffind_executable)
+        return self._ctffind_major
+
     def _output(self, corrected: MovieMotionCorrected, suffix: str) -> tuple[DataPath, Path]:
         stem = PurePosixPath(corrected.micrograph.path).stem
         return self.series_output_path(corrected.metadata, self.settings.output_folder, f"{stem}{suffix}")
@@ -92,6 +101,9 @@ class CtfProcessor(Processor[np.ndarray]):
                 self.resolve(corrected.micrograph),
                 diagnostic,
                 parameters,
+                major_version=self._ctffind_version(),
+                determine_tilt=self.settings.estimate_sample_tilt,
+                determine_thickness=self.settings.estimate_thickness,
             )
             return run_ctffind(command, self.settings.ctffind_timeout_seconds)
         from tiltstream.processors.ctf.builtin import estimate_ctf_builtin

@@ -35,4 +35,8 @@ class CtfSettings(ProcessorSettings):
     default_amplitude_contrast: float = 0.07
     output_folder: str = "ctf"
     ctffind_executable: str = "ctffind"
+    #: Which prompt sequence to answer: "auto" asks ``ctffind --version`` once per process.
+    ctffind_version: Literal["auto", "4", "5"] = "auto"
+    #: CTFFIND5 only: also fit the sample's tilt (thickness follows ``estimate_thickness``).
+    estimate_sample_tilt: bool = False
     ctffind_timeout_seconds: float = Field(default=600.0, gt=0)

@@ -10,7 +10,6 @@ align each frame, relative to the reference frame.
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 from tiltstream.processors.motioncorr.result import MotionParameters, MotionResult
 from tiltstream.processors.runtime.errors import CorruptInputError, TransientError
 from tiltstream.processors.runtime.input_files import open_regular
+from tiltstream.processors.runtime.programs import run_program
 from tiltstream.processors.runtime.volume_io import read_mrc
 
 __all__ = ["MotionCorCommand", "fm_int_file_text", "parse_motioncor_shifts", "run_motioncor"]
@@ -129,16 +129,12 @@ def parse_motioncor_shifts(text: str) -> np.ndarray:
 def run_motioncor(command: MotionCorCommand, timeout_seconds: float) -> MotionResult:
     """Run MotionCor2/3 and read back its micrograph(s) and shifts.
 
-    A missing executable or a crash is transient (retried: the GPU may be busy); output that cannot
-    be parsed is permanent.
+    A missing or non-executable program is permanent (``ProgramUnavailableError``); a crash or a run
+    past the time limit is transient (retried: the GPU may be busy); output that cannot be parsed is
+    permanent.
     """
     command.log_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        done = subprocess.run(
-            command.argv(), capture_output=True, text=True, timeout=timeout_seconds, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise TransientError(f"MotionCor2 did not run: {exc}") from exc
+    done = run_program(command.argv(), timeout_seconds)
     if done.returncode != 0:
         raise TransientError(f"MotionCor2 exited with {done.returncode}: {done.stderr[-500:]}")
     full_logs = sorted(command.log_dir.glob(f"{command.output.stem}*-Full.log"))

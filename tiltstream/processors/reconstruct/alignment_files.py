@@ -36,6 +36,7 @@ class AlnFile:
     raw_size: tuple[int, int, int]  # x, y, tilts
     dark_sections: tuple[int, ...]  # raw indices left out
     alpha_offset_degrees: float
+    dark_tilt_angles_degrees: tuple[float, ...] = ()  # nominal tilt of each dark section, when known
 
 
 def write_xf(path: Path, shifts_xy_pixels: np.ndarray, tilt_axis_angle_degrees: float) -> None:
@@ -66,7 +67,11 @@ def write_aln(path: Path, content: AlnFile) -> None:
         f"# RawSize = {x} {y} {n}\n",
         "# NumPatches = 0\n",
     ]
-    lines += [f"# DarkFrame = {i:5d} {i:5d} {0.0:8.2f}\n" for i in content.dark_sections]
+    dark_angles = content.dark_tilt_angles_degrees or (0.0,) * len(content.dark_sections)
+    lines += [
+        f"# DarkFrame = {i:5d} {i:5d} {angle:8.2f}\n"
+        for i, angle in zip(content.dark_sections, dark_angles, strict=True)
+    ]
     lines += [
         f"# AlphaOffset = {content.alpha_offset_degrees:8.2f}\n",
         f"# BetaOffset = {0.0:8.2f}\n",
@@ -97,6 +102,7 @@ def parse_aln(text: str) -> AlnFile:
     """
     raw_size = (0, 0, 0)
     dark: list[int] = []
+    dark_angles: list[float] = []
     alpha = 0.0
     rows: list[list[float]] = []
     for line in text.splitlines():
@@ -110,7 +116,9 @@ def parse_aln(text: str) -> AlnFile:
                 parts = value.split()
                 raw_size = (int(parts[0]), int(parts[1]), int(parts[2]))
             elif key == "DarkFrame":
-                dark.append(int(value.split()[1]))
+                parts = value.split()
+                dark.append(int(parts[1]))
+                dark_angles.append(float(parts[2]) if len(parts) > 2 else 0.0)
             elif key == "AlphaOffset":
                 alpha = float(value)
             elif key.startswith("Local"):
@@ -135,4 +143,5 @@ def parse_aln(text: str) -> AlnFile:
         raw_size=raw_size,
         dark_sections=tuple(dark),
         alpha_offset_degrees=alpha,
+        dark_tilt_angles_degrees=tuple(dark_angles),
     )

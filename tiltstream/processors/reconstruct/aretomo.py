@@ -3,17 +3,23 @@
 The stack and the ``.tlt`` of the tilts used are written first (tilt order); AreTomo aligns,
 reconstructs at ``-OutBin`` into ``-VolZ`` unbinned pixels and writes ``<stem>.aln`` beside its
 output. AreTomo's ``-TiltAxis`` is measured from the y axis (our events: from x).
+
+Options as AreTomo2/3 document them (and as eBIC's pipeline passes them): ``-VolZ`` the volume depth
+in unbinned pixels from the request's (estimated) thickness, ``-OutImod 1`` IMOD files for RELION 4+,
+``-DarkTol`` the fraction of the mean below which a tilt is dropped as dark, ``-CorrCTF 1`` local
+CTF correction of the tomogram, and for local alignment ``-Patch Nx Ny`` (AreTomo2) or
+``-AtPatch Nx Ny`` (AreTomo3).
 """
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from tiltstream.processors.reconstruct.alignment_files import AlnFile, parse_aln
-from tiltstream.processors.runtime.errors import CorruptInputError, PermanentError, TransientError
+from tiltstream.processors.runtime.errors import CorruptInputError, PermanentError
+from tiltstream.processors.runtime.programs import run_program
 
 __all__ = ["AreTomoCommand", "run_aretomo"]
 
@@ -36,6 +42,9 @@ class AreTomoCommand:
     amplitude_contrast: float
     gpu: str = "0"
     refine_tilt_axis: bool = True
+    correct_ctf: bool = True  # -CorrCTF
+    dark_tolerance: float = 0.7  # -DarkTol (AreTomo's default)
+    patches: int = 0  # local alignment on patches x patches; 0: global alignment only
 
     @property
     def volume_z_pixels(self) -> int:
@@ -68,8 +77,14 @@ class AreTomoCommand:
             "-VolZ", str(self.volume_z_pixels),
             "-OutBin", str(self.binning),
             "-FlipVol", "1",
+            "-OutImod", "1",
+            "-DarkTol", f"{self.dark_tolerance:g}",
+            "-CorrCTF", "1" if self.correct_ctf else "0",
             "-Gpu", self.gpu,
         ]  # fmt: skip
+        if self.patches > 0:
+            patch_flag = "-AtPatch" if self.flavour == "aretomo3" else "-Patch"
+            common += [patch_flag, str(self.patches), str(self.patches)]
         if self.flavour == "aretomo3":
             return [
                 self.executable,
@@ -85,7 +100,6 @@ class AreTomoCommand:
             "-InMrc", str(self.stack),
             "-OutMrc", str(self.output),
             "-AngFile", str(self.tilt_file),
-            "-OutImod", "1",
             *common,
         ]  # fmt: skip
 
@@ -95,22 +109,16 @@ def run_aretomo(command: AreTomoCommand, timeout_seconds: float) -> AlnFile:
 
     Raises
     ------
+    ProgramUnavailableError
+        The executable is missing or not executable (permanent).
     PermanentError
-        The executable is missing, or AreTomo exits non-zero (its tail is in the message).
+        AreTomo exits non-zero (its tail is in the message).
     TransientError
         AreTomo ran past ``timeout_seconds`` (a busy GPU may clear).
     CorruptInputError
         It exited 0 but wrote no tomogram or no readable ``.aln``.
     """
-    arguments = command.arguments()
-    try:
-        completed = subprocess.run(
-            arguments, capture_output=True, text=True, timeout=timeout_seconds, check=False
-        )
-    except FileNotFoundError as exc:
-        raise PermanentError(f"AreTomo executable not found: {command.executable}") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise TransientError(f"AreTomo ran past {timeout_seconds:.0f} s") from exc
+    completed = run_program(command.arguments(), timeout_seconds)
     if completed.returncode != 0:
         tail = (completed.stdout + completed.stderr)[-1500:]
         raise PermanentError(f"AreTomo exited {completed.returncode}: {tail}")

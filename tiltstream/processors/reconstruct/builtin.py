@@ -11,6 +11,7 @@ from torch_fourier_rescale import fourier_rescale_2d
 from torch_tomogram import Tomogram
 
 from tiltstream.processors.reconstruct.alignment import align_tilt_series
+from tiltstream.processors.reconstruct.ctf_correction import phase_flip
 from tiltstream.processors.reconstruct.geometry import align_images, axis_from_y_degrees
 from tiltstream.processors.reconstruct.result import ReconstructionParameters, ReconstructionResult
 
@@ -50,7 +51,8 @@ def reconstruct_builtin(
 ) -> ReconstructionResult:
     """Align and reconstruct a tilt series.
 
-    1. Fourier-crop every micrograph by ``binning``;
+    1. Fourier-crop every micrograph by ``binning``, then phase-flip it with the defocus gradient
+       across the tilted specimen when the request carries CTF estimates (``ctf_correction``);
     2. align (shifts by cross-correlation with cosine stretching, the tilt axis unless switched off,
        shifts along the axis against a common profile, the tilt-angle offset if switched on; per-tilt
        residuals by reprojection);
@@ -72,6 +74,15 @@ def reconstruct_builtin(
         binned_pixel = float(binned_pixel)
         tilts = torch.as_tensor(tilt_angles_degrees, dtype=torch.float32, device=device)
         thickness = max(1, math.ceil(parameters.thickness_angstroms / binned_pixel))
+        if parameters.ctf is not None:
+            binned = phase_flip(
+                binned,
+                binned_pixel,
+                [float(a) for a in tilt_angles_degrees],
+                parameters.tilt_axis_angle_degrees,
+                parameters.ctf,
+                parameters.ctf_band_angstroms,
+            )
     alignment = align_tilt_series(
         binned,
         tilts,
@@ -102,5 +113,6 @@ def reconstruct_builtin(
         tilt_angle_offset_degrees=offset,
         axis_agreement=None if math.isnan(alignment.agreement) else alignment.agreement,
         residuals_pixels=alignment.residuals_pixels.cpu().numpy().astype(np.float64) * scale,
-        backend=f"torch-tiltxcorr + torch-tomogram {torch_tomogram.__version__}",
+        backend=f"torch-tiltxcorr + torch-tomogram {torch_tomogram.__version__}"
+        + (" + phase flip" if parameters.ctf is not None else ""),
     )

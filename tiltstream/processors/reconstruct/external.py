@@ -53,6 +53,9 @@ def reconstruct_aretomo(
         amplitude_contrast=float(request["amplitude_contrast"]),
         gpu=settings.aretomo_gpu,
         refine_tilt_axis=parameters.refine_tilt_axis,
+        correct_ctf=settings.aretomo_correct_ctf,
+        dark_tolerance=settings.aretomo_dark_tolerance,
+        patches=settings.aretomo_patches,
     )
     aln = run_aretomo(command, settings.aretomo_timeout_seconds)
     if np.any(aln.section >= len(images)) or np.any(aln.section < 0):

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tiltstream.processors.reconstruct.alignment_files import AlnFile, write_aln, write_tlt, write_xf
+from tiltstream.processors.reconstruct.ctf_correction import series_ctf
 from tiltstream.processors.reconstruct.outputs import write_alignment_plot
 from tiltstream.processors.reconstruct.result import ReconstructionParameters, ReconstructionResult
 from tiltstream.processors.reconstruct.settings import ReconstructionSettings
+from tiltstream.processors.reconstruct.thickness import SlabEstimate, crop_to_slab, estimate_slab
 from tiltstream.processors.reconstruct.tilt_stack import TiltStack, read_tilt_stack
 from tiltstream.processors.runtime import DataRoots, ImpossibleParametersError, Job, Output, Processor
 from tiltstream.processors.runtime.output_paths import series_folder as series_base
 from tiltstream.processors.runtime.volume_io import write_mrc, write_png
+from tiltstream.relion.project import PIPELINE_STAR
 from tiltstream.streams.events import (
     DataPath,
     ReconstructionRequested,
@@ -60,6 +65,7 @@ class ReconstructionProcessor(Processor[TiltStack]):
             refine_tilt_offset=self.settings.refine_tilt_offset,
             offset_search_degrees=self.settings.offset_search_degrees,
             tile_sidelength_pixels=self.settings.tile_sidelength_pixels,
+            ctf_band_angstroms=self.settings.ctf_band_angstroms,
         )
 
     def load(self, value: dict[str, Any]) -> TiltStack:
@@ -71,6 +77,8 @@ class ReconstructionProcessor(Processor[TiltStack]):
 
     def _reconstruct(self, value: dict[str, Any], stack: TiltStack) -> ReconstructionResult:
         parameters = self.parameters_of(value)
+        if self.settings.correct_ctf:
+            parameters = dataclasses.replace(parameters, ctf=series_ctf(value, stack.tilts))
         tilts = np.array([float(t["tilt_angle_degrees"]) for t in stack.tilts])
         if self.settings.backend == "builtin":
             from tiltstream.processors.device import resolve_device
@@ -83,6 +91,14 @@ class ReconstructionProcessor(Processor[TiltStack]):
 
         _, stack_path = self._output(value, "aretomo/stack.mrc")
         return reconstruct_aretomo(stack.images, tilts, parameters, value, self.settings, stack_path)
+
+    def _fit_depth(self, result: ReconstructionResult) -> tuple[ReconstructionResult, SlabEstimate | None]:
+        """Estimate the specimen's thickness from the tomogram; cut the volume to it when set to."""
+        slab = estimate_slab(result.tomogram, result.pixel_spacing_angstroms)
+        if slab is None or not self.settings.depth_from_thickness:
+            return result, slab
+        cropped = crop_to_slab(result.tomogram, slab, self.settings.depth_margin_fraction)
+        return dataclasses.replace(result, tomogram=np.ascontiguousarray(cropped)), slab
 
     def _write_outputs(
         self, value: dict[str, Any], stack: TiltStack, result: ReconstructionResult
@@ -123,6 +139,9 @@ class ReconstructionProcessor(Processor[TiltStack]):
                 tilt_angles_degrees=result.tilt_angles_degrees,
                 raw_size=(w, h, len(stack.tilts)),
                 dark_sections=tuple(i for i in range(len(stack.tilts)) if i not in row_of),
+                dark_tilt_angles_degrees=tuple(
+                    float(t["tilt_angle_degrees"]) for i, t in enumerate(stack.tilts) if i not in row_of
+                ),
                 alpha_offset_degrees=result.tilt_angle_offset_degrees,
             ),
         )
@@ -134,7 +153,7 @@ class ReconstructionProcessor(Processor[TiltStack]):
         value = job.value
         request = job.event(ReconstructionRequested)
         stack = inputs if inputs is not None else self.load(value)
-        result = self._reconstruct(value, stack)
+        result, slab = self._fit_depth(self._reconstruct(value, stack))
         paths = self._write_outputs(value, stack, result)
         residuals = _residuals_angstroms(result, request.pixel_size_angstroms)
         d, hv, wv = result.tomogram.shape
@@ -158,6 +177,7 @@ class ReconstructionProcessor(Processor[TiltStack]):
             binning=self.parameters_of(value).binning,
             tilt_axis_angle_degrees=result.tilt_axis_angle_degrees,
             tilt_angle_offset_degrees=result.tilt_angle_offset_degrees,
+            sample_thickness_angstroms=None if slab is None else slab.thickness_angstroms,
             z_shift_angstroms=None,
             global_alignment_quality=result.axis_agreement,
             residual_error_mean_angstroms=None if residuals is None else float(residuals.mean()),
@@ -166,7 +186,21 @@ class ReconstructionProcessor(Processor[TiltStack]):
             backend=result.backend,
             duration_seconds=time.monotonic() - start,
         )
+        if self.settings.relion_project:
+            self._write_relion(value, event)
         return [Output.of(event)]
+
+    def _write_relion(self, value: dict[str, Any], event: TomogramReconstructed) -> None:
+        """Add (or rewrite) this series in its session's RELION 5 project (``tiltstream.relion``)."""
+        from tiltstream.relion import relion_project_folder, series_tables, write_series
+
+        session = str(value["metadata"]["session_id"])
+        _, project = self.output_path(f"{relion_project_folder(session)}/{PIPELINE_STAR}")
+
+        def locate(data_path: Mapping[str, Any]) -> str:
+            return str(self.roots.mount(str(data_path["root"])) / str(data_path["path"]))
+
+        write_series(project.parent, series_tables(value, event.to_dict(), locate))
 
 
 def _kept_indices(stack: TiltStack, result: ReconstructionResult) -> np.ndarray:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tiltstream.processors.reconstruct.ctf_correction import SeriesCtf
+
 __all__ = ["ReconstructionParameters", "ReconstructionResult"]
 
 
@@ -22,6 +24,8 @@ class ReconstructionParameters:
     refine_tilt_offset: bool = False
     offset_search_degrees: float = 5.0
     tile_sidelength_pixels: int = 128
+    ctf: SeriesCtf | None = None  # phase-flip the tilts with these estimates (None: no correction)
+    ctf_band_angstroms: float = 50.0
 
 
 @dataclass(frozen=True)

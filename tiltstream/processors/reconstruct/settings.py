@@ -37,9 +37,26 @@ class ReconstructionSettings(ProcessorSettings):
     refine_tilt_offset: bool = False
     offset_search_degrees: float = Field(default=5.0, gt=0, le=20)
     tile_sidelength_pixels: int = Field(default=128, ge=16, le=1024)
+    #: Builtin backend: phase-flip each tilt with its CTF estimate and the defocus gradient across the
+    #: tilted specimen (bands of ``ctf_band_angstroms`` in height); tilts without estimates: no flip.
+    correct_ctf: bool = True
+    #: The request's thickness is the depth reconstructed; the specimen's thickness is then estimated
+    #: from the tomogram's z profile (``thickness``), reported, and the volume cut to it plus
+    #: ``depth_margin_fraction`` of it on each side.
+    depth_from_thickness: bool = True
+    depth_margin_fraction: float = Field(default=0.25, ge=0, le=2)
+    ctf_band_angstroms: float = Field(default=50.0, gt=0)
     minimum_tilts: int = Field(default=5, ge=2)
     output_folder: str = "tomograms"
     png_max_pixels: int = Field(default=1024, ge=64)
+    #: Keep the session's RELION 5 project (``<session>/relion``) up to date (see ``tiltstream.relion``).
+    relion_project: bool = True
     aretomo_executable: str = "AreTomo2"
     aretomo_gpu: str = "0"
     aretomo_timeout_seconds: float = Field(default=3600.0, gt=0)
+    #: ``-CorrCTF``: AreTomo corrects the CTF of the tomogram (local phase flipping).
+    aretomo_correct_ctf: bool = True
+    #: ``-DarkTol``: a tilt darker than this fraction of the series' mean is dropped.
+    aretomo_dark_tolerance: float = Field(default=0.7, gt=0, lt=1)
+    #: ``-Patch``/``-AtPatch``: local alignment on N x N patches; 0 aligns globally only.
+    aretomo_patches: int = Field(default=0, ge=0, le=16)

@@ -13,6 +13,7 @@ from tiltstream.processors.runtime.errors import (
     PathOutsideRootError,
     PermanentError,
     ProcessorError,
+    ProgramUnavailableError,
     TransientError,
     is_transient,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "ProcessorError",
     "ProcessorService",
     "ProcessorSettings",
+    "ProgramUnavailableError",
     "RetryPolicy",
     "TransientError",
     "atomic_path",

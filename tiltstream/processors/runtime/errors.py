@@ -5,6 +5,8 @@
   with ``failure_kind='retries-exhausted'``.
 * :class:`PermanentError` and its subclasses (corrupt input, a path outside the data roots, a file
   that is not a regular file, impossible parameters), and
+  :class:`ProgramUnavailableError` (a facility program that is missing or not executable, the
+  same for MotionCor, CTFFIND and AreTomo), and
   :class:`~tiltstream.streams.errors.InvalidEventError` (an output event whose values cannot be
   true): a ``ProcessingFailed`` with ``failure_kind='permanent'`` at once.
 * Anything else is an unexpected error: treated as transient, so it is retried and then given up on;
@@ -26,6 +28,7 @@ __all__ = [
     "PathOutsideRootError",
     "PermanentError",
     "ProcessorError",
+    "ProgramUnavailableError",
     "TransientError",
     "is_transient",
 ]
@@ -64,6 +67,13 @@ class NotRegularFileError(PermanentError):
 
 class InputReadTimeoutError(TransientError):
     """Reading an input file took longer than the service's ``read_timeout_seconds`` (a hung mount)."""
+
+
+class ProgramUnavailableError(PermanentError):
+    """An external program (MotionCor2/3, CTFFIND4/5, AreTomo2/3) is missing or not executable.
+
+    Retrying cannot install it: the job fails at once and names the program and the setting.
+    """
 
 
 class ImpossibleParametersError(PermanentError):
