@@ -10,9 +10,10 @@
    ``<prefix>.dlq.<app_id>`` with the usual error headers and the worker moves on.
 2. :meth:`~RecordHandler.settle`: the series' entry is read from the table (its outbox, left by a crash,
    sent first), the event folded into its state and the state decided on.
-3. :meth:`~RecordHandler.emit`: commands go through the entry's outbox (:class:`Outbox`); the state is
-   written back when it changed; the status is sent without waiting (the checkpoint flushes it before it
-   commits the input offsets).
+3. :meth:`~RecordHandler.emit`: commands go through the entry's outbox (:class:`Outbox`, written to
+   the table at once); otherwise a changed state is kept in the worker's decoded copy and written to
+   the table by the next checkpoint; the status is sent without waiting (the checkpoint flushes it
+   before it commits the input offsets).
 
 A tick (from the ticks topic) skips step 1: it carries no event, only the series to decide again.
 """
@@ -173,7 +174,7 @@ class RecordHandler:
         now = now_ms()
         state = apply_event(entry.state, event.value, now) if event else entry.state
         decision = decide(state, now, self.rules)
-        await self.emit(key, partition, decision, changed=stored is None or decision.state != entry.state)
+        await self.emit(key, partition, decision, changed=stored is None or decision.state is not entry.state)
         self.metrics.events.labels(event.record if event else "tick").inc()
 
     async def emit(self, key: bytes, partition: int, decision: Decision, *, changed: bool) -> None:
