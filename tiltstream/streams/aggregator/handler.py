@@ -36,6 +36,7 @@ from tiltstream.streams.aggregator.table import SeriesTable, now_ms
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.dlq import dead_letter_headers_from
 from tiltstream.streams.errors import UndecodableEventError
+from tiltstream.streams.events import ProcessingFailed
 from tiltstream.streams.runtime.decoding import MessageDecoder
 
 __all__ = ["InputEvent", "Outbox", "RecordHandler", "Senders"]
@@ -173,7 +174,7 @@ class RecordHandler:
             entry = await self.outbox.send(key, entry)  # left by a crash: the same bytes again
         now = now_ms()
         state = apply_event(entry.state, event.value, now) if event else entry.state
-        decision = decide(state, now, self.rules)
+        decision = decide(state, now, self.rules, self.table.selection(key), _movie_of(event))
         await self.emit(key, partition, decision, changed=stored is None or decision.state is not entry.state)
         self.metrics.events.labels(event.record if event else "tick").inc()
 
@@ -203,3 +204,14 @@ class RecordHandler:
             value = self.decoder.serde.encode("TiltSeriesStatus", decision.status)
             await self.senders.status.send(key=key, value=value)
             self.metrics.emitted.labels("TiltSeriesStatus").inc()
+
+
+def _movie_of(event: InputEvent | None) -> str | None:
+    """The movie ``event`` concerns, for the series' tilt selection (None: a series-wide event)."""
+    if event is None:
+        return None
+    value = event.value
+    if isinstance(value, ProcessingFailed):
+        return value.movie_id or value.subject_id
+    movie_id = getattr(value, "movie_id", None)
+    return movie_id if isinstance(movie_id, str) else None

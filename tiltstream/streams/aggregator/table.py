@@ -18,6 +18,7 @@ from typing import Any
 from tiltstream.streams.aggregator.decide import next_deadline_ms
 from tiltstream.streams.aggregator.entry import TableEntry, decode_entry, encode_entry
 from tiltstream.streams.aggregator.rules import Rules
+from tiltstream.streams.aggregator.selection import TiltSelection
 
 __all__ = ["GraceTimer", "SeriesTable", "now_ms"]
 
@@ -85,6 +86,14 @@ class SeriesTable:
         self.deadlines: dict[bytes, tuple[int, int]] = {}
         self.entries: dict[bytes, TableEntry] = {}
         self.dirty: set[bytes] = set()
+        self.selections: dict[bytes, TiltSelection] = {}
+
+    def selection(self, key: bytes) -> TiltSelection:
+        """The tilt selection of series ``key``, kept beside its decoded entry."""
+        found = self.selections.get(key)
+        if found is None:
+            found = self.selections[key] = TiltSelection(self.rules)
+        return found
 
     def get(self, key: bytes) -> TableEntry | None:
         """The entry of series ``key``, or None when the table holds none."""
@@ -118,6 +127,7 @@ class SeriesTable:
         """Drop the decoded copy (after a revocation: the table is read again when next needed)."""
         self.entries.clear()
         self.dirty.clear()
+        self.selections.clear()
 
     def _write(self, key: bytes, entry: TableEntry) -> None:
         with _writing_in(self.source_topic, entry.partition):
