@@ -27,6 +27,7 @@ from tiltstream.streams.aggregator.outputs import (
     status_value,
 )
 from tiltstream.streams.aggregator.rules import Rules
+from tiltstream.streams.aggregator.selection import TiltCounts, TiltSelection
 from tiltstream.streams.aggregator.state import (
     INACTIVITY,
     DecisionRecord,
@@ -34,7 +35,6 @@ from tiltstream.streams.aggregator.state import (
     SeriesState,
     request_id_for,
 )
-from tiltstream.streams.aggregator.selection import TiltCounts, TiltSelection
 
 __all__ = ["Command", "Decision", "decide", "next_deadline_ms"]
 
@@ -80,7 +80,8 @@ def _reason(state: SeriesState, view: TiltSelection, now_ms: int, rules: Rules) 
 
 def _assumed_end(state: SeriesState, counts: TiltCounts, rules: Rules) -> Ended:
     """The end of an acquisition never announced, at the end of its inactivity period."""
-    assert state.last_tilt_seen_ms is not None and counts.last_acquired_ms is not None
+    assert state.last_tilt_seen_ms is not None
+    assert counts.last_acquired_ms is not None
     return Ended(
         event_id="",
         ended_at_ms=counts.last_acquired_ms,

@@ -55,7 +55,8 @@ class TableEntry:
 def encode_entry(entry: TableEntry) -> bytes:
     """The version byte and msgpack (a 41-tilt series with every fact is about 9 kB)."""
     payload = [entry.partition, state_to_plain(entry.state), [[t, d] for t, d in entry.outbox]]
-    return bytes((ENTRY_VERSION,)) + msgpack.packb(payload, use_bin_type=True)
+    packed: bytes = msgpack.packb(payload, use_bin_type=True)
+    return bytes((ENTRY_VERSION,)) + packed
 
 
 def decode_entry(data: bytes) -> TableEntry:
