@@ -11,9 +11,13 @@ Each round writes a fresh day to fresh topics and measures, one after the other 
    started and reads it all; events/s is counted from its first to its last output message (broker
    timestamps, so the worker's start-up is not counted).
 2. Latency: with the aggregator running, ``--live`` more series arrive one after another; for each,
-   the time from producing its last tilt's MovieMotionCorrected (and its CtfEstimated right after) to
-   a consumer receiving the ReconstructionRequested.
-3. Baseline: the same day's events through a gatherer that does what Murfey does: a PostgreSQL row
+   once the aggregator's statuses show every tilt but the last processed (the facility's pace: a tilt
+   every few seconds, far below the aggregator's throughput), the time from producing its last tilt's
+   MovieMotionCorrected (and its CtfEstimated right after) to a consumer receiving the
+   ReconstructionRequested. Then a PACE burst: 9 series whose last results are produced together.
+3. Ceiling: a bare confluent-kafka consumer reading the day's input topics and decoding each value
+   with our serde into its typed record.
+4. Baseline: the same day's events through a gatherer that does what Murfey does: a PostgreSQL row
    per tilt (upsert, committed per event) and a completeness query per event
    (:class:`tiltstream.localdb.LocalPostgres`, or the database at ``TILTSTREAM_BENCH_POSTGRES_URL``).
 
@@ -122,6 +126,10 @@ def wait_commands(kafka: KafkaSettings, catalogue: Catalogue, count: int, timeou
     raise TimeoutError(f"fewer than {count} commands after {timeout} s")
 
 
+#: Where ``--profile`` has the aggregator write its cProfile statistics (None: not profiled).
+PROFILE: list[Path] = []
+
+
 def run_aggregator(kafka: KafkaSettings, topics: TopicSettings, datadir: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -136,9 +144,10 @@ def run_aggregator(kafka: KafkaSettings, topics: TopicSettings, datadir: Path) -
         "TILTSTREAM_LOG_LEVEL": "WARNING",
     }
     log = (datadir.parent / "aggregator.log").open("wb")
-    return subprocess.Popen(
-        [str(Path(sys.executable).with_name("tiltstream")), "aggregate"], env=env, stdout=log, stderr=log
-    )
+    command = [str(Path(sys.executable).with_name("tiltstream")), "aggregate"]
+    if PROFILE:
+        command = [sys.executable, "-m", "cProfile", "-o", str(PROFILE[0]), *command]
+    return subprocess.Popen(command, env=env, stdout=log, stderr=log)
 
 
 def measure_latency(
@@ -159,10 +168,12 @@ def measure_latency(
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
     sent: dict[str, float] = {}
+    statuses = Watcher(kafka, catalogue)
     for series in range(first, first + count):
         events, last = series_events(series, tilts)
         producer.wait([producer.send(r, v) for r, v in events])
         series_id = last[0][1]["metadata"]["tilt_series_id"]
+        statuses.wait_processed({series_id}, tilts - 1)  # the facility's pace: a tilt every few seconds
         sent[series_id] = time.perf_counter()
         producer.wait([producer.send(r, v) for r, v in last])
         deadline = time.monotonic() + 60
@@ -171,7 +182,31 @@ def measure_latency(
     stop.set()
     listener.join()
     consumer.close()
+    statuses.close()
     return [received[s] - t for s, t in sent.items() if s in received]
+
+
+class Watcher:
+    """The status topic from its end on: waits until series have their tilts processed."""
+
+    def __init__(self, kafka: KafkaSettings, catalogue: Catalogue) -> None:
+        self.consumer = _tail_consumer(kafka, catalogue.topic("tiltseries.status").name)
+        self.serde = AvroSerde()
+        self.processed: dict[str, int] = {}
+
+    def wait_processed(self, series_ids: set[str], tilts: int, timeout: float = 120) -> None:
+        """Until every series in ``series_ids`` has ``tilts`` tilts with a CTF estimate."""
+        deadline = time.monotonic() + timeout
+        while any(self.processed.get(s, 0) < tilts for s in series_ids) and time.monotonic() < deadline:
+            message = self.consumer.poll(0.01)
+            if message is None or message.error() is not None or message.value() is None:
+                continue
+            value = self.serde.decode(message.value()).value
+            series = value["metadata"]["tilt_series_id"]
+            self.processed[series] = max(self.processed.get(series, 0), value["ctf_tilts"] or 0)
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 def measure_burst(
@@ -180,10 +215,13 @@ def measure_burst(
     """A PACE burst of 9 series ending together: from producing their last results to each command."""
     topic = catalogue.topic("tiltseries.reconstruction-requested").name
     consumer = _tail_consumer(kafka, topic)
+    statuses = Watcher(kafka, catalogue)
     members = [series_events(s, tilts) for s in range(first, first + 9)]
     for events, _ in members:
         producer.wait([producer.send(r, v) for r, v in events])
-    time.sleep(0.5)  # the tilts before the last are folded; now the last results of all nine at once
+    # the tilts before the last are processed (at the facility's pace); now the last results of all nine
+    statuses.wait_processed({last[0][1]["metadata"]["tilt_series_id"] for _, last in members}, tilts - 1)
+    statuses.close()
     received: dict[str, float] = {}
     start = time.perf_counter()
     producer.wait([producer.send(r, v) for _, last in members for r, v in last])
@@ -266,7 +304,8 @@ def long_series(tilts: int) -> str:
     head, tail = statistics.median(costs[:30]), statistics.median(costs[-30:])
     return (
         f"series of {tilts} tilts with retakes ({len(state.movies)} movies, "
-        f"{len(selection.by_movie)} angles): fold+decide per event (median) {head * 1e6:.0f} us at tilts 1-10, "
+        f"{len(selection.by_movie)} angles): fold+decide per event (median) "
+        f"{head * 1e6:.0f} us at tilts 1-10, "
         f"{tail * 1e6:.0f} us at tilts {tilts - 9}-{tilts} (ratio {tail / head:.2f}); "
         f"entry {sizes[2]:,} bytes after tilt 1, {sizes[-1]:,} after tilt {tilts} "
         f"({(sizes[-1] - sizes[2]) / max(tilts - 1, 1):.0f} bytes per further tilt, nothing per event)"
@@ -419,7 +458,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="measured rounds")
     parser.add_argument("--warmup-series", type=int, default=27, help="series in the discarded warm-up round")
     parser.add_argument("--long-series", type=int, default=200, help="tilts of the long series (item 3)")
+    parser.add_argument("--profile", type=Path, help="write the aggregator's cProfile statistics here")
     args = parser.parse_args()
+    if args.profile:
+        PROFILE.append(args.profile.resolve())
     day_events = len(day(1, args.series, args.tilts))
     print(
         f"day: {args.series} series x {args.tilts} tilts = {day_events} events on 4 microscopes; "
