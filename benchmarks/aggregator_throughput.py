@@ -228,8 +228,9 @@ def measure_burst(
     deadline = time.monotonic() + 60
     while len(received) < len(members) and time.monotonic() < deadline:
         message = consumer.poll(0.01)
-        if message is not None and message.error() is None and message.key() is not None:
-            received.setdefault(bytes(message.key()).decode(), time.perf_counter())
+        key = message.key() if message is not None and message.error() is None else None
+        if key is not None:
+            received.setdefault(bytes(key).decode(), time.perf_counter())
     consumer.close()
     return [at - start for at in received.values()]
 
@@ -266,10 +267,11 @@ def ceiling(kafka: KafkaSettings, catalogue: Catalogue, count: int) -> float:
     deadline = time.monotonic() + 600
     while seen < count and time.monotonic() < deadline:
         for message in consumer.consume(500, 1.0):
-            if message.error() is not None:
+            topic, value = message.topic(), message.value()
+            if message.error() is not None or topic is None or value is None:
                 continue
             start = start or time.perf_counter()
-            serde.decode_typed(message.value(), readers[message.topic()])
+            serde.decode_typed(value, readers[topic])
             seen += 1
     consumer.close()
     return seen / (time.perf_counter() - (start or time.perf_counter()))

@@ -89,7 +89,7 @@ def _codecs(record: str, records: list[dict[str, Any]], serde: AvroSerde) -> dic
 def _cavro(schema: dict[str, Any], records: list[dict[str, Any]]) -> Callable[[], None] | None:
     """cavro's round over ``records`` (checked to give back each record), or None without cavro."""
     try:
-        import cavro
+        import cavro  # type: ignore[import-not-found]
     except ImportError:
         return None
     codec = cavro.Schema(schema, record_decodes_to_dict=True)

@@ -12,8 +12,8 @@ state after a set of events does not depend on the order they arrived in or on d
 from __future__ import annotations
 
 import json
-from operator import attrgetter
 from dataclasses import dataclass, field, fields, replace
+from operator import attrgetter
 from typing import Any
 
 __all__ = [
