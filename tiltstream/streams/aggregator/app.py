@@ -72,7 +72,7 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
     )
     frontier = Frontier()
     intake = Intake(app, settings.kafka, handler, frontier, metrics, ticks)
-    checkpoint = Checkpoint(app, frontier, table)
+    checkpoint = Checkpoint(app, frontier, table, handler.send_statuses)
     grace = GraceTimer(app, table, ticks, settings.rescan_interval_seconds, settings.tick_interval_seconds)
 
     async def aggregate(stream: Any) -> None:

@@ -10,8 +10,9 @@ per interval, in this order (the order is what makes a crash at any point lose n
    finish its record there, and the group's generation is still valid);
 2. take the frontier of every partition this worker still holds that moved since its last commit:
    every record before it has been processed completely, its changes are in the decoded copy;
-3. flush the table: write every entry changed since the last checkpoint to the RocksDB store, which
-   queues its changelog record in the producer (the state store and its changelog);
+3. send the statuses kept since the last checkpoint (a series' newest, when only its counts moved),
+   then flush the table: write every entry changed since the last checkpoint to the RocksDB store,
+   which queues its changelog record in the producer (the state store and its changelog);
 4. flush the producer: the changelog records, the statuses and the commands that processing those
    records produced are all acknowledged by the broker (acks=all) before any offset moves past them;
 5. commit exactly those offsets to the group (:func:`commit_offsets`);
@@ -31,7 +32,7 @@ worker may process it meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from tiltstream.streams.aggregator.offsets import Frontier, TopicPartition
@@ -70,18 +71,28 @@ class Checkpoint:
         The input offsets processed so far (advanced by the intake).
     table
         The series table: its changed entries are written before the producer is flushed.
+    send_statuses
+        Sends the statuses the handler kept since the last checkpoint (before the producer flush).
     """
 
-    def __init__(self, app: Any, frontier: Frontier, table: SeriesTable) -> None:
+    def __init__(
+        self,
+        app: Any,
+        frontier: Frontier,
+        table: SeriesTable,
+        send_statuses: Callable[[], Awaitable[int]],
+    ) -> None:
         self.app = app
         self.frontier = frontier
         self.table = table
+        self.send_statuses = send_statuses
 
     async def commit(self, *, during_rebalance: bool = False) -> bool:
         """Commit what was processed since the last checkpoint; True when offsets were committed."""
         if self.app.rebalancing and not during_rebalance:
             return False
         offsets = self.offsets_to_commit()
+        await self.send_statuses()
         self.table.flush()
         if not offsets:
             return False
