@@ -181,11 +181,12 @@ class RecordHandler:
         decision = decide(state, now, self.rules, self.table.selection(key), _movie_of(event))
         await self.emit(key, partition, decision, changed=stored is None or decision.state is not entry.state)
         if decision.status is not None:
-            await self.status(key, decision, series_state_name(entry.state)[0])
+            before = series_state_name(entry.state)[0] if stored is not None else None
+            await self.status(key, decision, before)
         self.metrics.events.labels(event.record if event else "tick").inc()
 
-    async def status(self, key: bytes, decision: Decision, before: str) -> None:
-        """Send the status now when the series' state changed or a command went out; else keep it.
+    async def status(self, key: bytes, decision: Decision, before: str | None) -> None:
+        """Send the status now for a new series, a change of its state or a command; else keep it.
 
         A status that only counts one more tilt processed replaces the one kept before it, and the
         checkpoint sends what is kept (:meth:`send_statuses`) before it flushes the producer, so the
