@@ -11,9 +11,13 @@ Each round writes a fresh day to fresh topics and measures, one after the other 
    started and reads it all; events/s is counted from its first to its last output message (broker
    timestamps, so the worker's start-up is not counted).
 2. Latency: with the aggregator running, ``--live`` more series arrive one after another; for each,
-   the time from producing its last tilt's MovieMotionCorrected (and its CtfEstimated right after) to
-   a consumer receiving the ReconstructionRequested.
-3. Baseline: the same day's events through a gatherer that does what Murfey does: a PostgreSQL row
+   once the aggregator's statuses show every tilt but the last processed (the facility's pace: a tilt
+   every few seconds, far below the aggregator's throughput), the time from producing its last tilt's
+   MovieMotionCorrected (and its CtfEstimated right after) to a consumer receiving the
+   ReconstructionRequested. Then a PACE burst: 9 series whose last results are produced together.
+3. Ceiling: a bare confluent-kafka consumer reading the day's input topics and decoding each value
+   with our serde into its typed record.
+4. Baseline: the same day's events through a gatherer that does what Murfey does: a PostgreSQL row
    per tilt (upsert, committed per event) and a completeness query per event
    (:class:`tiltstream.localdb.LocalPostgres`, or the database at ``TILTSTREAM_BENCH_POSTGRES_URL``).
 
@@ -44,7 +48,13 @@ import sqlalchemy
 from confluent_kafka import Consumer, TopicPartition
 
 from tiltstream.settings import KafkaSettings, TopicSettings
+from tiltstream.streams import events as typed_events
 from tiltstream.streams.admin import apply_topics
+from tiltstream.streams.aggregator import SeriesState, apply_event, decide
+from tiltstream.streams.aggregator.entry import TableEntry, encode_entry
+from tiltstream.streams.aggregator.fold import INPUT_TYPES
+from tiltstream.streams.aggregator.rules import Rules
+from tiltstream.streams.aggregator.selection import TiltSelection
 from tiltstream.streams.broker.throwaway import throwaway_bootstrap
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_admin, create_producer
@@ -55,6 +65,8 @@ from tiltstream.streams.schema_registry import default_registry
 from tiltstream.streams.serde import AvroSerde
 
 Event = tuple[str, dict[str, Any]]
+
+_TYPES: dict[str, Any] = {kind.__name__: getattr(typed_events, kind.__name__) for kind in INPUT_TYPES}
 
 
 def complete(record: str, value: dict[str, Any], microscope: str) -> dict[str, Any]:
@@ -114,6 +126,10 @@ def wait_commands(kafka: KafkaSettings, catalogue: Catalogue, count: int, timeou
     raise TimeoutError(f"fewer than {count} commands after {timeout} s")
 
 
+#: Where ``--profile`` has the aggregator write its cProfile statistics (None: not profiled).
+PROFILE: list[Path] = []
+
+
 def run_aggregator(kafka: KafkaSettings, topics: TopicSettings, datadir: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -128,24 +144,17 @@ def run_aggregator(kafka: KafkaSettings, topics: TopicSettings, datadir: Path) -
         "TILTSTREAM_LOG_LEVEL": "WARNING",
     }
     log = (datadir.parent / "aggregator.log").open("wb")
-    return subprocess.Popen(
-        [str(Path(sys.executable).with_name("tiltstream")), "aggregate"], env=env, stdout=log, stderr=log
-    )
+    command = [str(Path(sys.executable).with_name("tiltstream")), "aggregate"]
+    if PROFILE:
+        command = [sys.executable, "-m", "cProfile", "-o", str(PROFILE[0]), *command]
+    return subprocess.Popen(command, env=env, stdout=log, stderr=log)
 
 
 def measure_latency(
     kafka: KafkaSettings, catalogue: Catalogue, producer: EventProducer, first: int, count: int, tilts: int
 ) -> list[float]:
     topic = catalogue.topic("tiltseries.reconstruction-requested").name
-    consumer = Consumer(
-        {"bootstrap.servers": kafka.bootstrap_servers, "group.id": f"bench-{uuid.uuid4().hex}"}
-    )
-    metadata = consumer.list_topics(topic, timeout=30).topics[topic]
-    partitions = []
-    for number in metadata.partitions:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, number), timeout=30)
-        partitions.append(TopicPartition(topic, number, high))
-    consumer.assign(partitions)
+    consumer = _tail_consumer(kafka, topic)
     received: dict[str, float] = {}
     stop = threading.Event()
 
@@ -159,10 +168,12 @@ def measure_latency(
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
     sent: dict[str, float] = {}
+    statuses = Watcher(kafka, catalogue)
     for series in range(first, first + count):
         events, last = series_events(series, tilts)
         producer.wait([producer.send(r, v) for r, v in events])
         series_id = last[0][1]["metadata"]["tilt_series_id"]
+        statuses.wait_processed({series_id}, tilts - 1)  # the facility's pace: a tilt every few seconds
         sent[series_id] = time.perf_counter()
         producer.wait([producer.send(r, v) for r, v in last])
         deadline = time.monotonic() + 60
@@ -171,7 +182,136 @@ def measure_latency(
     stop.set()
     listener.join()
     consumer.close()
+    statuses.close()
     return [received[s] - t for s, t in sent.items() if s in received]
+
+
+class Watcher:
+    """The status topic from its end on: waits until series have their tilts processed."""
+
+    def __init__(self, kafka: KafkaSettings, catalogue: Catalogue) -> None:
+        self.consumer = _tail_consumer(kafka, catalogue.topic("tiltseries.status").name)
+        self.serde = AvroSerde()
+        self.processed: dict[str, int] = {}
+
+    def wait_processed(self, series_ids: set[str], tilts: int, timeout: float = 120) -> None:
+        """Until every series in ``series_ids`` has ``tilts`` tilts with a CTF estimate."""
+        deadline = time.monotonic() + timeout
+        while any(self.processed.get(s, 0) < tilts for s in series_ids) and time.monotonic() < deadline:
+            message = self.consumer.poll(0.01)
+            if message is None or message.error() is not None or message.value() is None:
+                continue
+            value = self.serde.decode(message.value()).value
+            series = value["metadata"]["tilt_series_id"]
+            self.processed[series] = max(self.processed.get(series, 0), value["ctf_tilts"] or 0)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def measure_burst(
+    kafka: KafkaSettings, catalogue: Catalogue, producer: EventProducer, first: int, tilts: int
+) -> list[float]:
+    """A PACE burst of 9 series ending together: from producing their last results to each command."""
+    topic = catalogue.topic("tiltseries.reconstruction-requested").name
+    consumer = _tail_consumer(kafka, topic)
+    statuses = Watcher(kafka, catalogue)
+    members = [series_events(s, tilts) for s in range(first, first + 9)]
+    for events, _ in members:
+        producer.wait([producer.send(r, v) for r, v in events])
+    # the tilts before the last are processed (at the facility's pace); now the last results of all nine
+    statuses.wait_processed({last[0][1]["metadata"]["tilt_series_id"] for _, last in members}, tilts - 1)
+    statuses.close()
+    received: dict[str, float] = {}
+    start = time.perf_counter()
+    producer.wait([producer.send(r, v) for _, last in members for r, v in last])
+    deadline = time.monotonic() + 60
+    while len(received) < len(members) and time.monotonic() < deadline:
+        message = consumer.poll(0.01)
+        key = message.key() if message is not None and message.error() is None else None
+        if key is not None:
+            received.setdefault(bytes(key).decode(), time.perf_counter())
+    consumer.close()
+    return [at - start for at in received.values()]
+
+
+def _tail_consumer(kafka: KafkaSettings, topic: str) -> Consumer:
+    consumer = Consumer(
+        {"bootstrap.servers": kafka.bootstrap_servers, "group.id": f"bench-{uuid.uuid4().hex}"}
+    )
+    metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+    partitions = []
+    for number in metadata.partitions:
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, number), timeout=30)
+        partitions.append(TopicPartition(topic, number, high))
+    consumer.assign(partitions)
+    return consumer
+
+
+def ceiling(kafka: KafkaSettings, catalogue: Catalogue, count: int) -> float:
+    """A bare confluent-kafka consumer reading the day's input topics, each value decoded with our serde
+    into its typed record (what the aggregator must do at least); events/s."""
+    serde = AvroSerde()
+    readers = {catalogue.for_record(kind.__name__).name: kind for kind in INPUT_TYPES}
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "group.id": f"bench-ceiling-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe(list(readers))
+    seen = 0
+    start = None
+    deadline = time.monotonic() + 600
+    while seen < count and time.monotonic() < deadline:
+        for message in consumer.consume(500, 1.0):
+            topic, value = message.topic(), message.value()
+            if message.error() is not None or topic is None or value is None:
+                continue
+            start = start or time.perf_counter()
+            serde.decode_typed(value, readers[topic])
+            seen += 1
+    consumer.close()
+    return seen / (time.perf_counter() - (start or time.perf_counter()))
+
+
+def _fold_series(series: int, tilts: int) -> tuple[list[float], list[int], SeriesState, TiltSelection]:
+    """Fold and decide every event of one series in process: seconds and entry bytes after each."""
+    serde = AvroSerde()
+    rules = Rules(grace_seconds=3600)
+    events, last = series_events(series, tilts)
+    typed = [serde.decode_typed(serde.encode(r, v), _TYPES[r]) for r, v in events + last]
+    state = SeriesState(typed[0].metadata.tilt_series_id)
+    selection = TiltSelection(rules)
+    costs: list[float] = []
+    sizes: list[int] = []
+    now = 1_800_000_000_000
+    for event in typed:
+        began = time.perf_counter()
+        movie_id = getattr(event, "movie_id", None)
+        state = decide(apply_event(state, event, now), now, rules, selection, movie_id).state
+        costs.append(time.perf_counter() - began)
+        sizes.append(len(encode_entry(TableEntry(state, 0))))
+    return costs, sizes, state, selection
+
+
+def long_series(tilts: int) -> str:
+    """A series of ``tilts`` tilts whose angles repeat past 41 (retakes): the aggregator's own work per
+    event (fold, decide with the kept tilt selection) and the table entry's size at the first and last
+    tilts, in process (no broker; a first series warms up and is discarded)."""
+    _fold_series(1, tilts)
+    costs, sizes, state, selection = _fold_series(0, tilts)
+    head, tail = statistics.median(costs[:30]), statistics.median(costs[-30:])
+    return (
+        f"series of {tilts} tilts with retakes ({len(state.movies)} movies, "
+        f"{len(selection.by_movie)} angles): fold+decide per event (median) "
+        f"{head * 1e6:.0f} us at tilts 1-10, "
+        f"{tail * 1e6:.0f} us at tilts {tilts - 9}-{tilts} (ratio {tail / head:.2f}); "
+        f"entry {sizes[2]:,} bytes after tilt 1, {sizes[-1]:,} after tilt {tilts} "
+        f"({(sizes[-1] - sizes[2]) / max(tilts - 1, 1):.0f} bytes per further tilt, nothing per event)"
+    )
 
 
 def baseline(url: str, events: list[Event]) -> tuple[float, int]:
@@ -251,6 +391,8 @@ class Round:
     commands: int
     rate: float
     latencies: list[float]
+    burst: list[float]
+    bare_rate: float
     base_rate: float
     base_commands: int
 
@@ -289,11 +431,14 @@ def run_round(
         last_ms = max(e.timestamp_ms for e in found)
         rate = len(events) / max((last_ms - first_ms) / 1000, 1e-3)
         latencies = measure_latency(kafka, catalogue, producer, 10_000, live, tilts)
+        burst = measure_burst(kafka, catalogue, producer, 20_000, tilts)
     finally:
         aggregator.terminate()
         aggregator.wait(60)
+    bare_rate = ceiling(kafka, catalogue, len(events))
     base_rate, base_commands = baseline(url, events)
-    return Round(len(events), len({e.key for e in found}), rate, latencies, base_rate, base_commands)
+    commands = len({e.key for e in found})
+    return Round(len(events), commands, rate, latencies, burst, bare_rate, base_rate, base_commands)
 
 
 def describe(name: str, result: Round) -> str:
@@ -301,8 +446,9 @@ def describe(name: str, result: Round) -> str:
     return (
         f"{name}: aggregator {result.rate:,.0f} events/s ({result.commands} commands), "
         f"latency p50 {p50} ({len(result.latencies)} series), "
+        f"bare consumer + serde {result.bare_rate:,.0f} events/s, "
         f"baseline {result.base_rate:,.0f} events/s ({result.base_commands} commands), "
-        f"ratio {result.ratio:.2f}"
+        f"ratio {result.ratio:.2f}, of the bare consumer {result.rate / result.bare_rate:.2f}"
     )
 
 
@@ -313,7 +459,11 @@ def main() -> None:
     parser.add_argument("--live", type=int, default=24, help="series for the latency measurement, per round")
     parser.add_argument("--repeats", type=int, default=3, help="measured rounds")
     parser.add_argument("--warmup-series", type=int, default=27, help="series in the discarded warm-up round")
+    parser.add_argument("--long-series", type=int, default=200, help="tilts of the long series (item 3)")
+    parser.add_argument("--profile", type=Path, help="write the aggregator's cProfile statistics here")
     args = parser.parse_args()
+    if args.profile:
+        PROFILE.append(args.profile.resolve())
     day_events = len(day(1, args.series, args.tilts))
     print(
         f"day: {args.series} series x {args.tilts} tilts = {day_events} events on 4 microscopes; "
@@ -342,7 +492,10 @@ def main() -> None:
     rates = [r.rate for r in rounds]
     base_rates = [r.base_rate for r in rounds]
     ratios = [r.ratio for r in rounds]
+    bare = [r.bare_rate for r in rounds]
+    of_bare = [r.rate / r.bare_rate for r in rounds]
     latencies = [x for r in rounds for x in r.latencies]
+    bursts = [x for r in rounds for x in r.burst]
     print(f"median of {len(rounds)} rounds:")
     print(f"  aggregator throughput: {spread(rates, '{:,.0f}')} events/s")
     if latencies:
@@ -356,6 +509,14 @@ def main() -> None:
         f"{spread(base_rates, '{:,.0f}')} events/s"
     )
     print(f"  ratio aggregator / baseline throughput: {spread(ratios, '{:.2f}')}")
+    print(f"  bare confluent-kafka consumer decoding with our serde: {spread(bare, '{:,.0f}')} events/s")
+    print(f"  ratio aggregator / bare consumer: {spread(of_bare, '{:.2f}')}")
+    if bursts:
+        print(
+            f"  latency during a 9-series PACE burst ({len(bursts)} series): "
+            f"p50 {percentile(bursts, 0.5) * 1000:.1f} ms, p99 {percentile(bursts, 0.99) * 1000:.1f} ms"
+        )
+    print(f"  {long_series(args.long_series)}")
 
 
 def spread(values: list[float], form: str) -> str:

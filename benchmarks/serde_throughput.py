@@ -8,6 +8,8 @@ per codec), and the script prints events per second for each:
 - ours, typed: ``AvroSerde.encode_typed`` of a record of :mod:`tiltstream.streams.events` and
   ``AvroSerde.decode_typed`` back into one (single-object header, fingerprint lookup, checks);
 - ours, dicts: ``AvroSerde.encode`` + ``AvroSerde.decode`` (what dict consumers use);
+- cavro: ``cavro.Schema.binary_encode`` + ``binary_decode`` of the dict (the Cython Avro codec on
+  PyPI, records decoded to dicts; schemaless like raw fastavro), when cavro is installed;
 - json: ``json.dumps`` + ``json.loads`` with the timestamps turned back into datetimes.
 
 It ends with the ratio of the typed path to raw fastavro and the target (>= 0.9x). Usage::
@@ -69,6 +71,11 @@ def _codecs(record: str, records: list[dict[str, Any]], serde: AvroSerde) -> dic
         for value in records:
             serde.decode(serde.encode(record, value), reader=record)
 
+    codecs = {"raw": raw, "typed": ours_typed, "dicts": ours_dicts}
+    cavro_round = _cavro(serde.registry.current(record).schema, records)
+    if cavro_round is not None:
+        codecs["cavro"] = cavro_round
+
     def plain_json() -> None:
         for value in records:
             decoded = json.loads(json.dumps(value, default=_json_default))
@@ -76,7 +83,24 @@ def _codecs(record: str, records: list[dict[str, Any]], serde: AvroSerde) -> dic
             for key in stamps:
                 decoded[key] = datetime.fromisoformat(decoded[key])
 
-    return {"raw": raw, "typed": ours_typed, "dicts": ours_dicts, "json": plain_json}
+    return {**codecs, "json": plain_json}
+
+
+def _cavro(schema: dict[str, Any], records: list[dict[str, Any]]) -> Callable[[], None] | None:
+    """cavro's round over ``records`` (checked to give back each record), or None without cavro."""
+    try:
+        import cavro  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    codec = cavro.Schema(schema, record_decodes_to_dict=True)
+    if codec.binary_decode(codec.binary_encode(records[0])) != records[0]:
+        raise AssertionError("cavro does not give back the record it encoded")
+
+    def run() -> None:
+        for value in records:
+            codec.binary_decode(codec.binary_encode(value))
+
+    return run
 
 
 def main() -> None:
@@ -104,12 +128,17 @@ def main() -> None:
     print(f"raw fastavro schemaless_writer+reader (dicts): {rate['raw']:10.0f} events/s")
     print(f"ours single-object encode+decode, typed:       {rate['typed']:10.0f} events/s")
     print(f"ours single-object encode+decode, dicts:       {rate['dicts']:10.0f} events/s")
+    if "cavro" in rate:
+        print(f"cavro binary_encode+binary_decode (dicts):     {rate['cavro']:10.0f} events/s")
     print(f"json encode+decode:                            {rate['json']:10.0f} events/s")
     print(f"sizes: avro {avro_size:.1f} bytes/event, json {json_size:.1f} bytes/event")
     verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
     print(f"ratio typed/raw fastavro: {ratio:.2f}x (target >= {TARGET_RATIO}x: {verdict})")
     dicts, versus_json = rate["dicts"] / rate["raw"], rate["typed"] / rate["json"]
     print(f"ratio dicts/raw fastavro: {dicts:.2f}x; typed/json: {versus_json:.2f}x")
+    if "cavro" in rate:
+        cavro_raw, cavro_json = rate["cavro"] / rate["raw"], rate["cavro"] / rate["json"]
+        print(f"ratio cavro/raw fastavro: {cavro_raw:.2f}x; cavro/json: {cavro_json:.2f}x")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ the order a record meets them:
   rebalance, see :mod:`~tiltstream.streams.aggregator.offsets`), with backfill and tail nudges;
 - :class:`~tiltstream.streams.aggregator.handler.RecordHandler`: accept (reinjection rule, decode,
   validate, dead-letter), fold and decide, emit (commands through the entry's outbox, statuses);
-- :class:`~tiltstream.streams.aggregator.checkpoint.Checkpoint`: on a timer and on revocation, flush the
-  producer and commit the offsets processed;
+- :class:`~tiltstream.streams.aggregator.checkpoint.Checkpoint`: on a timer and on revocation, write
+  the entries changed since the last checkpoint to the table, flush the producer and commit the offsets
+  processed (the commit order, and why a crash loses nothing, is in its module);
 - :class:`~tiltstream.streams.aggregator.table.GraceTimer`: on a timer, on every worker, a tick to the
   ticks topic on the partition of each series whose grace period is over (table writes in Faust must
   happen inside stream iteration, so the agent decides when it reads the tick).
@@ -59,7 +60,7 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
     # acks off: Faust never commits these topics; the checkpoint does (see offsets.py)
     source = app.topic(*senders.inputs, senders.ticks_name, acks=False, **_RAW)
     ticks = app.topic(senders.ticks_name, **_RAW)
-    table = SeriesTable(_table(app, settings), rules)
+    table = SeriesTable(_table(app, settings), rules, senders.ticks_name)
     handler = RecordHandler(
         senders,
         catalogue,
@@ -71,7 +72,7 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
     )
     frontier = Frontier()
     intake = Intake(app, settings.kafka, handler, frontier, metrics, ticks)
-    checkpoint = Checkpoint(app, frontier)
+    checkpoint = Checkpoint(app, frontier, table, handler.send_statuses)
     grace = GraceTimer(app, table, ticks, settings.rescan_interval_seconds, settings.tick_interval_seconds)
 
     async def aggregate(stream: Any) -> None:

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from tiltstream.streams.aggregator.outputs import (
-    content_signature,
     failure_value,
     request_value,
     status_value,
 )
 from tiltstream.streams.aggregator.rules import Rules
+from tiltstream.streams.aggregator.selection import TiltCounts, TiltSelection
 from tiltstream.streams.aggregator.state import (
     INACTIVITY,
     DecisionRecord,
@@ -35,7 +35,6 @@ from tiltstream.streams.aggregator.state import (
     SeriesState,
     request_id_for,
 )
-from tiltstream.streams.aggregator.tilts import TiltChoice, select_tilts
 
 __all__ = ["Command", "Decision", "decide", "next_deadline_ms"]
 
@@ -57,87 +56,101 @@ class Decision:
     status: dict[str, Any] | None
 
 
-def _ready(state: SeriesState, tilts: list[TiltChoice]) -> bool:
+def _ready(state: SeriesState, counts: TiltCounts) -> bool:
     ended = state.ended
     if ended is None or len(state.movies) < ended.acquired_tilt_count:
         return False
-    return all(t.settled for t in tilts)
+    return counts.unsettled == 0
 
 
-def _reason(
-    state: SeriesState, tilts: list[TiltChoice], signature: str, now_ms: int, rules: Rules
-) -> str | None:
+def _reason(state: SeriesState, view: TiltSelection, now_ms: int, rules: Rules) -> str | None:
     """Why a decision is due now, or None."""
     ended = state.ended
     if ended is None:
         return None
-    ready = _ready(state, tilts)
+    ready = _ready(state, view.counts())
     if state.latest is None:
         if ready:
             return "complete"
         return "grace-period-expired" if now_ms >= ended.seen_at_ms + rules.grace_ms else None
-    if signature == state.latest.signature or state.dirty_since_ms is None:
+    if state.dirty_since_ms is None:
         return None
     return "late-tilt" if ready or now_ms >= state.dirty_since_ms + rules.grace_ms else None
 
 
-def _assumed_end(state: SeriesState, tilts: list[TiltChoice], rules: Rules) -> Ended:
+def _assumed_end(state: SeriesState, counts: TiltCounts, rules: Rules) -> Ended:
     """The end of an acquisition never announced, at the end of its inactivity period."""
     assert state.last_tilt_seen_ms is not None
+    assert counts.last_acquired_ms is not None
     return Ended(
         event_id="",
-        ended_at_ms=max(m.acquired_at_ms for m in state.movies.values()),
-        expected_tilt_count=len(tilts),
+        ended_at_ms=counts.last_acquired_ms,
+        expected_tilt_count=counts.acquired,
         acquired_tilt_count=len(state.movies),
         reason=INACTIVITY,
         seen_at_ms=state.last_tilt_seen_ms + rules.inactivity_ms,
     )
 
 
-def decide(state: SeriesState, now_ms: int, rules: Rules) -> Decision:
+def decide(
+    state: SeriesState,
+    now_ms: int,
+    rules: Rules,
+    selection: TiltSelection | None = None,
+    movie_id: str | None = None,
+) -> Decision:
     """The decision for ``state`` at wall-clock time ``now_ms`` (milliseconds since the epoch).
 
-    Calling it again on the returned state at the same time changes nothing and emits nothing.
+    ``selection`` is the series' :class:`TiltSelection`, last updated to the state before the event
+    that concerned ``movie_id`` (None: any change); without one, the tilts are chosen afresh. Calling
+    it again on the returned state at the same time changes nothing and emits nothing.
     """
-    tilts = select_tilts(state, rules)
+    view = selection if selection is not None else TiltSelection(rules)
+    view.update(state, movie_id)
     deadline = _inactivity_deadline(state, rules)
     if deadline is not None and now_ms >= deadline:
-        state = state.with_(ended=_assumed_end(state, tilts, rules))
-    signature = content_signature(tilts)
+        state = state.with_(ended=_assumed_end(state, view.counts(), rules))
     if state.latest is not None:
-        dirty = None if signature == state.latest.signature else (state.dirty_since_ms or now_ms)
+        changed = view.signature() != state.latest.signature
+        dirty = (state.dirty_since_ms or now_ms) if changed else None
         if dirty != state.dirty_since_ms:
             state = state.with_(dirty_since_ms=dirty)
     commands: tuple[Command, ...] = ()
-    reason = _reason(state, tilts, signature, now_ms, rules)
+    reason = _reason(state, view, now_ms, rules)
     if reason is not None:
-        version = (state.latest.version if state.latest else 0) + 1
-        request_id = request_id_for(state.tilt_series_id, version)
-        emitted = request_value(state, tilts, version, request_id, reason, now_ms, rules) if tilts else None
-        usable = sum(not t["excluded"] for t in emitted["tilts"]) if emitted else 0
-        if emitted is not None and usable >= rules.min_usable_tilts:
-            commands = (Command("ReconstructionRequested", emitted),)
-            kind = "requested"
-        else:
-            commands = (
-                Command("ProcessingFailed", failure_value(state, tilts, version, request_id, now_ms, rules)),
-            )
-            kind = "failed"
-        record = DecisionRecord(
-            version=version,
-            request_id=request_id,
-            kind=kind,
-            reason=reason,
-            signature=signature,
-            decided_at_ms=now_ms,
-            excluded_tilts=len(tilts) - usable,
-            missing_tilts=sum(not t.settled for t in tilts),
-        )
-        state = state.with_(latest=record, dirty_since_ms=None)
-    status_signature, status = status_value(state, tilts, now_ms)
+        commands, state = _command(state, view, reason, now_ms, rules)
+    status_signature, status = status_value(state, view.counts(), now_ms)
     if status_signature == state.status_signature:
         return Decision(state, commands, None)
     return Decision(state.with_(status_signature=status_signature), commands, status)
+
+
+def _command(
+    state: SeriesState, view: TiltSelection, reason: str, now_ms: int, rules: Rules
+) -> tuple[tuple[Command, ...], SeriesState]:
+    """The command of the next version, and the state that records it."""
+    tilts = view.tilts()
+    version = (state.latest.version if state.latest else 0) + 1
+    request_id = request_id_for(state.tilt_series_id, version)
+    emitted = request_value(state, tilts, version, request_id, reason, now_ms, rules) if tilts else None
+    usable = sum(not t["excluded"] for t in emitted["tilts"]) if emitted else 0
+    if emitted is not None and usable >= rules.min_usable_tilts:
+        command = Command("ReconstructionRequested", emitted)
+        kind = "requested"
+    else:
+        command = Command("ProcessingFailed", failure_value(state, tilts, version, request_id, now_ms, rules))
+        kind = "failed"
+    record = DecisionRecord(
+        version=version,
+        request_id=request_id,
+        kind=kind,
+        reason=reason,
+        signature=view.signature(),
+        decided_at_ms=now_ms,
+        excluded_tilts=len(tilts) - usable,
+        missing_tilts=view.counts().unsettled,
+    )
+    return (command,), state.with_(latest=record, dirty_since_ms=None)
 
 
 def _inactivity_deadline(state: SeriesState, rules: Rules) -> int | None:

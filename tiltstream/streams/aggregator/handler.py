@@ -10,9 +10,11 @@
    ``<prefix>.dlq.<app_id>`` with the usual error headers and the worker moves on.
 2. :meth:`~RecordHandler.settle`: the series' entry is read from the table (its outbox, left by a crash,
    sent first), the event folded into its state and the state decided on.
-3. :meth:`~RecordHandler.emit`: commands go through the entry's outbox (:class:`Outbox`); the state is
-   written back when it changed; the status is sent without waiting (the checkpoint flushes it before it
-   commits the input offsets).
+3. :meth:`~RecordHandler.emit`: commands go through the entry's outbox (:class:`Outbox`, written to
+   the table at once); otherwise a changed state is kept in the worker's decoded copy and written to
+   the table by the next checkpoint; the status is sent without waiting when the series' state
+   changed, else kept for the next checkpoint (:meth:`~RecordHandler.status`); the checkpoint
+   flushes them before it commits the input offsets.
 
 A tick (from the ticks topic) skips step 1: it carries no event, only the series to decide again.
 """
@@ -29,12 +31,14 @@ from tiltstream.streams.aggregator.decide import Decision, decide
 from tiltstream.streams.aggregator.entry import TableEntry
 from tiltstream.streams.aggregator.fold import InputRecord, apply_event
 from tiltstream.streams.aggregator.metrics import AggregatorMetrics
+from tiltstream.streams.aggregator.outputs import series_state_name
 from tiltstream.streams.aggregator.rules import Rules
 from tiltstream.streams.aggregator.state import SeriesState
 from tiltstream.streams.aggregator.table import SeriesTable, now_ms
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.dlq import dead_letter_headers_from
 from tiltstream.streams.errors import UndecodableEventError
+from tiltstream.streams.events import ProcessingFailed
 from tiltstream.streams.runtime.decoding import MessageDecoder
 
 __all__ = ["InputEvent", "Outbox", "RecordHandler", "Senders"]
@@ -111,6 +115,8 @@ class RecordHandler:
         self.outbox = outbox
         self.rules = rules
         self.metrics = metrics
+        #: the newest status of each series not sent yet (see :meth:`status`)
+        self.pending_statuses: dict[bytes, dict[str, Any]] = {}
 
     async def handle(self, record: RawRecord) -> None:
         """Skip, dead-letter or fold ``record`` into its series, then decide and emit."""
@@ -172,12 +178,41 @@ class RecordHandler:
             entry = await self.outbox.send(key, entry)  # left by a crash: the same bytes again
         now = now_ms()
         state = apply_event(entry.state, event.value, now) if event else entry.state
-        decision = decide(state, now, self.rules)
-        await self.emit(key, partition, decision, changed=stored is None or decision.state != entry.state)
+        decision = decide(state, now, self.rules, self.table.selection(key), _movie_of(event))
+        await self.emit(key, partition, decision, changed=stored is None or decision.state is not entry.state)
+        if decision.status is not None:
+            before = series_state_name(entry.state)[0] if stored is not None else None
+            await self.status(key, decision, before)
         self.metrics.events.labels(event.record if event else "tick").inc()
 
+    async def status(self, key: bytes, decision: Decision, before: str | None) -> None:
+        """Send the status now for a new series, a change of its state or a command; else keep it.
+
+        A status that only counts one more tilt processed replaces the one kept before it, and the
+        checkpoint sends what is kept (:meth:`send_statuses`) before it flushes the producer, so the
+        status topic has every change of state at once and the counts once per commit interval.
+        """
+        assert decision.status is not None
+        if decision.commands or decision.status["state"] != before:
+            self.pending_statuses.pop(key, None)  # older than this one
+            await self._send_status(key, decision.status)
+        else:
+            self.pending_statuses[key] = decision.status
+
+    async def send_statuses(self) -> int:
+        """Send every status kept since the last checkpoint (the checkpoint's first step)."""
+        pending, self.pending_statuses = self.pending_statuses, {}
+        for key, value in pending.items():
+            await self._send_status(key, value)
+        return len(pending)
+
+    async def _send_status(self, key: bytes, value: dict[str, Any]) -> None:
+        encoded = self.decoder.serde.encode("TiltSeriesStatus", value)
+        await self.senders.status.send(key=key, value=encoded)
+        self.metrics.emitted.labels("TiltSeriesStatus").inc()
+
     async def emit(self, key: bytes, partition: int, decision: Decision, *, changed: bool) -> None:
-        """Send ``decision``'s commands through the outbox, store its state, send its status."""
+        """Send ``decision``'s commands through the outbox and store its state."""
         outbox = tuple(
             (self.catalogue.for_record(c.record).name, self.decoder.serde.encode(c.record, c.value))
             for c in decision.commands
@@ -198,7 +233,14 @@ class RecordHandler:
                 self.metrics.emitted.labels(command.record).inc()
         elif changed:
             self.table.put(key, TableEntry(decision.state, partition))
-        if decision.status is not None:
-            value = self.decoder.serde.encode("TiltSeriesStatus", decision.status)
-            await self.senders.status.send(key=key, value=value)
-            self.metrics.emitted.labels("TiltSeriesStatus").inc()
+
+
+def _movie_of(event: InputEvent | None) -> str | None:
+    """The movie ``event`` concerns, for the series' tilt selection (None: a series-wide event)."""
+    if event is None:
+        return None
+    value = event.value
+    if isinstance(value, ProcessingFailed):
+        return value.movie_id or value.subject_id
+    movie_id = getattr(value, "movie_id", None)
+    return movie_id if isinstance(movie_id, str) else None

@@ -10,11 +10,14 @@ import hashlib
 import json
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tiltstream.streams.aggregator.rules import Rules
 from tiltstream.streams.aggregator.state import SeriesState
-from tiltstream.streams.aggregator.tilts import TiltChoice
+from tiltstream.streams.aggregator.tilts import TiltChoice, marked, signature_part
+
+if TYPE_CHECKING:
+    from tiltstream.streams.aggregator.selection import TiltCounts
 from tiltstream.streams.metadata import make_metadata
 
 __all__ = [
@@ -44,12 +47,17 @@ def _digest(payload: object) -> str:
 
 def _marked(tilts: list[TiltChoice]) -> list[tuple[TiltChoice, bool, str | None]]:
     """Each tilt with its exclusion as emitted: unsettled tilts are ``missing``."""
-    return [(t, True, "missing") if not t.settled else (t, t.excluded, t.reason) for t in tilts]
+    return [(t, *marked(t)) for t in tilts]
 
 
 def content_signature(tilts: list[TiltChoice]) -> str:
-    """What a command built from ``tilts`` would say, as a digest (a change means a new version)."""
-    return _digest([[t.movie.movie_id, ex, why, t.micrograph] for t, ex, why in _marked(tilts)])
+    """What a command built from ``tilts`` would say, as a digest (a change means a new version).
+
+    The digest of the JSON list of each tilt's :func:`signature_part`, so that a
+    :class:`~tiltstream.streams.aggregator.selection.TiltSelection` can keep the parts one by one.
+    """
+    text = "[" + ",".join(signature_part(t) for t in tilts) + "]"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _metadata(state: SeriesState, record: str, key: tuple[object, ...], now_ms: int) -> dict[str, Any]:
@@ -167,23 +175,22 @@ def series_state_name(state: SeriesState) -> tuple[str, str | None]:
     return "requested", None
 
 
-def status_value(state: SeriesState, tilts: list[TiltChoice], now_ms: int) -> tuple[str, dict[str, Any]]:
+def status_value(state: SeriesState, counts: TiltCounts, now_ms: int) -> tuple[str, dict[str, Any]]:
     """The ``TiltSeriesStatus`` value of the series now, and a digest of it without metadata."""
     name, message = series_state_name(state)
     latest = state.latest
-    times = [m.acquired_at_ms for m in state.movies.values()]
     body: dict[str, Any] = {
         "state": name,
         "expected_tilts": state.ended.expected_tilt_count if state.ended else None,
-        "acquired_tilts": len(tilts),
-        "corrected_tilts": sum(t.micrograph is not None for t in tilts),
-        "ctf_tilts": sum(t.ctf is not None for t in tilts),
-        "failed_tilts": sum(t.reason == "failed" for t in tilts),
+        "acquired_tilts": counts.acquired,
+        "corrected_tilts": counts.corrected,
+        "ctf_tilts": counts.ctf,
+        "failed_tilts": counts.failed,
         "excluded_tilts": latest.excluded_tilts if latest else 0,
         "latest_version": latest.version if latest else 0,
         "latest_request_id": latest.request_id if latest and latest.kind == "requested" else None,
-        "first_tilt_at": from_ms(min(times)) if times else None,
-        "last_tilt_at": from_ms(max(times)) if times else None,
+        "first_tilt_at": from_ms(counts.first_acquired_ms),
+        "last_tilt_at": from_ms(counts.last_acquired_ms),
         "acquisition_ended_at": from_ms(state.ended.ended_at_ms) if state.ended else None,
         "requested_at": from_ms(latest.decided_at_ms) if latest else None,
         "reconstructed_at": from_ms(state.reconstructed.at_ms) if state.reconstructed else None,

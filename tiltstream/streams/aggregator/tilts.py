@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass, replace
 
 from tiltstream.streams.aggregator.rules import Rules
 from tiltstream.streams.aggregator.state import Acquired, CtfFit, Failure, SeriesState
 
-__all__ = ["EXCLUSION_REASONS", "TiltChoice", "group_retakes", "select_tilts"]
+__all__ = [
+    "EXCLUSION_REASONS",
+    "TiltChoice",
+    "choose_tilt",
+    "group_retakes",
+    "marked",
+    "select_tilts",
+    "signature_part",
+]
 
 #: Why a tilt is left out of a reconstruction.
 EXCLUSION_REASONS = ("failed", "dark", "missing", "ctf-resolution", "motion")
@@ -51,7 +60,8 @@ def _failure(state: SeriesState, movie_id: str, ctf: bool) -> Failure | None:
     return max(found, key=lambda f: (f.attempt, f.event_id)) if found else None
 
 
-def _choose(state: SeriesState, movie: Acquired, dark: bool, rules: Rules) -> TiltChoice:
+def choose_tilt(state: SeriesState, movie: Acquired, dark: bool, rules: Rules) -> TiltChoice:
+    """The choice for ``movie`` standing for its angle (``dark``: its dose is below the threshold)."""
     corrected = state.corrected.get(movie.movie_id)
     micrograph = (corrected.micrograph_root, corrected.micrograph_path) if corrected else None
     ctf = state.ctf.get(movie.movie_id)
@@ -95,7 +105,19 @@ def select_tilts(state: SeriesState, rules: Rules) -> list[TiltChoice]:
     chosen = []
     for movie, group in winners:
         dark = movie.dose_e_per_angstrom2 < rules.dark_dose_fraction * median_dose
-        choice = _choose(state, movie, dark, rules)
+        choice = choose_tilt(state, movie, dark, rules)
         retaken = tuple(sorted(m.movie_id for m in group if m.movie_id != movie.movie_id))
         chosen.append(replace(choice, retaken=retaken))
     return sorted(chosen, key=lambda c: (c.movie.acquisition_order, c.movie.tilt_angle_degrees))
+
+
+def marked(choice: TiltChoice) -> tuple[bool, str | None]:
+    """The exclusion of ``choice`` as a command marks it: an unsettled tilt is ``missing``."""
+    return (True, "missing") if not choice.settled else (choice.excluded, choice.reason)
+
+
+def signature_part(choice: TiltChoice) -> str:
+    """What ``choice`` contributes to a series' content signature (JSON of what a command says of it)."""
+    excluded, why = marked(choice)
+    payload = [choice.movie.movie_id, excluded, why, choice.micrograph]
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
