@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from tiltstream.connectors.ispyb.acquisition import CollectionChanges
 from tiltstream.connectors.ispyb.chain import Chain
+from tiltstream.connectors.ispyb.outcomes import Outcome, Outcomes
 from tiltstream.connectors.ispyb.paths import facility_path
 from tiltstream.connectors.ispyb.probe import probe_schema
 from tiltstream.connectors.ispyb.records import SinkEvent, VersionedEvent
@@ -39,6 +40,7 @@ from tiltstream.connectors.ispyb.settings import IspybSinkSettings
 from tiltstream.streams.events import (
     CtfEstimated,
     DataPath,
+    EventMetadata,
     MovieAcquired,
     MovieMotionCorrected,
     ProcessingFailed,
@@ -140,7 +142,7 @@ class IspybWriter:
         duration_seconds: float | None,
         backend: str | None,
     ) -> int:
-        """Merge a stage's run into its program: earliest start, latest end, success unless it failed.
+        """Merge a stage's run into its program: earliest start, latest end (its status: :meth:`_settle`).
 
         ``duration_seconds`` is ``None`` for a run that has only been requested (it has not finished).
         """
@@ -157,9 +159,20 @@ class IspybWriter:
         changed |= assign(pj, recordTimestamp=earliest(pj.recordTimestamp, start))
         if backend is not None:
             changed |= assign(app, processingPrograms=backend)
-        if finished and app.processingStatus != 0:
-            changed |= assign(app, processingStatus=1)
         return changed * 2
+
+    def _settle(
+        self,
+        session: Session,
+        pj: ProcessingJob,
+        app: AutoProcProgram,
+        subject: str,
+        metadata: EventMetadata,
+        failure: str | None = None,
+    ) -> tuple[bool, int]:
+        """Merge this attempt's outcome for ``subject``: (whether its values are current, rows changed)."""
+        outcome = Outcome(metadata.attempt or 1, failure)
+        return Outcomes(self.rows).settle(session, pj, app, subject, outcome)
 
     # -- acquisition ------------------------------------------------------------------------------
 
@@ -203,22 +216,29 @@ class IspybWriter:
         dc = self.chain.collection(session, metadata)
         pj, app = self.chain.program(session, metadata, "motioncorr")
         changed = self._ran(pj, app, metadata.occurred_at, event.duration_seconds, event.backend)
+        current, settled = self._settle(session, pj, app, event.movie_id, metadata)
         movie = self.chain.movie(session, dc, event.acquisition_order)
         row = self.chain.motion_correction(session, dc, movie, app)
-        return changed + self.rows.assign(
-            row,
-            autoProcProgramId=app.autoProcProgramId,
-            imageNumber=movie.movieNumber,
-            firstFrame=event.first_frame + 1,
-            lastFrame=event.last_frame + 1,
-            dosePerFrame=event.dose_per_frame_e_per_angstrom2,
-            totalMotion=event.total_motion_angstroms,
-            averageMotionPerFrame=event.average_motion_per_frame_angstroms,
-            driftPlotFullPath=self._path(event.drift_plot),
-            micrographFullPath=self._path(event.micrograph),
-            micrographSnapshotFullPath=self._path(event.thumbnail),
-            patchesUsedX=event.patches_x,
-            patchesUsedY=event.patches_y,
+        if not current:  # a newer attempt's values are there
+            return changed + settled
+        return (
+            changed
+            + settled
+            + self.rows.assign(
+                row,
+                autoProcProgramId=app.autoProcProgramId,
+                imageNumber=movie.movieNumber,
+                firstFrame=event.first_frame + 1,
+                lastFrame=event.last_frame + 1,
+                dosePerFrame=event.dose_per_frame_e_per_angstrom2,
+                totalMotion=event.total_motion_angstroms,
+                averageMotionPerFrame=event.average_motion_per_frame_angstroms,
+                driftPlotFullPath=self._path(event.drift_plot),
+                micrographFullPath=self._path(event.micrograph),
+                micrographSnapshotFullPath=self._path(event.thumbnail),
+                patchesUsedX=event.patches_x,
+                patchesUsedY=event.patches_y,
+            )
         )
 
     def _ctf_estimated(self, session: Session, event: CtfEstimated) -> int:
@@ -226,12 +246,16 @@ class IspybWriter:
         dc = self.chain.collection(session, metadata)
         pj, app = self.chain.program(session, metadata, "ctf")
         changed = self._ran(pj, app, metadata.occurred_at, event.duration_seconds, event.backend)
+        current, settled = self._settle(session, pj, app, event.movie_id, metadata)
+        changed += settled
         movie = self.chain.movie(session, dc, event.acquisition_order)
         _, motion_app = self.chain.program(session, metadata, "motioncorr")
         motion = self.chain.motion_correction(session, dc, movie, motion_app)
         ctf = session.scalar(sa.select(CTF).where(CTF.motionCorrectionId == motion.motionCorrectionId))
         if ctf is None:
             ctf = self.rows.insert(session, CTF, motionCorrectionId=motion.motionCorrectionId)
+        if not current:
+            return changed
         return changed + self.rows.assign(
             ctf,
             autoProcProgramId=app.autoProcProgramId,
@@ -309,6 +333,10 @@ class IspybWriter:
     def _tomogram_reconstructed(self, session: Session, event: TomogramReconstructed) -> int:
         pj, app, changed = self._reconstruction(session, event)
         changed += self._ran(pj, app, event.metadata.occurred_at, event.duration_seconds, event.backend)
+        current, settled = self._settle(session, pj, app, event.request_id, event.metadata)
+        changed += settled
+        if not current:  # a newer attempt of this request is there
+            return changed
         tomogram, superseded = self._current_tomogram(session, event, app)
         if tomogram is None:
             return changed
@@ -366,7 +394,11 @@ class IspybWriter:
         pj, app = self.chain.program(session, metadata, "denoise", event.request_id)
         changed = self._ran(pj, app, metadata.occurred_at, event.duration_seconds, event.backend)
         changed += self.chain.parameter(session, pj, "model", event.model)
+        current, settled = self._settle(session, pj, app, event.request_id, metadata)
+        changed += settled
         _, reconstruction, versioned = self._reconstruction(session, event)
+        if not current:
+            return changed + versioned
         tomogram, superseded = self._current_tomogram(session, event, reconstruction)
         if tomogram is None:
             return changed + versioned
@@ -385,10 +417,10 @@ class IspybWriter:
         assign = self.rows.assign
         changed = assign(
             app,
-            processingStatus=0,
-            processingMessage=max(app.processingMessage or "", message),
             processingEndTime=latest(app.processingEndTime, when),
             processingStartTime=earliest(app.processingStartTime, when),
             recordTimeStamp=earliest(app.recordTimeStamp, when),
         )
-        return changed + assign(pj, recordTimestamp=earliest(pj.recordTimestamp, when))
+        changed += assign(pj, recordTimestamp=earliest(pj.recordTimestamp, when))
+        _, settled = self._settle(session, pj, app, event.subject_id, metadata, failure=message)
+        return changed + settled
