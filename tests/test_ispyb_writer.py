@@ -63,7 +63,7 @@ def test_session_writes_expected_rows(
         # per series: motioncorr, ctf, reconstruct v1/v2, denoise v1/v2 (+ the series' own on canonical)
         "ProcessingJob": (7 if canonical else 6) * SERIES,
         "AutoProcProgram": 6 * SERIES,
-        "ProcessingJobParameter": 2 * SERIES * (3 + 1),  # version, request_id, reason; model
+        "ProcessingJobParameter": 2 * SERIES * (3 + 1) + 1,  # version, request_id, reason; model; 1 outcome
         "Movie": SERIES * TILTS,
         "MotionCorrection": SERIES * TILTS - 1,  # one failed
         "CTF": SERIES * TILTS - 1,

@@ -38,11 +38,11 @@ from tiltstream.connectors.ispyb.acquisition import (
 )
 from tiltstream.connectors.ispyb.errors import RecordRejectedError, SinkConfigurationError
 from tiltstream.connectors.ispyb.probe import SchemaInfo
-from tiltstream.connectors.ispyb.rows import Rows
+from tiltstream.connectors.ispyb.rows import Rows, earliest, latest
 from tiltstream.connectors.ispyb.settings import IspybSinkSettings
 from tiltstream.streams.events import EventMetadata
 
-__all__ = ["JOB_UUID_NAMESPACE", "Chain", "job_uuid"]
+__all__ = ["JOB_UUID_NAMESPACE", "Chain", "combined", "job_uuid"]
 
 #: Namespace of the deterministic ``AutoProcProgram.jobUuid`` values (fixed forever).
 JOB_UUID_NAMESPACE = uuid.UUID("0b5f3a52-7d0c-5b1e-9a43-69737079622e")
@@ -51,6 +51,15 @@ JOB_UUID_NAMESPACE = uuid.UUID("0b5f3a52-7d0c-5b1e-9a43-69737079622e")
 def job_uuid(tilt_series_id: str, stage: str, key: str = "") -> bytes:
     """The 16-byte ``jobUuid`` of ``stage`` for a tilt series (``key``: the request, per-version stages)."""
     return uuid.uuid5(JOB_UUID_NAMESPACE, f"{tilt_series_id}\x1f{stage}\x1f{key}").bytes
+
+
+def combined(old: CollectionChanges, new: CollectionChanges) -> CollectionChanges:
+    """Two events' changes to one data collection as one: earliest start, latest end, later values."""
+    return CollectionChanges(
+        started=earliest(old.started, new.started),
+        ended=latest(old.ended, new.ended),
+        values={**old.values, **new.values},
+    )
 
 
 class Chain:
@@ -168,8 +177,21 @@ class Chain:
     def merge_collection(
         self, session: Session, metadata: EventMetadata, dc_id: int, changes: CollectionChanges
     ) -> int:
-        """Merge what an event says about its data collection (and group); 1 when anything changed."""
-        return self.acquisition.merge(session, self.session_id(session, metadata), dc_id, changes)
+        """Hold what an event says about its data collection until :meth:`settle_collections`; 0 rows yet.
+
+        The changes of one transaction are combined per data collection (earliest start, latest end, the
+        later values) and written once, at its end: one read and one write per tilt series per batch.
+        """
+        held: dict[int, tuple[int, CollectionChanges]] = session.info.setdefault("tiltstream.collections", {})
+        session_id = self.session_id(session, metadata)
+        old = held.get(dc_id)
+        held[dc_id] = (session_id, changes if old is None else combined(old[1], changes))
+        return 0
+
+    def settle_collections(self, session: Session) -> int:
+        """Write the held data-collection changes of this transaction; the rows changed."""
+        held: dict[int, tuple[int, CollectionChanges]] = session.info.pop("tiltstream.collections", {})
+        return sum(self.acquisition.merge(session, sid, dc, changes) for dc, (sid, changes) in held.items())
 
     def program(
         self, session: Session, metadata: EventMetadata, stage: str, key: str = ""

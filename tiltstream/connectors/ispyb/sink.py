@@ -127,6 +127,7 @@ class IspybSink:
                     if event is not None:
                         rows += self.writer.apply(session, event)
                     counts[record] = counts.get(record, 0) + 1
+                rows += self.writer.finish(session)
         except BaseException:
             self.writer.chain.rollback()
             raise
