@@ -73,7 +73,7 @@ def simulate_series(
     tilts = np.linspace(-60.0, 60.0, tilt_count)
     shifts = rng.normal(0.0, shift_sd_angstroms, (tilt_count, 2))
     shifts[np.argmin(np.abs(tilts))] = 0.0
-    images = []
+    images: list[Any] = []  # (h, w) phase images
     for tilt, shift in zip(tilts, shifts, strict=True):
         phase, _ = project_phantom(
             phantom,
