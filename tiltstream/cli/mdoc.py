@@ -10,8 +10,6 @@ import typer
 from rich.table import Table
 
 from tiltstream.cli._common import console, err_console
-from tiltstream.connectors.source.parameters import parse_assignments
-from tiltstream.connectors.source.report import describe_mdoc
 from tiltstream.settings import CliSettings
 
 __all__ = ["create_app"]
@@ -58,6 +56,10 @@ def create_app(settings: CliSettings) -> typer.Typer:
     ) -> None:
         """Print each file's series name, tilts (angle, order, dose, UTC time), axis and pixel size, or why
         the source refuses it; exit status 1 when any file is refused."""
+        # the source reads mdocs through pandas: imported here, so building the CLI stays light
+        from tiltstream.connectors.source.parameters import parse_assignments
+        from tiltstream.connectors.source.report import describe_mdoc
+
         try:
             parameters = parse_assignments(assignments)
         except ValueError as exc:

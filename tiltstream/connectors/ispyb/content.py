@@ -1,8 +1,10 @@
 """What a session left in ISPyB, independent of the order things happened in: comparable across runs.
 
 Surrogate ids (auto-increment numbers that depend on which event came first) become natural keys: a data
-collection is its image prefix, a movie its collection and number, a program its job UUID (made from the
-series, stage and request). Timestamps are dropped. Floats are compared with a relative tolerance.
+collection is its visit and image prefix, a movie its collection and number, a program its job UUID (made
+from the series, stage and request). Timestamps are dropped, and so are the outcome rows of successful
+attempts (which attempt is current is bookkeeping: a reprocessed series ends with the same results as
+one processed once). Floats are compared with a relative tolerance.
 
 Used to diff a database rebuilt by replay against the one the live run wrote (the rebuild benchmark and
 its test), and by the end-to-end tests.
@@ -47,11 +49,8 @@ def ispyb_content(engine: Engine, workdir: Path) -> dict[str, list[Row]]:
     with engine.connect() as db:
         tables = {name: sa.Table(name, metadata, autoload_with=db) for name in SINK_TABLES}
         rows = {name: [dict(r._mapping) for r in db.execute(sa.select(t))] for name, t in tables.items()}
-    names: dict[str, dict[Any, Any]] = {}
-    names["dataCollectionId"] = {r["dataCollectionId"]: r["imagePrefix"] for r in rows["DataCollection"]}
-    names["dataCollectionGroupId"] = {
-        r["dataCollectionGroupId"]: r["imagePrefix"] for r in rows["DataCollection"]
-    }
+    rows["ProcessingJobParameter"] = [r for r in rows["ProcessingJobParameter"] if not _succeeded(r)]
+    names = _collection_names(rows)
     dc = names["dataCollectionId"]
     names["processingJobId"] = {
         r["processingJobId"]: (dc.get(r["dataCollectionId"]), r["recipe"], r["comments"])
@@ -86,6 +85,31 @@ def ispyb_content(engine: Engine, workdir: Path) -> dict[str, list[Row]]:
             canonical.append(tuple(items))
         content[table] = sorted(canonical, key=_identity)
     return content
+
+
+def _collection_names(rows: dict[str, list[dict[str, Any]]]) -> dict[str, dict[Any, Any]]:
+    """A data collection (and its group) is its visit and image prefix: series names repeat across visits."""
+    proposals = {r["proposalId"]: f"{r['proposalCode']}{r['proposalNumber']}" for r in rows["Proposal"]}
+    visits = {
+        r["sessionId"]: f"{proposals.get(r['proposalId'])}-{r['visit_number']}" for r in rows["BLSession"]
+    }
+    group_visit = {
+        r["dataCollectionGroupId"]: visits.get(r["sessionId"]) for r in rows["DataCollectionGroup"]
+    }
+    collections = rows["DataCollection"]
+    named = {
+        r["dataCollectionId"]: (group_visit.get(r["dataCollectionGroupId"]), r["imagePrefix"])
+        for r in collections
+    }
+    groups = {r["dataCollectionGroupId"]: named[r["dataCollectionId"]] for r in collections}
+    return {"dataCollectionId": named, "dataCollectionGroupId": groups}
+
+
+def _succeeded(row: dict[str, Any]) -> bool:
+    """An outcome row of a successful attempt: bookkeeping of which attempt is current, not a result."""
+    key, value = str(row.get("parameterKey") or ""), str(row.get("parameterValue") or "")
+    number, _, rest = value.partition(" ")
+    return key.startswith("outcome:") and number.isdigit() and rest == "ok"
 
 
 def _identity(row: Row) -> str:
