@@ -154,3 +154,9 @@ def test_windows_and_unc_sub_frame_paths_give_the_file_name() -> None:
     assert embl.tilts[0].sub_frame_name == "TS_01_000_0.0.mrc"
     assert len(embl.tilts) == 41
     assert len(embl.distinct_angles()) == 41
+
+
+def test_a_series_whose_mdoc_has_only_its_header_yet_waits() -> None:
+    header = EBIC.read_text().split("[ZValue")[0]  # what the microscope has written when the series starts
+    assert parse_mdoc(header, "Position_1.mdoc").tilts == ()
+    assert parse_mdoc(EBIC.read_text(), "Position_1.mdoc").tilts  # and the whole file has its tilts

@@ -145,9 +145,11 @@ def _refuse_non_tilt_series(mdoc: mdocfile.data_models.Mdoc, name: str) -> None:
             f"{name}: a montage mdoc (Montage = 1 or PieceCoordinates in its sections: pieces of a map, "
             "not a tilt series); nothing is announced for it"
         )
+    if not sections:
+        return  # only the header yet: SerialEM writes it when the series starts, sections as tilts come
     tilts = [s for s in sections if s.ZValue is not None]
     if not tilts:
-        raise NotATiltSeriesError(f"{name}: no [ZValue] sections: not a tilt series")
+        raise NotATiltSeriesError(f"{name}: sections but no [ZValue] section: not a tilt series")
     if not any(s.SubFramePath for s in tilts):
         raise NotATiltSeriesError(
             f"{name}: no section names a movie (SubFramePath): an image stack's mdoc without frames saved, "
