@@ -50,6 +50,33 @@ class BatchRows:
         # only weakly and would read them again
         self.programs: dict[tuple[str, str, str], tuple[ProcessingJob, AutoProcProgram]] = {}
         self._parameters: dict[int, dict[str, ProcessingJobParameter]] = {}  # processingJobId -> key
+        self._jobs: dict[int, dict[tuple[str, str], tuple[ProcessingJob, AutoProcProgram | None]]] = {}
+
+    def jobs(
+        self, session: Session, dc_id: int
+    ) -> dict[tuple[str, str], tuple[ProcessingJob, AutoProcProgram | None]]:
+        """The collection's jobs by (recipe, comments) with their first programs (loaded once per batch)."""
+        found = self._jobs.get(dc_id)
+        if found is None:
+            found = self._jobs[dc_id] = {}
+            jobs = session.scalars(
+                sa.select(ProcessingJob)
+                .where(ProcessingJob.dataCollectionId == dc_id)
+                .order_by(ProcessingJob.processingJobId)
+            ).all()
+            programs: dict[int, AutoProcProgram] = {}
+            if jobs:
+                rows = session.scalars(
+                    sa.select(AutoProcProgram)
+                    .where(AutoProcProgram.processingJobId.in_([j.processingJobId for j in jobs]))
+                    .order_by(AutoProcProgram.autoProcProgramId)
+                )
+                for row in rows:
+                    programs.setdefault(int(row.processingJobId), row)
+            for job in jobs:
+                key = (str(job.recipe), str(job.comments or ""))
+                found.setdefault(key, (job, programs.get(int(job.processingJobId))))
+        return found
 
     def parameters(self, session: Session, job_id: int) -> dict[str, ProcessingJobParameter]:
         """The job's ProcessingJobParameter rows by key (loaded once per transaction)."""

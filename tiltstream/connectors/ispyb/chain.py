@@ -208,41 +208,23 @@ class Chain:
     def _program(
         self, session: Session, metadata: EventMetadata, stage: str, key: str
     ) -> tuple[ProcessingJob, AutoProcProgram]:
-        series = metadata.tilt_series_id
-        cached = self._get(("app", series, stage, key))
-        if cached is not None:
-            return session.get_one(ProcessingJob, cached[0]), session.get_one(AutoProcProgram, cached[1])
         dc = self.collection(session, metadata)
         recipe = f"tiltstream-{stage}"
-        pj = session.scalar(
-            sa.select(ProcessingJob)
-            .where(
-                ProcessingJob.dataCollectionId == dc,
-                ProcessingJob.recipe == recipe,
-                ProcessingJob.comments == key if key else ProcessingJob.comments.is_(None),
-            )
-            .order_by(ProcessingJob.processingJobId)
-            .limit(1)
-        )
+        jobs = batch_rows(session).jobs(session, dc)
+        pj, app = jobs.get((recipe, key), (None, None))
         if pj is None:
             pj = self.rows.insert(
                 session, ProcessingJob, dataCollectionId=dc, automatic=1, displayName=stage, recipe=recipe,
                 comments=key or None,
             )  # fmt: skip
-        app = session.scalar(
-            sa.select(AutoProcProgram)
-            .where(AutoProcProgram.processingJobId == pj.processingJobId)
-            .order_by(AutoProcProgram.autoProcProgramId)
-            .limit(1)
-        )
         if app is None:
             job = (
-                {"jobUuid": job_uuid(series, stage, key)}
+                {"jobUuid": job_uuid(metadata.tilt_series_id, stage, key)}
                 if self.rows.schema.has("AutoProcProgram", "jobUuid")
                 else {}
             )
             app = self.rows.insert(session, AutoProcProgram, processingJobId=pj.processingJobId, **job)
-        self._put(("app", series, stage, key), (pj.processingJobId, app.autoProcProgramId))
+        jobs[(recipe, key)] = (pj, app)
         return pj, app
 
     def parameter(self, session: Session, pj: ProcessingJob, key: str, value: str) -> int:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from tiltstream.connectors.ispyb.batch import batch_rows
 from tiltstream.connectors.ispyb.records import VersionedEvent
 from tiltstream.connectors.ispyb.stages import StageWrites, nm
+from tiltstream.connectors.ispyb.upserts import flush_rows
 from tiltstream.streams.events import ReconstructionRequested, TomogramDenoised, TomogramReconstructed
 
 __all__ = ["TomogramWrites", "tomogram_version"]
@@ -79,7 +80,7 @@ class TomogramWrites(StageWrites):
         if current is not None and current >= event.version:
             return None, 0  # an older version (or the same one under another request): leave it
         # the processing role may not DELETE: the old version's rows are emptied, the new one refills them
-        session.flush()  # the batch's pending rows first: the UPDATEs below must see them
+        flush_rows(session)  # the batch's pending rows first: the UPDATEs below must see them
         session.execute(
             sa.update(TiltImageAlignment)
             .where(TiltImageAlignment.tomogramId == tomogram.tomogramId)

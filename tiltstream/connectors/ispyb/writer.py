@@ -25,6 +25,7 @@ from tiltstream.connectors.ispyb.probe import probe_schema
 from tiltstream.connectors.ispyb.records import SinkEvent
 from tiltstream.connectors.ispyb.rows import db_time, earliest, latest
 from tiltstream.connectors.ispyb.tomograms import TomogramWrites, tomogram_version
+from tiltstream.connectors.ispyb.upserts import flush_rows
 from tiltstream.streams.events import (
     CtfEstimated,
     MovieAcquired,
@@ -84,7 +85,7 @@ class IspybWriter(TomogramWrites):
         if self.chain.schema is None:  # nothing applied
             return 0
         rows = self.chain.settle_collections(session)
-        session.flush()
+        flush_rows(session)
         return rows
 
     def _dispatch(self, session: Session, event: SinkEvent) -> int:
