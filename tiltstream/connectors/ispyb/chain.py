@@ -36,6 +36,7 @@ from tiltstream.connectors.ispyb.acquisition import (
     OrmAcquisition,
     RoutineAcquisition,
 )
+from tiltstream.connectors.ispyb.batch import batch_rows
 from tiltstream.connectors.ispyb.errors import RecordRejectedError, SinkConfigurationError
 from tiltstream.connectors.ispyb.probe import SchemaInfo
 from tiltstream.connectors.ispyb.rows import Rows, earliest, latest
@@ -198,52 +199,40 @@ class Chain:
     ) -> tuple[ProcessingJob, AutoProcProgram]:
         """The ProcessingJob and AutoProcProgram of ``stage`` (per request ``key``) for the tilt series."""
         series = metadata.tilt_series_id
-        cached = self._get(("app", series, stage, key))
-        if cached is not None:
-            return session.get_one(ProcessingJob, cached[0]), session.get_one(AutoProcProgram, cached[1])
+        held = batch_rows(session).programs
+        found = held.get((series, stage, key))
+        if found is None:
+            found = held[(series, stage, key)] = self._program(session, metadata, stage, key)
+        return found
+
+    def _program(
+        self, session: Session, metadata: EventMetadata, stage: str, key: str
+    ) -> tuple[ProcessingJob, AutoProcProgram]:
         dc = self.collection(session, metadata)
         recipe = f"tiltstream-{stage}"
-        pj = session.scalar(
-            sa.select(ProcessingJob)
-            .where(
-                ProcessingJob.dataCollectionId == dc,
-                ProcessingJob.recipe == recipe,
-                ProcessingJob.comments == key if key else ProcessingJob.comments.is_(None),
-            )
-            .order_by(ProcessingJob.processingJobId)
-            .limit(1)
-        )
+        jobs = batch_rows(session).jobs(session, dc)
+        pj, app = jobs.get((recipe, key), (None, None))
         if pj is None:
             pj = self.rows.insert(
                 session, ProcessingJob, dataCollectionId=dc, automatic=1, displayName=stage, recipe=recipe,
                 comments=key or None,
             )  # fmt: skip
-        app = session.scalar(
-            sa.select(AutoProcProgram)
-            .where(AutoProcProgram.processingJobId == pj.processingJobId)
-            .order_by(AutoProcProgram.autoProcProgramId)
-            .limit(1)
-        )
         if app is None:
             job = (
-                {"jobUuid": job_uuid(series, stage, key)}
+                {"jobUuid": job_uuid(metadata.tilt_series_id, stage, key)}
                 if self.rows.schema.has("AutoProcProgram", "jobUuid")
                 else {}
             )
             app = self.rows.insert(session, AutoProcProgram, processingJobId=pj.processingJobId, **job)
-        self._put(("app", series, stage, key), (pj.processingJobId, app.autoProcProgramId))
+        jobs[(recipe, key)] = (pj, app)
         return pj, app
 
     def parameter(self, session: Session, pj: ProcessingJob, key: str, value: str) -> int:
         """Set ProcessingJobParameter ``key`` of ``pj``; return 1 when it changed."""
-        row = session.scalar(
-            sa.select(ProcessingJobParameter).where(
-                ProcessingJobParameter.processingJobId == pj.processingJobId,
-                ProcessingJobParameter.parameterKey == key,
-            )
-        )
+        held = batch_rows(session).parameters(session, int(pj.processingJobId))
+        row = held.get(key)
         if row is None:
-            self.rows.insert(
+            held[key] = self.rows.insert(
                 session, ProcessingJobParameter, processingJobId=pj.processingJobId, parameterKey=key,
                 parameterValue=value,
             )  # fmt: skip
@@ -253,29 +242,41 @@ class Chain:
     def movie(self, session: Session, dc_id: int, acquisition_order: int) -> Movie:
         """Movie number ``acquisition_order + 1`` of the collection, created empty if not seen yet."""
         number = acquisition_order + 1
+        batch = batch_rows(session)
+        movie = batch.movies.get((dc_id, number))
+        if movie is not None:
+            return movie
         cached = self._get(("movie", dc_id, number))
         if cached is not None:
-            return session.get_one(Movie, cached)
-        movie = session.scalar(
-            sa.select(Movie).where(Movie.dataCollectionId == dc_id, Movie.movieNumber == number)
-        )
+            movie = session.get_one(Movie, cached)
+        else:
+            movie = session.scalar(
+                sa.select(Movie).where(Movie.dataCollectionId == dc_id, Movie.movieNumber == number)
+            )
         if movie is None:
             movie = self.rows.insert(session, Movie, dataCollectionId=dc_id, movieNumber=number)
         self._put(("movie", dc_id, number), movie.movieId)
+        batch.movies[(dc_id, number)] = movie
         return movie
 
     def motion_correction(
         self, session: Session, dc_id: int, movie: Movie, app: AutoProcProgram
     ) -> MotionCorrection:
         """The movie's MotionCorrection row, created empty (under ``app``) if not seen yet."""
+        batch = batch_rows(session)
+        row = batch.motions.get(int(movie.movieId))
+        if row is not None:
+            return row
         cached = self._get(("mc", movie.movieId))
         if cached is not None:
-            return session.get_one(MotionCorrection, cached)
-        row = session.scalar(sa.select(MotionCorrection).where(MotionCorrection.movieId == movie.movieId))
+            row = session.get_one(MotionCorrection, cached)
+        else:
+            row = session.scalar(sa.select(MotionCorrection).where(MotionCorrection.movieId == movie.movieId))
         if row is None:
             row = self.rows.insert(
                 session, MotionCorrection, movieId=movie.movieId, dataCollectionId=dc_id,
                 autoProcProgramId=app.autoProcProgramId, imageNumber=movie.movieNumber,
             )  # fmt: skip
         self._put(("mc", movie.movieId), row.motionCorrectionId)
+        batch.motions[int(movie.movieId)] = row
         return row

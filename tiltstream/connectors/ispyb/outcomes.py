@@ -18,10 +18,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from ispyb.sqlalchemy import AutoProcProgram, ProcessingJob, ProcessingJobParameter
 from sqlalchemy.orm import Session
 
+from tiltstream.connectors.ispyb.batch import batch_rows
 from tiltstream.connectors.ispyb.rows import Rows
 
 __all__ = ["OUTCOME_PREFIX", "Outcome", "Outcomes", "outcome_key"]
@@ -86,13 +86,10 @@ class Outcomes:
         )
         found = cache.get(pj.processingJobId)
         if found is None:
-            rows = session.scalars(
-                sa.select(ProcessingJobParameter).where(
-                    ProcessingJobParameter.processingJobId == pj.processingJobId,
-                    ProcessingJobParameter.parameterKey.like(OUTCOME_PREFIX + "%"),
-                )
-            )
-            found = cache[pj.processingJobId] = {str(row.parameterKey): row for row in rows}
+            parameters = batch_rows(session).parameters(session, int(pj.processingJobId))
+            found = cache[pj.processingJobId] = {
+                key: row for key, row in parameters.items() if key.startswith(OUTCOME_PREFIX)
+            }
         return found
 
     def settle(
@@ -110,10 +107,11 @@ class Outcomes:
         if old is None:
             current = True
             if outcome.failed or outcome.attempt > 1:
-                stored[key] = self.rows.insert(
+                row = self.rows.insert(
                     session, ProcessingJobParameter, processingJobId=pj.processingJobId, parameterKey=key,
                     parameterValue=outcome.text(),
                 )  # fmt: skip
+                stored[key] = batch_rows(session).parameters(session, int(pj.processingJobId))[key] = row
                 changed = 1
         else:
             current = outcome.attempt >= old.attempt

@@ -34,6 +34,10 @@ _INTEGER_RANGES: tuple[tuple[type[sa.types.TypeEngine[Any]], int, int], ...] = (
 )
 
 
+#: Of a column: its name as shown, whether present, length, unsigned, integer range.
+_Spec = tuple[str, bool, int | None, bool, tuple[int, int] | None]
+
+
 def db_time(moment: datetime | None) -> datetime | None:
     """A naive UTC time at whole seconds, as ``DATETIME`` columns hold it."""
     if moment is None:
@@ -70,6 +74,7 @@ class Rows:
 
     def __init__(self, schema: SchemaInfo) -> None:
         self.schema = schema
+        self._specs: dict[tuple[str, str, bool], _Spec] = {}
         self._absent: list[InstrumentedAttribute[Any]] = []
         for key in sorted(_optional_columns() - schema.present):
             table, column = key.split(".")
@@ -80,29 +85,42 @@ class Rows:
         self, table: str, name: str, value: object, kind: sa.types.TypeEngine[Any] | None = None
     ) -> None:
         """Raise :class:`RecordRejectedError` unless ``value`` fits column ``table.name``."""
+        if value is None:
+            return
+        spec = self._specs.get((table, name, kind is None))
+        if spec is None:
+            spec = self._specs[(table, name, kind is None)] = self._spec(table, name, kind)
+        shown, present, length, unsigned, span = spec
+        if not present:
+            raise RecordRejectedError(f"{shown} does not exist in this ISPyB schema version")
+        if isinstance(value, str):
+            if length and len(value) > length:
+                raise RecordRejectedError(
+                    f"{shown} holds {length} characters, the value has {len(value)}: {value[:80]!r}"
+                )
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise RecordRejectedError(f"{shown} cannot hold {value}")
+            if unsigned and value < 0:
+                raise RecordRejectedError(f"{shown} is unsigned and cannot hold {value}")
+            if isinstance(value, int) and span is not None and not span[0] <= value <= span[1]:
+                raise RecordRejectedError(f"{shown} cannot hold {value} (range {span[0]}..{span[1]})")
+
+    def _spec(self, table: str, name: str, kind: sa.types.TypeEngine[Any] | None) -> _Spec:
+        """What :meth:`check` needs to know of column ``table.name`` (worked out once per column)."""
         key = shown = f"{table}.{name}"
         if key not in self.schema.present:
             key = f"{table}.{name.lower()}"  # a routine's parameter (``p_imageprefix``)
-        if value is not None and key not in self.schema.present:
-            raise RecordRejectedError(f"{table}.{name} does not exist in this ISPyB schema version")
         length = self.schema.lengths.get(key) or (getattr(kind, "length", None) if kind is not None else None)
-        if isinstance(value, str) and length and len(value) > length:
-            raise RecordRejectedError(
-                f"{shown} holds {length} characters, the value has {len(value)}: {value[:80]!r}"
-            )
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if isinstance(value, float) and not math.isfinite(value):
-                raise RecordRejectedError(f"{shown} cannot hold {value}")
-            if key in self.schema.unsigned and value < 0:
-                raise RecordRejectedError(f"{shown} is unsigned and cannot hold {value}")
-        if isinstance(value, int) and not isinstance(value, bool) and kind is not None:
-            for integer_type, low, high in _INTEGER_RANGES:
-                if isinstance(kind, integer_type):
-                    if getattr(kind, "unsigned", False) or key in self.schema.unsigned:
-                        low, high = 0, 2 * high + 1
-                    if not low <= value <= high:
-                        raise RecordRejectedError(f"{shown} cannot hold {value} (range {low}..{high})")
-                    break
+        unsigned = key in self.schema.unsigned
+        span = None
+        for integer_type, low, high in _INTEGER_RANGES if kind is not None else ():
+            if isinstance(kind, integer_type):
+                if getattr(kind, "unsigned", False) or unsigned:
+                    low, high = 0, 2 * high + 1
+                span = (low, high)
+                break
+        return shown, key in self.schema.present, length, unsigned, span
 
     def assign(self, row: Any, **values: object) -> int:
         """Set ``values`` on ORM ``row`` where they differ; return 1 when anything changed, else 0.
@@ -131,6 +149,10 @@ class Rows:
         table: sa.Table = model.__table__
         for name, value in values.items():
             self.check(table.name, name, value, table.c[name].type)
+        if session.get_bind().dialect.insert_returning:  # one round trip: the row comes back with it
+            present = [c for c in table.columns if f"{table.name}.{c.name}" in self.schema.present]
+            inserted = sa.insert(table).values(**values).returning(*present)
+            return session.scalars(sa.select(model).from_statement(inserted)).one()
         result = session.execute(sa.insert(table).values(**values))
         assert isinstance(result, sa.CursorResult)
         key = tuple(result.inserted_primary_key or ())

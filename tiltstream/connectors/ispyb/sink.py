@@ -121,12 +121,16 @@ class IspybSink:
         rows = 0
         counts: dict[str, int] = {}
         try:
+            typed = []
+            for record, value in events:
+                event = sink_event(record, value)
+                if event is not None:
+                    typed.append(event)
+                counts[record] = counts.get(record, 0) + 1
             with Session(self.engine, autoflush=False, expire_on_commit=False) as session, session.begin():
-                for record, value in events:
-                    event = sink_event(record, value)
-                    if event is not None:
-                        rows += self.writer.apply(session, event)
-                    counts[record] = counts.get(record, 0) + 1
+                self.writer.prepare(session, typed)
+                for event in typed:
+                    rows += self.writer.apply(session, event)
                 rows += self.writer.finish(session)
         except BaseException:
             self.writer.chain.rollback()

@@ -22,8 +22,10 @@ from ispyb.sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from tiltstream.connectors.ispyb.batch import batch_rows
 from tiltstream.connectors.ispyb.records import VersionedEvent
 from tiltstream.connectors.ispyb.stages import StageWrites, nm
+from tiltstream.connectors.ispyb.upserts import flush_rows
 from tiltstream.streams.events import ReconstructionRequested, TomogramDenoised, TomogramReconstructed
 
 __all__ = ["TomogramWrites", "tomogram_version"]
@@ -78,6 +80,7 @@ class TomogramWrites(StageWrites):
         if current is not None and current >= event.version:
             return None, 0  # an older version (or the same one under another request): leave it
         # the processing role may not DELETE: the old version's rows are emptied, the new one refills them
+        flush_rows(session)  # the batch's pending rows first: the UPDATEs below must see them
         session.execute(
             sa.update(TiltImageAlignment)
             .where(TiltImageAlignment.tomogramId == tomogram.tomogramId)
@@ -151,16 +154,18 @@ class TomogramWrites(StageWrites):
     def _tilt_alignments(self, session: Session, event: TomogramReconstructed, tomogram: Tomogram) -> int:
         """Write the refined angles of the tilts the reconstruction used (TiltImageAlignment)."""
         dc = self.chain.collection(session, event.metadata)
+        rows = batch_rows(session).tilt_alignments(session, int(tomogram.tomogramId))
         changed = 0
         for tilt in event.tilt_alignments:
             if not tilt.included:
                 continue
             movie = self.chain.movie(session, dc, tilt.acquisition_order)
-            row = session.get(TiltImageAlignment, (movie.movieId, tomogram.tomogramId))
-            if row is None:
-                row = self.rows.insert(
-                    session, TiltImageAlignment, movieId=movie.movieId, tomogramId=tomogram.tomogramId
+            row = rows.get(int(movie.movieId))
+            if row is None:  # inserted with the others at the batch's flush
+                row = rows[int(movie.movieId)] = TiltImageAlignment(
+                    movieId=movie.movieId, tomogramId=tomogram.tomogramId
                 )
+                session.add(row)
             changed += self.rows.assign(
                 row,
                 refinedTiltAngle=tilt.refined_tilt_angle_degrees,

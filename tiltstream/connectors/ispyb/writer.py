@@ -12,6 +12,7 @@ MotionCorrection rows empty, and their own events fill them in. Tomograms: see
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from posixpath import dirname
 
 import sqlalchemy as sa
@@ -19,10 +20,12 @@ from ispyb.sqlalchemy import CTF
 from sqlalchemy.orm import Session
 
 from tiltstream.connectors.ispyb.acquisition import CollectionChanges
+from tiltstream.connectors.ispyb.batch import batch_rows, prepare
 from tiltstream.connectors.ispyb.probe import probe_schema
 from tiltstream.connectors.ispyb.records import SinkEvent
 from tiltstream.connectors.ispyb.rows import db_time, earliest, latest
 from tiltstream.connectors.ispyb.tomograms import TomogramWrites, tomogram_version
+from tiltstream.connectors.ispyb.upserts import flush_rows
 from tiltstream.streams.events import (
     CtfEstimated,
     MovieAcquired,
@@ -46,28 +49,43 @@ class IspybWriter(TomogramWrites):
         Data-root mount points, the service account's login and the visit pattern.
     """
 
+    def prepare(self, session: Session, events: Sequence[SinkEvent]) -> None:
+        """Load the rows a batch of ``events`` needs, creating the missing per-tilt rows in bulk.
+
+        Optional (:meth:`apply` finds or creates what it needs), but the batch's point: see
+        :mod:`~tiltstream.connectors.ispyb.batch`.
+
+        Raises
+        ------
+        RecordRejectedError
+            When an event's visit or tilt series can never be written.
+        """
+        self._begin(session)
+        prepare(self.chain, session, events)
+
     def apply(self, session: Session, event: SinkEvent) -> int:
-        """Write ``event``; return how many rows it inserted or changed.
+        """Write ``event``; return how many rows it inserted or changed (flushed by :meth:`finish`).
 
         Raises
         ------
         RecordRejectedError
             When the record can never be written.
         """
+        self._begin(session)
+        return self._dispatch(session, event)
+
+    def _begin(self, session: Session) -> None:
         if self.chain.schema is None:
             self.chain.use(probe_schema(session.connection()))
         if not session.info.get("tiltstream.watched"):
             session.info["tiltstream.watched"] = self.rows.watch(session) is session
-        rows = self._dispatch(session, event)
-        session.flush()
-        return rows
 
     def finish(self, session: Session) -> int:
         """Write what the transaction's events held back (data-collection changes); the rows changed."""
         if self.chain.schema is None:  # nothing applied
             return 0
         rows = self.chain.settle_collections(session)
-        session.flush()
+        flush_rows(session)
         return rows
 
     def _dispatch(self, session: Session, event: SinkEvent) -> int:
@@ -166,9 +184,13 @@ class IspybWriter(TomogramWrites):
         movie = self.chain.movie(session, dc, event.acquisition_order)
         _, motion_app = self.chain.program(session, metadata, "motioncorr")
         motion = self.chain.motion_correction(session, dc, movie, motion_app)
-        ctf = session.scalar(sa.select(CTF).where(CTF.motionCorrectionId == motion.motionCorrectionId))
+        ctfs = batch_rows(session).ctfs
+        ctf = ctfs.get(int(motion.motionCorrectionId))
+        if ctf is None:
+            ctf = session.scalar(sa.select(CTF).where(CTF.motionCorrectionId == motion.motionCorrectionId))
         if ctf is None:
             ctf = self.rows.insert(session, CTF, motionCorrectionId=motion.motionCorrectionId)
+        ctfs[int(motion.motionCorrectionId)] = ctf
         if not current:
             return changed
         return changed + self.rows.assign(

@@ -1,0 +1,36 @@
+"""A batch's round trips: per-tilt rows loaded and written per table, not per event (SQLite)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tiltstream.connectors.ispyb.samples import session_events
+from tiltstream.connectors.ispyb.schema import create_tables
+from tiltstream.connectors.ispyb.settings import IspybSinkSettings
+from tiltstream.connectors.ispyb.sink import IspybSink, create_engine
+
+
+def _statements(tmp_path: Path, batch: int) -> tuple[int, int]:
+    url = f"sqlite:///{tmp_path}/b{batch}.sqlite"
+    engine = create_engine(url)
+    create_tables(engine)
+    sink = IspybSink(IspybSinkSettings(database_url=url, create_visits=True), engine=engine)
+    events = session_events(2, 41, versions=2)
+    count = [0]
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def counted(*_: object) -> None:
+        count[0] += 1
+
+    for start in range(0, len(events), batch):
+        sink.write(events[start : start + batch])
+    return count[0], len(events)
+
+
+def test_a_batch_costs_far_fewer_statements_than_its_events(tmp_path: Path) -> None:
+    batched, events = _statements(tmp_path, len(session_events(2, 41, versions=2)))
+    single, _ = _statements(tmp_path, 1)
+    assert batched < events  # per-tilt rows go per table, not per event (it was ~10 per event)
+    assert single > 3 * batched

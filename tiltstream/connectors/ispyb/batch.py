@@ -1,0 +1,209 @@
+"""The per-tilt rows of one batch, loaded with one SELECT per table and the missing ones created in bulk.
+
+A batch's per-tilt events (movie acquired, motion-corrected, CTF-estimated) would otherwise each look up
+(and often insert) their Movie, MotionCorrection and CTF rows one round trip at a time. :func:`prepare`
+does it for the whole batch before any event is applied: the data collections and motion-correction
+programs first (cached by the :class:`~tiltstream.connectors.ispyb.chain.Chain`), then per table one
+``SELECT ... IN (...)``, one multi-row ``INSERT`` of the rows no event has created yet (exactly the rows
+that applying the events one by one would create, empty, before filling them in) and one ``SELECT`` of
+those. The events then find their rows in :class:`BatchRows` and only set values, flushed once per batch.
+Tilt alignments are loaded once per tomogram per batch and the new ones inserted at that flush.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from ispyb.sqlalchemy import (
+    CTF,
+    AutoProcProgram,
+    MotionCorrection,
+    Movie,
+    ProcessingJob,
+    ProcessingJobParameter,
+    TiltImageAlignment,
+)
+from sqlalchemy.orm import Session
+
+from tiltstream.streams.events import CtfEstimated, MovieAcquired, MovieMotionCorrected
+
+if TYPE_CHECKING:
+    from tiltstream.connectors.ispyb.chain import Chain
+    from tiltstream.connectors.ispyb.records import SinkEvent
+
+__all__ = ["BatchRows", "batch_rows", "prepare"]
+
+_PER_TILT = (MovieAcquired, MovieMotionCorrected, CtfEstimated)
+
+
+class BatchRows:
+    """Rows loaded for the current transaction, by natural key."""
+
+    def __init__(self) -> None:
+        self.movies: dict[tuple[int, int], Movie] = {}  # (dataCollectionId, movieNumber)
+        self.motions: dict[int, MotionCorrection] = {}  # movieId
+        self.ctfs: dict[int, CTF] = {}  # motionCorrectionId
+        self.alignments: dict[int, dict[int, TiltImageAlignment]] = {}  # tomogramId -> movieId
+        # (tilt series, stage, request) -> its job and program: held here, as the session holds clean rows
+        # only weakly and would read them again
+        self.programs: dict[tuple[str, str, str], tuple[ProcessingJob, AutoProcProgram]] = {}
+        self._parameters: dict[int, dict[str, ProcessingJobParameter]] = {}  # processingJobId -> key
+        self._jobs: dict[int, dict[tuple[str, str], tuple[ProcessingJob, AutoProcProgram | None]]] = {}
+
+    def jobs(
+        self, session: Session, dc_id: int
+    ) -> dict[tuple[str, str], tuple[ProcessingJob, AutoProcProgram | None]]:
+        """The collection's jobs by (recipe, comments) with their first programs (loaded once per batch)."""
+        found = self._jobs.get(dc_id)
+        if found is None:
+            found = self._jobs[dc_id] = {}
+            jobs = session.scalars(
+                sa.select(ProcessingJob)
+                .where(ProcessingJob.dataCollectionId == dc_id)
+                .order_by(ProcessingJob.processingJobId)
+            ).all()
+            programs: dict[int, AutoProcProgram] = {}
+            if jobs:
+                rows = session.scalars(
+                    sa.select(AutoProcProgram)
+                    .where(AutoProcProgram.processingJobId.in_([j.processingJobId for j in jobs]))
+                    .order_by(AutoProcProgram.autoProcProgramId)
+                )
+                for row in rows:
+                    programs.setdefault(int(row.processingJobId), row)
+            for job in jobs:
+                key = (str(job.recipe), str(job.comments or ""))
+                found.setdefault(key, (job, programs.get(int(job.processingJobId))))
+        return found
+
+    def parameters(self, session: Session, job_id: int) -> dict[str, ProcessingJobParameter]:
+        """The job's ProcessingJobParameter rows by key (loaded once per transaction)."""
+        found = self._parameters.get(job_id)
+        if found is None:
+            rows = session.scalars(
+                sa.select(ProcessingJobParameter)
+                .where(ProcessingJobParameter.processingJobId == job_id)
+                .order_by(ProcessingJobParameter.processingJobParameterId.desc())
+            )
+            found = self._parameters[job_id] = {str(row.parameterKey): row for row in rows}
+        return found
+
+    def tilt_alignments(self, session: Session, tomogram_id: int) -> dict[int, TiltImageAlignment]:
+        """The tomogram's TiltImageAlignment rows by movie (loaded once per transaction)."""
+        found = self.alignments.get(tomogram_id)
+        if found is None:
+            rows = session.scalars(
+                sa.select(TiltImageAlignment).where(TiltImageAlignment.tomogramId == tomogram_id)
+            )
+            found = self.alignments[tomogram_id] = {int(row.movieId): row for row in rows}
+        return found
+
+
+def batch_rows(session: Session) -> BatchRows:
+    """The :class:`BatchRows` of ``session``'s transaction."""
+    found: BatchRows = session.info.setdefault("tiltstream.batch", BatchRows())
+    return found
+
+
+def prepare(chain: Chain, session: Session, events: Iterable[SinkEvent]) -> None:
+    """Load (and create, empty, where missing) the Movie, MotionCorrection and CTF rows of ``events``.
+
+    Raises
+    ------
+    RecordRejectedError
+        When an event's visit or tilt series cannot be written (the caller writes the batch one by one).
+    """
+    movies: dict[tuple[int, int], int | None] = {}  # key -> motion-correction program (None: movie only)
+    ctfs: set[tuple[int, int]] = set()
+    for event in events:
+        if not isinstance(event, _PER_TILT):
+            continue
+        key = (chain.collection(session, event.metadata), event.acquisition_order + 1)
+        program = movies.get(key)
+        if not isinstance(event, MovieAcquired):
+            program = program or chain.program(session, event.metadata, "motioncorr")[1].autoProcProgramId
+        movies[key] = program
+        if isinstance(event, CtfEstimated):
+            ctfs.add(key)
+    if not movies:
+        return
+    batch = batch_rows(session)
+    _movies(chain, session, batch, set(movies))
+    wanted = {batch.movies[key]: app for key, app in movies.items() if app is not None}
+    _motions(chain, session, batch, wanted)
+    _ctfs(chain, session, batch, {batch.motions[int(batch.movies[key].movieId)] for key in ctfs})
+
+
+def _movies(chain: Chain, session: Session, batch: BatchRows, keys: set[tuple[int, int]]) -> None:
+    collections = sorted({dc for dc, _ in keys})
+
+    def load() -> None:
+        rows = session.scalars(
+            sa.select(Movie).where(Movie.dataCollectionId.in_(collections)).order_by(Movie.movieId)
+        )
+        for row in rows:
+            batch.movies.setdefault((int(row.dataCollectionId), int(row.movieNumber)), row)
+
+    load()
+    missing = [{"dataCollectionId": dc, "movieNumber": n} for dc, n in sorted(keys - set(batch.movies))]
+    if missing:
+        _insert_many(chain, session, Movie, missing)
+        load()
+
+
+def _motions(chain: Chain, session: Session, batch: BatchRows, wanted: dict[Movie, int]) -> None:
+    ids = sorted(int(movie.movieId) for movie in wanted)
+    if not ids:
+        return
+
+    def load() -> None:
+        rows = session.scalars(
+            sa.select(MotionCorrection)
+            .where(MotionCorrection.movieId.in_(ids))
+            .order_by(MotionCorrection.motionCorrectionId)
+        )
+        for row in rows:
+            batch.motions.setdefault(int(row.movieId), row)
+
+    load()
+    missing = [
+        {
+            "movieId": movie.movieId,
+            "dataCollectionId": movie.dataCollectionId,
+            "autoProcProgramId": app,
+            "imageNumber": movie.movieNumber,
+        }
+        for movie, app in sorted(wanted.items(), key=lambda item: int(item[0].movieId))
+        if int(movie.movieId) not in batch.motions
+    ]
+    if missing:
+        _insert_many(chain, session, MotionCorrection, missing)
+        load()
+
+
+def _ctfs(chain: Chain, session: Session, batch: BatchRows, motions: set[MotionCorrection]) -> None:
+    ids = sorted(int(row.motionCorrectionId) for row in motions)
+    if not ids:
+        return
+
+    def load() -> None:
+        rows = session.scalars(sa.select(CTF).where(CTF.motionCorrectionId.in_(ids)).order_by(CTF.ctfId))
+        for row in rows:
+            batch.ctfs.setdefault(int(row.motionCorrectionId), row)
+
+    load()
+    missing = [{"motionCorrectionId": i} for i in ids if i not in batch.ctfs]
+    if missing:
+        _insert_many(chain, session, CTF, missing)
+        load()
+
+
+def _insert_many(chain: Chain, session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
+    """One multi-row INSERT of ``rows`` (each value checked against its column first)."""
+    table: sa.Table = model.__table__
+    for row in rows:
+        for name, value in row.items():
+            chain.rows.check(table.name, name, value, table.c[name].type)
+    session.execute(sa.insert(table), rows)
