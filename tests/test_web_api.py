@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import mrcfile
 import pytest
 import sqlalchemy as sa
+import starfile
 from fastapi.testclient import TestClient
 from ispyb.sqlalchemy import Tomogram
 from ispyb_fixtures import IspybDatabase, make_database
@@ -241,7 +245,7 @@ def test_paths_outside_the_data_roots_are_refused(served: Served, tmp_path: Path
     with Session(engine) as db:
         tomogram_id, recorded = db.execute(
             sa.select(Tomogram.tomogramId, Tomogram.centralSliceImage).where(
-                Tomogram.centralSliceImage.like("%/Position_1.v1_slice.png")
+                Tomogram.centralSliceImage.like("%/v1/Position_1_slice.png")
             )
         ).one()
     assert client.get(image, headers=AUTH).status_code == 200
@@ -285,6 +289,66 @@ def test_paths_outside_the_data_roots_are_refused(served: Served, tmp_path: Path
         assert b"not for the web" not in response.content
 
 
+def test_token_holder_downloads_the_series_files_and_the_relion_project(
+    served: Served, tmp_path: Path
+) -> None:
+    client = served.client
+    tomogram = client.get(f"/api/sessions/{SESSION}/series/Position_1", headers=AUTH).json()["tomogram"]
+    downloads = {d["kind"]: d for d in tomogram["downloads"]}
+    # the aligned stack was never written in this session: only the files that exist are offered
+    assert set(downloads) == {"tomogram.mrc", "denoised.mrc", "alignment.xf", "angles.tlt", "alignment.aln"}
+    folder = served.processed / SESSION / "tomograms" / f"{SESSION}_Position_1" / "v1"
+    for kind, name in (("tomogram.mrc", "Position_1.mrc"), ("alignment.xf", "Position_1.xf")):
+        assert downloads[kind]["file_name"] == name
+        response = client.get(downloads[kind]["url"], headers=AUTH)
+        assert response.status_code == 200
+        assert response.headers["content-disposition"].startswith("attachment")
+        assert name in response.headers["content-disposition"]
+        assert response.content == (folder / name).read_bytes()
+        assert downloads[kind]["size_bytes"] == len(response.content)
+    saved = tmp_path / "downloaded.mrc"
+    saved.write_bytes(client.get(downloads["tomogram.mrc"]["url"], headers=AUTH).content)
+    with mrcfile.open(saved, permissive=False) as volume:
+        assert volume.data.shape[0] == DEPTH
+    project = client.get(tomogram["relion_project_url"], headers=AUTH)
+    assert project.status_code == 200
+    assert project.headers["content-type"] == "application/zip"
+    assert f"{SESSION}_relion.zip" in project.headers["content-disposition"]
+    with zipfile.ZipFile(io.BytesIO(project.content)) as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path)
+    root = f"{SESSION}_relion"
+    assert f"{root}/default_pipeline.star" in names
+    assert {f"{root}/Import/job001/tilt_series/{SESSION}_Position_{n}.star" for n in (1, 2)} <= names
+    assert not any(".tiltstream" in name for name in names)  # the writer's own records stay behind
+    tomograms = starfile.read(tmp_path / root / "Tomograms" / "job006" / "tomograms.star")
+    assert list(tomograms["rlnTomoName"]) == [f"{SESSION}_Position_1", f"{SESSION}_Position_2"]
+    assert str(folder / "Position_1.mrc") in set(tomograms["rlnTomoReconstructedTomogram"])
+    # the session's token only; a series without a tomogram has nothing to download
+    for url in (downloads["alignment.xf"]["url"], tomogram["relion_project_url"]):
+        assert client.get(url).status_code == 401
+        assert client.get(url, headers={"Authorization": f"Bearer {OTHER_TOKEN}"}).status_code == 403
+    base = f"/api/sessions/{SESSION}/series/Position_3"
+    assert client.get(f"{base}/downloads/tomogram.mrc", headers=AUTH).status_code == 404
+    assert client.get(f"{base}/relion.zip", headers=AUTH).status_code == 404
+    assert client.get(f"{base.replace('3', '1')}/downloads/secret.txt", headers=AUTH).status_code == 422
+
+
+def test_relion_project_with_a_link_out_of_the_roots_is_refused(served: Served, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.star"
+    secret.write_text("not for the web")
+    link = served.processed / SESSION / "relion" / "Import" / "job001" / "zz_link.star"
+    link.symlink_to(secret)
+    url = f"/api/sessions/{SESSION}/series/Position_1/relion.zip"
+    try:
+        response = served.client.get(url, headers=AUTH)
+        assert response.status_code == 404
+        assert b"not for the web" not in response.content
+    finally:
+        link.unlink()
+    assert served.client.get(url, headers=AUTH).status_code == 200
+
+
 def test_openapi_documents_the_api(served: Served) -> None:
     schema = served.client.get("/openapi.json").json()
     paths = set(schema["paths"])
@@ -298,6 +362,8 @@ def test_openapi_documents_the_api(served: Served) -> None:
         f"{base}/series/{{name}}/tilts/{{number}}/{{kind}}.png",
         f"{base}/series/{{name}}/images/{{kind}}.png",
         f"{base}/series/{{name}}/volumes/{{kind}}/slices/{{z}}.png",
+        f"{base}/series/{{name}}/downloads/{{kind}}",
+        f"{base}/series/{{name}}/relion.zip",
     } == paths
     models = set(schema["components"]["schemas"])
     assert {"SessionView", "SeriesSummary", "SeriesDetail", "TiltView", "TomogramView", "Failure"} <= models

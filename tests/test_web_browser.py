@@ -184,3 +184,13 @@ def _the_series_page_browses_the_tomogram(page: Page, tmp_path: Path) -> None:
     image_loaded(page, "#denoised-slice")
     assert page.evaluate("document.getElementById('raw-slice').currentSrc") != middle
     page.screenshot(path=tmp_path / "series-z3.png", full_page=True)
+    # the files to take away: the series' own, and the session's RELION project
+    expect(page.locator("#downloads li")).to_have_count(5)
+    with page.expect_download() as saved:
+        page.locator("#downloads a", has_text="Position_1.xf").click()
+    assert saved.value.suggested_filename == "Position_1.xf"
+    transforms = [line.split() for line in Path(saved.value.path()).read_text().splitlines()]
+    assert [len(t) for t in transforms] == [6] * TILTS  # A11 A12 A21 A22 DX DY of every aligned tilt
+    with page.expect_download() as project:
+        page.locator("#relion-link").click()
+    assert project.value.suggested_filename == "cm40000-1_relion.zip"

@@ -26,8 +26,13 @@ from tiltstream.connectors.ispyb.samples import SessionEvent, sample, session_ev
 from tiltstream.connectors.ispyb.settings import IspybSinkSettings
 from tiltstream.processors.ctf.outputs import write_power_spectrum_png
 from tiltstream.processors.motioncorr.outputs import write_drift_plot
+from tiltstream.processors.reconstruct.alignment_files import AlnFile, write_aln, write_tlt, write_xf
+from tiltstream.processors.reconstruct.file_names import FILE_SUFFIXES
 from tiltstream.processors.reconstruct.outputs import write_alignment_plot
+from tiltstream.processors.runtime.output_paths import series_path
 from tiltstream.processors.runtime.volume_io import write_mrc, write_png
+from tiltstream.relion.project import relion_project_folder, write_series
+from tiltstream.relion.tables import series_tables
 from tiltstream.settings import CliSettings
 from tiltstream.streams.catalogue import Catalogue
 from tiltstream.streams.clients import create_producer
@@ -77,6 +82,63 @@ def _local(processed: Path, path: str) -> Path:
     return local
 
 
+#: The samples' volume names (``Position_1.v1<suffix>``) and the reconstruction's (``Position_1<suffix>``).
+_VOLUME_SUFFIXES = {".mrc": ".mrc", ".aligned.mrc": "_aligned.mrc", ".denoised.mrc": "_denoised.mrc"}
+
+
+def _real_layout(value: dict[str, Any]) -> dict[str, Any]:
+    """A tomogram event's volumes moved to where the processors write them.
+
+    ``<session>/tomograms/<session>_<series>/v<version>/<series><suffix>``, so that the files beside a
+    tomogram and the session's RELION project are found as on a facility's storage.
+    """
+    meta = value["metadata"]
+    for field in ("tomogram", "aligned_stack", "denoised_tomogram"):
+        if field in value:
+            name, _, rest = value[field]["path"].rsplit("/", 1)[-1].partition(f".v{value['version']}")
+            folder = series_path(
+                meta["session_id"], meta["tilt_series_id"], "tomograms", f"v{value['version']}"
+            )
+            value[field] = {"root": "processed", "path": f"{folder}/{name}{_VOLUME_SUFFIXES[rest]}"}
+    return value
+
+
+def _alignment_files(processed: Path, value: dict[str, Any]) -> None:
+    """The IMOD and AreTomo files beside the tomogram, written by the reconstruction's writers."""
+    stem = str(_local(processed, value["tomogram"]["path"])).removesuffix(FILE_SUFFIXES["tomogram"])
+    alignments = sorted(value["tilt_alignments"], key=lambda a: a["nominal_tilt_angle_degrees"])
+    angles = np.array([a["refined_tilt_angle_degrees"] for a in alignments])
+    shifts = np.array([[-a["shift_x_angstroms"], -a["shift_y_angstroms"]] for a in alignments]) / 5.36
+    axis = float(alignments[0]["tilt_axis_angle_degrees"])
+    write_xf(Path(stem + FILE_SUFFIXES["imod_xf"]), shifts, axis)
+    write_tlt(Path(stem + FILE_SUFFIXES["imod_tlt"]), angles)
+    aln = AlnFile(
+        section=np.arange(len(alignments)),
+        tilt_axis_angle_degrees=np.full(len(alignments), axis),
+        shifts_xy_pixels=shifts,
+        tilt_angles_degrees=angles,
+        raw_size=(96, 96, len(alignments)),
+        dark_sections=(),
+        alpha_offset_degrees=0.0,
+    )
+    write_aln(Path(stem + FILE_SUFFIXES["alignment_file"]), aln)
+
+
+def _relion_projects(processed: Path, events: list[SessionEvent]) -> None:
+    """The session's RELION 5 project, written as the reconstruction writes it (``tiltstream.relion``)."""
+    requests = {
+        (v["metadata"]["tilt_series_id"], v["version"]): v
+        for r, v in events
+        if r == "ReconstructionRequested"
+    }
+    for record, value in events:
+        if record != "TomogramReconstructed":
+            continue
+        request = requests[value["metadata"]["tilt_series_id"], value["version"]]
+        project = processed / relion_project_folder(value["metadata"]["session_id"])
+        write_series(project, series_tables(request, value, lambda data: str(processed / data["path"])))
+
+
 def _with_files(processed: Path, record: str, value: dict[str, Any]) -> dict[str, Any]:
     """``value`` with its preview paths set and their files written under ``processed``."""
     series = value["metadata"]["tilt_series_id"].rsplit("_", 1)[1]
@@ -94,6 +156,8 @@ def _with_files(processed: Path, record: str, value: dict[str, Any]) -> dict[str
         write_power_spectrum_png(_local(processed, path), _spectrum(value["defocus_u_angstroms"]))
         value["power_spectrum"] = {"root": "processed", "path": path}
     elif record == "TomogramReconstructed":
+        value = _real_layout(value)
+        _alignment_files(processed, value)
         volume = _volume(int(series))
         stem = value["tomogram"]["path"].removesuffix(".mrc")
         write_mrc(_local(processed, value["tomogram"]["path"]), volume, 5.36)
@@ -112,6 +176,7 @@ def _with_files(processed: Path, record: str, value: dict[str, Any]) -> dict[str
         write_alignment_plot(_local(processed, plot), angles[order], shifts[order], 85.1, stem)
         value["alignment_plot"] = {"root": "processed", "path": plot}
     elif record == "TomogramDenoised":
+        value = _real_layout(value)
         volume = _volume(int(series))
         smooth = (volume + np.roll(volume, 1, 1) + np.roll(volume, -1, 1) + np.roll(volume, 1, 2)) / 4
         write_mrc(_local(processed, value["denoised_tomogram"]["path"]), smooth, 5.36)
@@ -133,7 +198,9 @@ def session_with_files(
     for record, value in events:
         if record == "ReconstructionRequested":  # the samples' command lists all 41 tilts
             value["tilts"] = value["tilts"][:tilts]
-    return [(record, _with_files(processed, record, value)) for record, value in events]
+    completed = [(record, _with_files(processed, record, value)) for record, value in events]
+    _relion_projects(processed, completed)
+    return completed
 
 
 def status_event(

@@ -19,11 +19,12 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from tiltstream.log import get_logger
 from tiltstream.web.access import Visit
 from tiltstream.web.context import WebContext, authorised, context
+from tiltstream.web.downloads import Download, download_path, relion_archive, relion_pipeline_path
 from tiltstream.web.failures import dead_letter_failures, program_failures, status_failures
 from tiltstream.web.files import FileRefusedError
 from tiltstream.web.images import ctf_plot_svg
 from tiltstream.web.models import Failure, SeriesDetail, SessionView
-from tiltstream.web.queries import blsession, failed_programs, series_rows, tilt_row
+from tiltstream.web.queries import SeriesRows, blsession, failed_programs, series_rows, tilt_row
 from tiltstream.web.views import series_detail, session_view, summary
 
 __all__ = ["SERIES_NAME", "SeriesImage", "TiltImage", "VolumeKind", "router"]
@@ -218,6 +219,59 @@ def volume_slice(
     except (FileRefusedError, IndexError) as error:
         raise _not_found(f"slice {z} of the {kind} tomogram of {name}") from error
     return Response(png, media_type="image/png", headers=_PRIVATE)
+
+
+def _current_rows(ctx: WebContext, visit: Visit, name: str) -> SeriesRows:
+    """The series' rows; 404 when it has no tomogram yet."""
+    session_id = _session_id(ctx, visit)
+    with ctx.database() as db:
+        rows = series_rows(db, session_id, name)
+    if rows is None or rows.row.tomogram is None:
+        raise _not_found(f"tomogram of {name}")
+    return rows
+
+
+@router.get(
+    "/sessions/{session}/series/{name}/downloads/{kind}",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+    summary="A file of the current tomogram, to save",
+)
+def download(ctx: Ctx, visit: Authorised, name: Name, kind: Download) -> FileResponse:
+    """The tomogram, its denoised version, the aligned stack, or its IMOD/AreTomo alignment files."""
+    rows = _current_rows(ctx, visit, name)
+    path = download_path(rows, kind)
+    try:
+        local = ctx.files.resolve(path)
+    except FileRefusedError as error:
+        raise _not_found(f"{kind.value} of {name}") from error
+    return FileResponse(
+        local,
+        filename=local.name,
+        media_type="application/octet-stream",
+        headers={"Cache-Control": "private"},
+    )
+
+
+@router.get(
+    "/sessions/{session}/series/{name}/relion.zip",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}}},
+    summary="The session's RELION 5 project (its star files), as a zip",
+)
+async def relion_project(ctx: Ctx, visit: Authorised, name: Name) -> Response:
+    """Every star file of the session's RELION 5 project that this series' tomogram belongs to."""
+    rows = await run_in_threadpool(_current_rows, ctx, visit, name)
+    volume = rows.row.tomogram.volumeFile if rows.row.tomogram is not None else None
+    folder = f"{visit.session}_relion"
+    try:
+        pipeline = ctx.files.resolve(relion_pipeline_path(visit.session, volume))
+        archive = await run_in_threadpool(relion_archive, ctx.files, pipeline, folder)
+    except FileRefusedError as error:
+        _log.info("RELION project refused", series=name, reason=str(error))
+        raise _not_found(f"RELION project of {visit.session}") from error
+    disposition = {"Content-Disposition": f'attachment; filename="{folder}.zip"', "Cache-Control": "no-store"}
+    return Response(archive, media_type="application/zip", headers=disposition)
 
 
 @router.get(

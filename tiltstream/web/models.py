@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "DownloadView",
     "Failure",
     "SeriesDetail",
     "SeriesSummary",
@@ -76,6 +77,15 @@ class VolumeView(BaseModel):
     slice_url_template: str = Field(description="Address of slice '{z}' (PNG).")
 
 
+class DownloadView(BaseModel):
+    """A file of the series offered for download (to the session's token holder)."""
+
+    kind: str = Field(description="tomogram.mrc, denoised.mrc, aligned-stack.mrc, alignment.xf, ...")
+    file_name: str = Field(description="The file's own name, as the browser saves it.")
+    size_bytes: int
+    url: str
+
+
 class TomogramView(BaseModel):
     """The current tomogram of a series and its previews."""
 
@@ -91,6 +101,10 @@ class TomogramView(BaseModel):
     xz_projection_url: str | None = None
     alignment_plot_url: str | None = None
     volumes: list[VolumeView] = Field(default_factory=list, description="Raw and denoised, where readable.")
+    downloads: list[DownloadView] = Field(default_factory=list, description="The files that exist now.")
+    relion_project_url: str | None = Field(
+        None, description="A zip of the session's RELION 5 project (its star files), where one is written."
+    )
 
 
 class SeriesDetail(BaseModel):

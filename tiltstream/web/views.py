@@ -9,9 +9,18 @@ from sqlalchemy.orm import Session
 
 from tiltstream.web.access import Visit
 from tiltstream.web.context import WebContext
+from tiltstream.web.downloads import Download, download_path, readable, relion_pipeline_path
 from tiltstream.web.files import FileRefusedError
 from tiltstream.web.images import volume_depth
-from tiltstream.web.models import SeriesDetail, SeriesSummary, SessionView, TiltView, TomogramView, VolumeView
+from tiltstream.web.models import (
+    DownloadView,
+    SeriesDetail,
+    SeriesSummary,
+    SessionView,
+    TiltView,
+    TomogramView,
+    VolumeView,
+)
 from tiltstream.web.queries import CollectionRow, SeriesRows, blsession, collections, series_rows
 
 __all__ = ["series_base", "series_detail", "session_view", "summary"]
@@ -130,7 +139,26 @@ def _url(base: str, path: str | None, address: str) -> str | None:
     return f"{base}/{address}" if path else None
 
 
-def _tomogram(ctx: WebContext, rows: SeriesRows, base: str) -> TomogramView | None:
+def _downloads(ctx: WebContext, rows: SeriesRows, base: str, tag: str) -> list[DownloadView]:
+    """The series' files that exist now and may be served."""
+    found = []
+    for kind in Download:
+        local = readable(ctx.files, download_path(rows, kind))
+        if local is not None:
+            url = f"{base}/downloads/{kind.value}{tag}"
+            found.append(
+                DownloadView(kind=kind.value, file_name=local.name, size_bytes=local.stat().st_size, url=url)
+            )
+    return found
+
+
+def _relion_url(ctx: WebContext, session: str, rows: SeriesRows, base: str) -> str | None:
+    volume = rows.row.tomogram.volumeFile if rows.row.tomogram is not None else None
+    pipeline = readable(ctx.files, relion_pipeline_path(session, volume))
+    return f"{base}/relion.zip" if pipeline is not None else None
+
+
+def _tomogram(ctx: WebContext, rows: SeriesRows, base: str, session: str) -> TomogramView | None:
     tomogram = rows.row.tomogram
     if tomogram is None:
         return None
@@ -159,6 +187,8 @@ def _tomogram(ctx: WebContext, rows: SeriesRows, base: str) -> TomogramView | No
         xz_projection_url=_url(base, tomogram.projXZ, f"images/xz-projection.png{tag}"),
         alignment_plot_url=_url(base, tomogram.xyShiftPlot, f"images/alignment-plot.png{tag}"),
         volumes=volumes,
+        downloads=_downloads(ctx, rows, base, tag),
+        relion_project_url=_relion_url(ctx, session, rows, base),
     )
 
 
@@ -212,5 +242,5 @@ def series_detail(ctx: WebContext, db: Session, visit: Visit, name: str) -> Seri
         summary=summary(visit.session, name, status, rows.row, request),
         tilts=tilts,
         ctf_plot_url=f"{base}/ctf.svg",
-        tomogram=_tomogram(ctx, rows, base),
+        tomogram=_tomogram(ctx, rows, base, visit.session),
     )

@@ -12,6 +12,7 @@ import numpy as np
 
 from tiltstream.processors.reconstruct.alignment_files import AlnFile, write_aln, write_tlt, write_xf
 from tiltstream.processors.reconstruct.ctf_correction import series_ctf
+from tiltstream.processors.reconstruct.file_names import FILE_SUFFIXES
 from tiltstream.processors.reconstruct.outputs import write_alignment_plot
 from tiltstream.processors.reconstruct.result import ReconstructionParameters, ReconstructionResult
 from tiltstream.processors.reconstruct.settings import ReconstructionSettings
@@ -107,31 +108,31 @@ class ReconstructionProcessor(Processor[TiltStack]):
         name = str(value["metadata"]["tilt_series_id"]).rsplit(":", 1)[-1].replace("/", "_")
         paths: dict[str, DataPath] = {}
 
-        def out(key: str, suffix: str) -> Path:
-            paths[key], local = self._output(value, f"{name}{suffix}")
+        def out(key: str) -> Path:
+            paths[key], local = self._output(value, f"{name}{FILE_SUFFIXES[key]}")
             return local
 
         pixels = self.settings.png_max_pixels
         volume = result.tomogram  # (d, h, w)
-        write_mrc(out("tomogram", ".mrc"), volume, result.pixel_spacing_angstroms)
-        write_mrc(out("aligned_stack", "_aligned.mrc"), result.aligned_stack, result.pixel_spacing_angstroms)
-        write_png(out("central_slice", "_slice.png"), volume[volume.shape[0] // 2], max_pixels=pixels)
-        write_png(out("xy_projection", "_xy.png"), volume.sum(axis=0), max_pixels=pixels)
-        write_png(out("xz_projection", "_xz.png"), volume.sum(axis=1), max_pixels=pixels)
+        write_mrc(out("tomogram"), volume, result.pixel_spacing_angstroms)
+        write_mrc(out("aligned_stack"), result.aligned_stack, result.pixel_spacing_angstroms)
+        write_png(out("central_slice"), volume[volume.shape[0] // 2], max_pixels=pixels)
+        write_png(out("xy_projection"), volume.sum(axis=0), max_pixels=pixels)
+        write_png(out("xz_projection"), volume.sum(axis=1), max_pixels=pixels)
         write_alignment_plot(
-            out("alignment_plot", "_alignment.png"),
+            out("alignment_plot"),
             result.tilt_angles_degrees,
             result.shifts_xy_pixels * float(value["pixel_size_angstroms"]),
             result.tilt_axis_angle_degrees,
             str(value["metadata"]["tilt_series_id"]),
         )
-        write_xf(out("imod_xf", ".xf"), result.shifts_xy_pixels, result.tilt_axis_angle_degrees)
-        write_tlt(out("imod_tlt", ".tlt"), result.tilt_angles_degrees)
+        write_xf(out("imod_xf"), result.shifts_xy_pixels, result.tilt_axis_angle_degrees)
+        write_tlt(out("imod_tlt"), result.tilt_angles_degrees)
         h, w = stack.images.shape[1:]
         kept = _kept_indices(stack, result)
         row_of = {int(index): row for row, index in enumerate(kept)}
         write_aln(
-            out("alignment_file", ".aln"),
+            out("alignment_file"),
             AlnFile(
                 section=kept,
                 tilt_axis_angle_degrees=np.full(len(kept), result.tilt_axis_angle_degrees),

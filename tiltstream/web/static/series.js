@@ -30,6 +30,16 @@
     }
   }
 
+  function renderDownloads(tomogram) {
+    const sizes = (bytes) => (bytes >= 1e6 ? `${ts.num(bytes / 1e6, 1)} MB` : `${ts.num(bytes / 1e3, 1)} kB`);
+    const items = tomogram.downloads.map((d) =>
+      ts.el("li", {}, ts.el("a", { href: d.url, download: d.file_name, text: d.file_name }), ts.el("span", { class: "muted", text: ` ${d.kind} · ${sizes(d.size_bytes)}` })),
+    );
+    document.getElementById("downloads").replaceChildren(...items);
+    document.getElementById("relion").hidden = !tomogram.relion_project_url;
+    if (tomogram.relion_project_url) document.getElementById("relion-link").href = tomogram.relion_project_url;
+  }
+
   function renderTomogram(tomogram) {
     document.getElementById("no-tomogram").hidden = Boolean(tomogram);
     document.getElementById("tomogram").hidden = !tomogram;
@@ -44,6 +54,7 @@
       img.closest("figure").hidden = !url;
       if (url && img.getAttribute("src") !== url) img.src = url;
     }
+    renderDownloads(tomogram);
     volumes = Object.fromEntries(tomogram.volumes.map((v) => [v.kind, v]));
     const depth = (volumes.raw || volumes.denoised || { depth: 0 }).depth;
     document.querySelector(".slider").hidden = depth === 0;
