@@ -20,7 +20,7 @@ from tiltstream.streams.schema_registry import default_registry
 __all__ = ["OUTCOMES", "Scenario", "TiltPlan", "build_scenario", "scenarios", "typed", "with_defaults"]
 
 #: What happens to a movie after acquisition.
-OUTCOMES = ("used", "no-ctf", "unprocessed", "failed", "ctf-failed", "motion", "ctf-resolution", "dark")
+OUTCOMES = ("used", "no-ctf", "unprocessed", "failed", "ctf-failed", "motion", "ctf-fit", "dark")
 
 RULES = Rules(grace_seconds=60.0, min_usable_tilts=3)
 
@@ -102,7 +102,7 @@ def _movie_events(
         failed.update(movie_id=movie_id, subject_id=movie_id, stage="ctf")
         return movie_id, [*events, ("ProcessingFailed", failed)]
     ctf = _with_meta(sample_event("CtfEstimated", series, tilt), f"ctf-{movie_id}", series_id)
-    ctf.update(movie_id=movie_id, fit_resolution_angstroms=45.0 if outcome == "ctf-resolution" else 7.0)
+    ctf.update(movie_id=movie_id, fit_resolution_angstroms=45.0 if outcome == "ctf-fit" else 7.0)
     return movie_id, [*events, ("CtfEstimated", ctf)]
 
 
@@ -113,7 +113,7 @@ _REASON = {
     "failed": "failed",
     "ctf-failed": "failed",
     "motion": "motion",
-    "ctf-resolution": "ctf-resolution",
+    "ctf-fit": "ctf-fit",
     "dark": "dark",
 }
 

@@ -48,7 +48,7 @@ def test_out_of_order_duplicates_retakes_and_a_failed_tilt(
         TiltPlan("used", retake=True, retake_outcome="failed"),
         TiltPlan("failed"),
         TiltPlan("used"),
-        TiltPlan("ctf-resolution", retake=True, retake_outcome="used"),
+        TiltPlan("ctf-fit", retake=True, retake_outcome="used"),
         TiltPlan("used"),
     ]
     scenario = build_scenario(plans, series=11)
@@ -68,7 +68,7 @@ def test_out_of_order_duplicates_retakes_and_a_failed_tilt(
     tilts = command["tilts"]
     assert isinstance(tilts, list)
     assert {t["movie_id"]: t["exclusion_reason"] for t in tilts} == scenario.expected
-    assert {t["exclusion_reason"] for t in tilts} == {None, "failed", "ctf-resolution"}
+    assert {t["exclusion_reason"] for t in tilts} == {None, "failed", "ctf-fit"}
     status = wait_for(
         aggregator_cluster,
         "tiltseries.status",

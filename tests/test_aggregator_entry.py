@@ -25,7 +25,7 @@ OUTBOX = (("cm.tiltseries.reconstruction-requested", b"\xc3\x01\x00\xff avro byt
 
 
 def folded(tilts: int, *, retakes: bool = True, twice: bool = False) -> SeriesState:
-    plans = [TiltPlan("used", retakes and tilt % 3 == 0, "ctf-resolution") for tilt in range(tilts)]
+    plans = [TiltPlan("used", retakes and tilt % 3 == 0, "ctf-fit") for tilt in range(tilts)]
     scenario = build_scenario(plans)
     events = scenario.events * (2 if twice else 1)
     state = SeriesState(scenario.tilt_series_id)

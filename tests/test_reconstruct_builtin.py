@@ -31,7 +31,7 @@ from tiltstream.processors.reconstruct.processor import series_folder
 from tiltstream.processors.reconstruct.tilt_axis import refine_tilt_axis
 from tiltstream.processors.runtime import CorruptInputError, DataRoots, Job, is_transient
 
-EXCLUDED = {0: "dark", 22: "ctf-resolution"}  # by acquisition index (ascending tilts: -60° and +6°)
+EXCLUDED = {0: "dark", 22: "ctf-fit"}  # by acquisition index (ascending tilts: -60° and +6°)
 MISSING_AND_EXCLUDED = 37  # excluded, and its file was never written: it must not be read
 
 

@@ -67,7 +67,7 @@ def _write_session(settings: CliSettings, url: str, roots: dict[str, Path], *, o
     events.append(("MovieAcquired", poison))
     request = next(v for r, v in events if r == "ReconstructionRequested" and v["version"] == 1)
     request["tilts"][TILTS - 1]["excluded"] = True
-    request["tilts"][TILTS - 1]["exclusion_reason"] = "ctf-resolution"
+    request["tilts"][TILTS - 1]["exclusion_reason"] = "ctf-fit"
     statuses = [
         ("TiltSeriesStatus", status_event(1, "denoised", TILTS, excluded_tilts=1)),
         ("TiltSeriesStatus", status_event(2, "failed", TILTS, failed_tilts=1, message="tilt 5 failed")),
@@ -146,7 +146,7 @@ def test_series_detail_serves_every_image_and_the_exclusion_reasons(served: Serv
     tilts = detail["tilts"]
     assert [t["number"] for t in tilts] == list(range(1, TILTS + 1))
     assert [t["excluded"] for t in tilts] == [False] * (TILTS - 1) + [True]
-    assert tilts[-1]["exclusion_reason"] == "ctf-resolution"
+    assert tilts[-1]["exclusion_reason"] == "ctf-fit"
     assert all(t["defocus_micrometres"] and t["fit_resolution_angstroms"] for t in tilts)
     urls = [t[k] for t in tilts for k in ("micrograph_url", "power_spectrum_url", "drift_plot_url")]
     tomogram = detail["tomogram"]

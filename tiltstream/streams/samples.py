@@ -262,7 +262,7 @@ def _reconstruction_requested(c: _Context) -> dict[str, Any]:
             "defocus_v_angstroms": 39750.0,
             "astigmatism_angle_degrees": 32.5,
             "excluded": abs(a) > 57,
-            "exclusion_reason": "ctf-resolution" if abs(a) > 57 else None,
+            "exclusion_reason": "ctf-fit" if abs(a) > 57 else None,
         }
         for i, a in enumerate(angles)
     ]

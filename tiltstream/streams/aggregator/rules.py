@@ -17,7 +17,7 @@ class Rules:
         How long after acquisition ended (or after a late tilt arrived) unsettled tilts are waited
         for; then the command is emitted with them marked missing.
     max_ctf_fit_resolution_angstroms
-        Tilts whose CTF fit resolution is worse (larger) are excluded as ``ctf-resolution``.
+        Tilts whose CTF fit resolution is worse (larger) are excluded as ``ctf-fit``.
     max_total_motion_angstroms
         Tilts whose whole drift trajectory is longer are excluded as ``motion``.
     dark_dose_fraction

@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 #: Why a tilt is left out of a reconstruction.
-EXCLUSION_REASONS = ("failed", "dark", "missing", "ctf-resolution", "motion")
+EXCLUSION_REASONS = ("failed", "dark", "missing", "ctf-fit", "motion")
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def choose_tilt(state: SeriesState, movie: Acquired, dark: bool, rules: Rules) -
     if ctf_failed is not None:
         return choice(True, "failed")
     if ctf is not None and ctf.fit_resolution_angstroms > rules.max_ctf_fit_resolution_angstroms:
-        return choice(True, "ctf-resolution")
+        return choice(True, "ctf-fit")
     return choice(settled, None)
 
 
