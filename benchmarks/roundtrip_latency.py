@@ -3,9 +3,12 @@
 Sends paced ``MovieAcquired`` events through the project's own path (Avro single-object encoding,
 idempotent ``acks=all`` producer, cooperative-sticky group consumer with decoding) and, as the
 baseline in the same run, the same records as plain JSON bytes through bare clients with librdkafka's
-defaults. Prints the percentiles of both and their ratio. Usage::
+defaults. Both pairs of clients are open together: each path first sends ``--warmup`` events that are
+not recorded (the clients' start), then the two paths are measured in ``--rounds`` alternating rounds,
+so that other work on a shared machine falls on both alike. Prints the percentiles of both and their
+ratio. Usage::
 
-    python benchmarks/roundtrip_latency.py [--events 2000] [--rate 400] \
+    python benchmarks/roundtrip_latency.py [--events 2000] [--rate 400] [--warmup 200] [--rounds 10] \
         [--producer-set linger.ms=0] [--consumer-set isolation.level=read_uncommitted]
 
 ``--producer-set`` / ``--consumer-set`` override one setting of our clients (repeatable), to find
@@ -37,17 +40,20 @@ from tiltstream.streams.clients import create_admin, create_consumer, create_pro
 from tiltstream.streams.samples import sample_event
 from tiltstream.streams.serde import AvroSerde
 
+#: One path's send (by event index) and poll (the index of the event received, or None).
+Paths = tuple[Callable[[int], None], Callable[[], int | None]]
+
 
 def _measure(
-    send: Callable[[int], None], poll: Callable[[], int | None], events: int, rate: float
+    send: Callable[[int], None], poll: Callable[[], int | None], indices: range, rate: float
 ) -> list[float]:
-    """Pace ``events`` sends at ``rate``/s; a poller thread records each arrival's latency."""
+    """Pace the sends of ``indices`` at ``rate``/s; a poller thread records each arrival's latency."""
     sent: dict[int, float] = {}
     latencies: list[float] = []
     done = threading.Event()
 
     def consume() -> None:
-        while len(latencies) < events and not done.is_set():
+        while len(latencies) < len(indices) and not done.is_set():
             index = poll()
             if index is not None and index in sent:
                 latencies.append(time.perf_counter() - sent[index])
@@ -55,8 +61,8 @@ def _measure(
     thread = threading.Thread(target=consume)
     thread.start()
     start = time.perf_counter()
-    for i in range(events):
-        target = start + i / rate
+    for offset, i in enumerate(indices):
+        target = start + offset / rate
         while (now := time.perf_counter()) < target:
             time.sleep(min(target - now, 0.001))
         sent[i] = time.perf_counter()
@@ -64,6 +70,27 @@ def _measure(
     thread.join(timeout=60)
     done.set()
     return latencies
+
+
+def _alternate(
+    paths: tuple[Paths, Paths], warmup: int, events: int, rounds: int, rate: float
+) -> tuple[list[float], list[float]]:
+    """Warm both paths, then measure them in alternating rounds; latencies of each path.
+
+    The warm-up events cover the clients' start (connections to every partition leader, the idempotent
+    producer's id), paid once per process. Alternating rounds spread the load of a shared machine over
+    both paths alike instead of over whichever runs second.
+    """
+    for send, poll in paths:
+        _measure(send, poll, range(warmup), rate)
+    ours: list[float] = []
+    baseline: list[float] = []
+    per_round = events // rounds
+    for r in range(rounds):
+        indices = range(warmup + r * per_round, warmup + (r + 1) * per_round)
+        ours += _measure(*paths[0], indices, rate)
+        baseline += _measure(*paths[1], indices, rate)
+    return ours, baseline
 
 
 def _percentiles(latencies: list[float]) -> tuple[float, float]:
@@ -82,6 +109,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=400.0, help="events per second")
+    parser.add_argument(
+        "--warmup", type=int, default=200, help="events sent first on each path and not recorded"
+    )
+    parser.add_argument("--rounds", type=int, default=10, help="alternating rounds of each path")
     parser.add_argument("--producer-set", action="append", default=[], help="KEY=VALUE for our producer")
     parser.add_argument("--consumer-set", action="append", default=[], help="KEY=VALUE for our consumer")
     args = parser.parse_args()
@@ -89,7 +120,8 @@ def main() -> None:
     consumer_overrides = dict(item.split("=", 1) for item in args.consumer_set)
     decode_seconds: list[float] = []
     configure_logging(LoggingSettings(level="WARNING", format="console"))
-    records = [sample_event("MovieAcquired", 1 + i % 12, i % 41) for i in range(args.events)]
+    total = args.warmup + args.events
+    records = [sample_event("MovieAcquired", 1 + i % 12, i % 41) for i in range(total)]
     with throwaway_bootstrap() as bootstrap:
         kafka = KafkaSettings(bootstrap_servers=bootstrap)
         catalogue = Catalogue(TopicSettings(prefix=f"bench{uuid.uuid4().hex[:8]}", partitions=6))
@@ -124,10 +156,6 @@ def main() -> None:
             consumer.store_offsets(message)
             return index_of[event.value["metadata"]["event_id"]]
 
-        ours = _measure(send_avro, poll_avro, args.events, args.rate)
-        producer.flush(10)
-        consumer.close()
-
         # baseline: JSON bytes through bare clients
         base_topic = catalogue.topic("micrograph.ctf-estimated").name
         quiet = {"bootstrap.servers": bootstrap, "logger": logging.getLogger("tiltstream.librdkafka")}
@@ -153,14 +181,19 @@ def main() -> None:
                 return None
             return int(json.loads(message.value() or b"{}")["i"])
 
-        baseline = _measure(send_json, poll_json, args.events, args.rate)
+        ours, baseline = _alternate(
+            ((send_avro, poll_avro), (send_json, poll_json)), args.warmup, args.events, args.rounds, args.rate
+        )
+        producer.flush(10)
+        consumer.close()
         bare_producer.flush(10)
         bare_consumer.close()
 
     p50, p99 = _percentiles(ours)
     b50, b99 = _percentiles(baseline)
     print(
-        f"events: {args.events} at {args.rate:g}/s, "
+        f"events: {args.events} at {args.rate:g}/s after {args.warmup} warm-up events on each path, "
+        f"in {args.rounds} alternating rounds, "
         f"received: tiltstream {len(ours)}, baseline {len(baseline)}"
     )
     print(f"tiltstream (avro, idempotent acks=all, linger 5 ms): p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")

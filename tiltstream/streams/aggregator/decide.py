@@ -19,11 +19,13 @@ deterministic ``request_id`` series + version.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from tiltstream.streams.aggregator.outputs import (
     failure_value,
     request_value,
+    status_signature,
     status_value,
 )
 from tiltstream.streams.aggregator.rules import Rules
@@ -49,11 +51,24 @@ class Command:
 
 @dataclass(frozen=True)
 class Decision:
-    """What :func:`decide` returns: the new state, commands to emit, and the status if it changed."""
+    """What :func:`decide` returns: the new state, commands to emit, and the status if it changed.
+
+    ``status_counts`` are the tilt counts of the new status (None: the status did not change); the
+    value itself (:attr:`status`) is built from them only when asked for, at ``now_ms``, since most
+    statuses of a busy series are replaced by a newer one before they are sent.
+    """
 
     state: SeriesState
     commands: tuple[Command, ...]
-    status: dict[str, Any] | None
+    status_counts: TiltCounts | None
+    now_ms: int = 0
+
+    @cached_property
+    def status(self) -> dict[str, Any] | None:
+        """The ``TiltSeriesStatus`` value to publish, or None when the status did not change."""
+        if self.status_counts is None:
+            return None
+        return status_value(self.state, self.status_counts, self.now_ms)[1]
 
 
 def _ready(state: SeriesState, counts: TiltCounts) -> bool:
@@ -119,10 +134,11 @@ def decide(
     reason = _reason(state, view, now_ms, rules)
     if reason is not None:
         commands, state = _command(state, view, reason, now_ms, rules)
-    status_signature, status = status_value(state, view.counts(), now_ms)
-    if status_signature == state.status_signature:
-        return Decision(state, commands, None)
-    return Decision(state.with_(status_signature=status_signature), commands, status)
+    counts = view.counts()
+    signature = status_signature(state, counts)
+    if signature == state.status_signature:
+        return Decision(state, commands, None, now_ms)
+    return Decision(state.with_(status_signature=signature), commands, counts, now_ms)
 
 
 def _command(

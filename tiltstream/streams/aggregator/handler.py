@@ -115,8 +115,8 @@ class RecordHandler:
         self.outbox = outbox
         self.rules = rules
         self.metrics = metrics
-        #: the newest status of each series not sent yet (see :meth:`status`)
-        self.pending_statuses: dict[bytes, dict[str, Any]] = {}
+        #: the decision with the newest status of each series not sent yet (see :meth:`status`)
+        self.pending_statuses: dict[bytes, Decision] = {}
 
     async def handle(self, record: RawRecord) -> None:
         """Skip, dead-letter or fold ``record`` into its series, then decide and emit."""
@@ -180,7 +180,7 @@ class RecordHandler:
         state = apply_event(entry.state, event.value, now) if event else entry.state
         decision = decide(state, now, self.rules, self.table.selection(key), _movie_of(event))
         await self.emit(key, partition, decision, changed=stored is None or decision.state is not entry.state)
-        if decision.status is not None:
+        if decision.status_counts is not None:
             before = series_state_name(entry.state)[0] if stored is not None else None
             await self.status(key, decision, before)
         self.metrics.events.labels(event.record if event else "tick").inc()
@@ -192,21 +192,22 @@ class RecordHandler:
         checkpoint sends what is kept (:meth:`send_statuses`) before it flushes the producer, so the
         status topic has every change of state at once and the counts once per commit interval.
         """
-        assert decision.status is not None
-        if decision.commands or decision.status["state"] != before:
+        if decision.commands or series_state_name(decision.state)[0] != before:
             self.pending_statuses.pop(key, None)  # older than this one
-            await self._send_status(key, decision.status)
+            await self._send_status(key, decision)
         else:
-            self.pending_statuses[key] = decision.status
+            self.pending_statuses[key] = decision  # its value is built if it is still the newest
 
     async def send_statuses(self) -> int:
         """Send every status kept since the last checkpoint (the checkpoint's first step)."""
         pending, self.pending_statuses = self.pending_statuses, {}
-        for key, value in pending.items():
-            await self._send_status(key, value)
+        for key, decision in pending.items():
+            await self._send_status(key, decision)
         return len(pending)
 
-    async def _send_status(self, key: bytes, value: dict[str, Any]) -> None:
+    async def _send_status(self, key: bytes, decision: Decision) -> None:
+        value = decision.status
+        assert value is not None
         encoded = self.decoder.serde.encode("TiltSeriesStatus", value)
         await self.senders.status.send(key=key, value=encoded)
         self.metrics.emitted.labels("TiltSeriesStatus").inc()

@@ -7,7 +7,6 @@ on the series and the version, so a command re-emitted after a crash is the same
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ __all__ = [
     "from_ms",
     "request_value",
     "series_state_name",
+    "status_signature",
     "status_value",
 ]
 
@@ -38,11 +38,6 @@ SERVICE = "aggregator"
 def from_ms(ms: int | None) -> datetime | None:
     """A UTC datetime from milliseconds since the epoch (None stays None)."""
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def _digest(payload: object) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _marked(tilts: list[TiltChoice]) -> list[tuple[TiltChoice, bool, str | None]]:
@@ -175,8 +170,36 @@ def series_state_name(state: SeriesState) -> tuple[str, str | None]:
     return "requested", None
 
 
+def status_signature(state: SeriesState, counts: TiltCounts) -> str:
+    """A digest of what the ``TiltSeriesStatus`` of the series says now, without building it.
+
+    It covers every field of :func:`status_value`'s value but the metadata, from the numbers they are
+    made of (milliseconds, not datetimes), so the aggregator can tell after every event whether the
+    status changed and build the value only when it is sent.
+    """
+    name, message = series_state_name(state)
+    latest, ended = state.latest, state.ended
+    parts = (
+        name,
+        message,
+        (ended.expected_tilt_count, ended.ended_at_ms) if ended else None,
+        (counts.acquired, counts.corrected, counts.ctf, counts.failed),
+        (counts.first_acquired_ms, counts.last_acquired_ms),
+        (latest.excluded_tilts, latest.version, latest.kind, latest.request_id, latest.decided_at_ms)
+        if latest
+        else None,
+        _result_part(state.reconstructed),
+        _result_part(state.denoised),
+    )
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+def _result_part(result: Any) -> tuple[object, ...] | None:
+    return None if result is None else (result.at_ms, result.root, result.path)
+
+
 def status_value(state: SeriesState, counts: TiltCounts, now_ms: int) -> tuple[str, dict[str, Any]]:
-    """The ``TiltSeriesStatus`` value of the series now, and a digest of it without metadata."""
+    """The ``TiltSeriesStatus`` value of the series now, and its :func:`status_signature`."""
     name, message = series_state_name(state)
     latest = state.latest
     body: dict[str, Any] = {
@@ -199,7 +222,7 @@ def status_value(state: SeriesState, counts: TiltCounts, now_ms: int) -> tuple[s
         "denoised_tomogram": _path(state.denoised),
         "message": message,
     }
-    signature = _digest(body)
+    signature = status_signature(state, counts)
     return signature, {"metadata": _metadata(state, "TiltSeriesStatus", (signature,), now_ms), **body}
 
 
