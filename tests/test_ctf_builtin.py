@@ -94,7 +94,7 @@ def test_astigmatic_defocus_recovered_with_u_v_convention_and_power_spectrum(tmp
     assert event["astigmatism_angle_degrees"] == pytest.approx(30.0, abs=3.0)
     assert 2 * PIXEL <= event["fit_resolution_angstroms"] <= 8.0
     assert 0.0 < event["fit_score"] <= 1.0
-    assert event["backend"].startswith("torch-ctf-estimation")
+    assert event["backend"] == "tiltstream-ctf-fit"
     assert event["metadata"]["causation_id"] == value["metadata"]["event_id"]
     png = tmp_path / "processed" / event["power_spectrum"]["path"]
     assert png.read_bytes()[:4] == b"\x89PNG"

@@ -1,7 +1,7 @@
 """CTF estimation: ``movie.motion-corrected`` -> ``micrograph.ctf-estimated``.
 
 Names are imported on first use (see :mod:`tiltstream.processors.motioncorr`); the builtin backend
-(torch-ctf-estimation) only when a micrograph is fitted.
+(tiltstream's own fit, or torch-ctf-estimation) only when a micrograph is fitted.
 """
 
 from __future__ import annotations

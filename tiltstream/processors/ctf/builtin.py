@@ -1,4 +1,7 @@
-"""The builtin backend: teamtomo's torch-ctf-estimation, on CUDA or CPU.
+"""The builtin backend: tiltstream's own fit (default) or teamtomo's torch-ctf-estimation, on CUDA or CPU.
+
+The library stays the reference (``method="torch-ctf-estimation"``, the benchmark and a test compare
+the two) and fits the sample thickness, which the own fit does not.
 
 Convention trap (torch-ctf-estimation 0.6): the 2D result's ``astigmatism`` is the half difference
 ``(defocus_u - defocus_v) / 2`` — the convention of ``torch_ctf.calculate_ctf_2d`` — while its
@@ -8,11 +11,14 @@ as mean +/- astigmatism (checked against synthetic images of known astigmatism i
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
 import torch_ctf_estimation as tce
 from torch_ctf import calculate_ctf_2d
 
+from tiltstream.processors.ctf.fast_fit import estimate_ctf_fast
 from tiltstream.processors.ctf.fit_resolution import diagnostic_image, fit_resolution_angstroms, full_spectrum
 from tiltstream.processors.ctf.result import CtfParameters, CtfResult
 
@@ -25,8 +31,22 @@ def estimate_ctf_builtin(
     device: torch.device,
     *,
     estimate_thickness: bool = False,
+    method: Literal["tiltstream", "torch-ctf-estimation"] = "tiltstream",
 ) -> CtfResult:
-    """Fit defocus, astigmatism (and optionally thickness) of ``micrograph``."""
+    """Fit defocus, astigmatism (and optionally thickness: the library's fit) of ``micrograph``."""
+    if method == "tiltstream" and not estimate_thickness:
+        return estimate_ctf_fast(micrograph, parameters, device)
+    return _estimate_ctf_library(micrograph, parameters, device, estimate_thickness=estimate_thickness)
+
+
+def _estimate_ctf_library(
+    micrograph: np.ndarray,  # (h, w)
+    parameters: CtfParameters,
+    device: torch.device,
+    *,
+    estimate_thickness: bool,
+) -> CtfResult:
+    """torch-ctf-estimation's fit."""
     p = parameters
     spacing = max(p.pixel_size_angstroms, min(3.0, p.max_resolution_angstroms / 2.2))
     short_side = int(min(micrograph.shape) * p.pixel_size_angstroms / spacing)

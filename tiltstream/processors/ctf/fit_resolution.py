@@ -25,14 +25,19 @@ def _radius(n: int) -> np.ndarray:
 
 
 def _flatten(image: np.ndarray, rings: np.ndarray, bins: int) -> np.ndarray:
-    """Subtract each ring's mean and divide by its std: removes the smooth background."""
-    out = np.zeros_like(image)
-    for b in range(bins):
-        mask = rings == b
-        if mask.sum() > 1:
-            values = image[mask]
-            out[mask] = (values - values.mean()) / (values.std() + 1e-12)
-    return out
+    """Subtract each ring's mean and divide by its std: removes the smooth background.
+
+    Rings are ``0 .. bins - 1`` (``bins``, the corners, and rings of one pixel become 0).
+    """
+    flat_rings = rings.ravel()
+    values = image.ravel().astype(np.float64)
+    counts = np.bincount(flat_rings, minlength=bins + 1)
+    mean = np.bincount(flat_rings, values, minlength=bins + 1) / np.maximum(counts, 1)
+    square = np.bincount(flat_rings, values**2, minlength=bins + 1) / np.maximum(counts, 1)
+    std = np.sqrt(np.maximum(square - mean**2, 0.0))
+    keep = (counts > 1) & (np.arange(bins + 1) < bins)
+    out = np.where(keep[flat_rings], (values - mean[flat_rings]) / (std[flat_rings] + 1e-12), 0.0)
+    return out.reshape(image.shape).astype(image.dtype)
 
 
 def _box3(image: np.ndarray) -> np.ndarray:
@@ -66,18 +71,39 @@ def fit_resolution_angstroms(
     radius = _radius(n)
     rings = np.minimum((radius / 0.5 * bins).astype(int), bins)  # bin ``bins`` = corners
     log_spectrum = np.log(np.maximum(_box3(spectrum), 1e-30))
-    flat_spectrum = _flatten(log_spectrum, rings, bins)
-    flat_model = _flatten(model, rings, bins)
+    flat_spectrum = _flatten(log_spectrum, rings, bins).ravel().astype(np.float64)
+    flat_model = _flatten(model, rings, bins).ravel().astype(np.float64)
     start = int(np.ceil(pixel_size_angstroms / min_resolution_angstroms * 2 * bins))
+    correlations = _window_correlations(flat_spectrum, flat_model, rings.ravel(), bins, window)
     reached = start
     for first in range(start, bins - window + 1):
-        mask = (rings >= first) & (rings < first + window)
-        a, b = flat_spectrum[mask], flat_model[mask]
-        if a.std() < 1e-12 or b.std() < 1e-12 or float(np.corrcoef(a, b)[0, 1]) < threshold:
+        if not correlations[first] >= threshold:  # NaN (a flat window) stops it too
             break
         reached = first + window
     frequency = max(reached, 1) / bins * 0.5 / pixel_size_angstroms  # cycles per angstrom
     return float(max(1.0 / frequency, 2 * pixel_size_angstroms))
+
+
+def _window_correlations(
+    a: np.ndarray, b: np.ndarray, rings: np.ndarray, bins: int, window: int
+) -> np.ndarray:  # (bins - window + 1,)
+    """Pearson correlation of ``a`` and ``b`` over the pixels of rings ``[i, i + window)``, each ``i``."""
+
+    def windowed(weights: np.ndarray | None) -> np.ndarray:
+        per_ring = np.bincount(rings, weights, minlength=bins + 1)[:bins].astype(np.float64)
+        total = np.concatenate([[0.0], np.cumsum(per_ring)])
+        windows: np.ndarray = total[window:] - total[:-window]
+        return windows
+
+    count = windowed(None)
+    mean_a, mean_b = windowed(a) / np.maximum(count, 1), windowed(b) / np.maximum(count, 1)
+    covariance = windowed(a * b) / np.maximum(count, 1) - mean_a * mean_b
+    var_a = windowed(a * a) / np.maximum(count, 1) - mean_a**2
+    var_b = windowed(b * b) / np.maximum(count, 1) - mean_b**2
+    flat = (var_a < 1e-24) | (var_b < 1e-24)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correlation: np.ndarray = np.where(flat, np.nan, covariance / np.sqrt(var_a * var_b))
+    return correlation
 
 
 def diagnostic_image(spectrum: np.ndarray, model: np.ndarray) -> np.ndarray:

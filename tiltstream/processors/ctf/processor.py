@@ -115,7 +115,11 @@ class CtfProcessor(Processor[np.ndarray]):
             micrograph if micrograph is not None else read_micrograph(self.open_input(corrected.micrograph))
         )
         return estimate_ctf_builtin(
-            image, parameters, self._device, estimate_thickness=self.settings.estimate_thickness
+            image,
+            parameters,
+            self._device,
+            estimate_thickness=self.settings.estimate_thickness,
+            method=self.settings.builtin_method,
         )
 
     def process(self, job: Job, inputs: np.ndarray | None) -> list[Output]:

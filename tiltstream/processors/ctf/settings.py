@@ -23,6 +23,9 @@ class CtfSettings(ProcessorSettings):
 
     group_id: str = "tiltstream-ctf"
     backend: Literal["builtin", "ctffind"] = "builtin"
+    #: The builtin backend's fit: tiltstream's own (fast; defocus and astigmatism) or teamtomo's
+    #: torch-ctf-estimation (the reference; also the one used when ``estimate_thickness`` is on).
+    builtin_method: Literal["tiltstream", "torch-ctf-estimation"] = "tiltstream"
     box_size_pixels: int = Field(default=512, ge=64)
     min_resolution_angstroms: float = Field(default=30.0, gt=0)
     max_resolution_angstroms: float = Field(default=5.0, gt=0)
