@@ -18,11 +18,10 @@ def averaged_power_spectrum(
     """
     step = box_pixels // 2
     tiles = micrograph.unfold(0, box_pixels, step).unfold(1, box_pixels, step)  # (ty, tx, box, box)
-    tiles = tiles.reshape(-1, box_pixels, box_pixels)
-    tiles = tiles - tiles.mean(dim=(-2, -1), keepdim=True)
+    tiles = tiles.reshape(-1, box_pixels, box_pixels)  # (n, box, box), a copy
     taper = _edge_taper(box_pixels, micrograph.device)  # (box,)
-    windowed = tiles * taper[:, None] * taper[None, :]
-    spectra = torch.fft.rfft2(windowed)  # (n, box, box // 2 + 1)
+    tiles.sub_(tiles.mean(dim=(-2, -1), keepdim=True)).mul_(taper[:, None] * taper[None, :])
+    spectra = torch.fft.rfft2(tiles)  # (n, box, box // 2 + 1)
     power: torch.Tensor = (spectra.real**2 + spectra.imag**2).mean(0)
     return power
 

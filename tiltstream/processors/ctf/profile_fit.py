@@ -74,9 +74,18 @@ class _Fit:
 
 
 def _solve(design: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Least squares per batch: the solution ``(..., p)`` and the residual sum of squares ``(...)``."""
-    solution = torch.linalg.lstsq(design, target[..., None]).solution  # (..., p, 1)
-    return solution[..., 0], ((design @ solution)[..., 0] - target).pow(2).sum(-1)
+    """Least squares per batch: the solution ``(..., p)`` and the residual sum of squares ``(...)``.
+
+    By the normal equations (a few columns, many batches: far cheaper than a QR per batch), with a
+    relative ridge of 1e-10 so that a candidate whose rings vanish from its band stays solvable.
+    """
+    gram = design.transpose(-1, -2) @ design  # (..., p, p)
+    moment = (design.transpose(-1, -2) @ target[..., None])[..., 0]  # (..., p)
+    ridge = 1e-10 * gram.diagonal(dim1=-2, dim2=-1).sum(-1).clamp(min=1e-30)  # (...,)
+    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+    solution = torch.linalg.solve(gram + ridge[..., None, None] * eye, moment)  # (..., p)
+    residual = (target**2).sum(-1) - (solution * moment).sum(-1)
+    return solution, residual
 
 
 def _fit(
