@@ -50,6 +50,17 @@ from tiltstream.connectors.simulator.ground_truth import SeriesTruth, TiltTruth
 from tiltstream.connectors.simulator.phantom import Phantom, load_phantom, render_volume
 from tiltstream.connectors.simulator.session import simulate_session
 from tiltstream.connectors.simulator.settings import SimulatorSettings
+from tiltstream.connectors.simulator.truth_comparison import (
+    ASTIGMATISM_ANGLE_TOLERANCE_DEGREES,
+    ASTIGMATISM_CHECKED_ABOVE_ANGSTROMS,
+    ASTIGMATISM_TOLERANCE_FRACTION,
+    DEFOCUS_TOLERANCE_FRACTION,
+    DRIFT_TOLERANCE_PIXELS,
+    astigmatism_within_tolerance,
+    axis_difference_degrees,
+    defocus_error_fraction,
+    drift_rms_pixels,
+)
 from tiltstream.processors.ctf.builtin import estimate_ctf_builtin
 from tiltstream.processors.ctf.result import CtfParameters, CtfResult
 from tiltstream.processors.ctf.settings import CtfSettings
@@ -85,12 +96,6 @@ __all__ = [
     "target_fraction",
 ]
 
-DRIFT_TOLERANCE_PIXELS = 0.5
-DEFOCUS_TOLERANCE_FRACTION = 0.05
-ASTIGMATISM_CHECKED_ABOVE_ANGSTROMS = 500.0
-ASTIGMATISM_TOLERANCE_FRACTION = 0.25
-ASTIGMATISM_ANGLE_TOLERANCE_DEGREES = 15.0
-
 #: Phantoms: ``high`` is the simulator's default specimen (gold beads, vesicles, 1800 Å of ice);
 #: ``low`` has no gold, fewer and fainter features in thicker ice (fewer electrons, less contrast).
 CONTRASTS: dict[str, dict[str, Any]] = {
@@ -109,60 +114,7 @@ def target_fraction(dose_per_frame_e_per_angstrom2: float) -> float:
     return 0.99 if dose_per_frame_e_per_angstrom2 >= 0.5 - 1e-9 else 0.95
 
 
-# --- comparisons with the truth (pure) -------------------------------------------------------------
-
-
-def drift_rms_pixels(applied_xy_pixels: np.ndarray, drift_xy_pixels: np.ndarray) -> float:
-    """RMS distance over frames between the applied shifts and the negated true drift.
-
-    Parameters
-    ----------
-    applied_xy_pixels
-        ``(t, 2)`` shifts (x, y) a backend applied to align each frame.
-    drift_xy_pixels
-        ``(t, 2)`` true displacement of each frame's content (``TiltTruth.frame_shifts_pixels``).
-
-    Both are mean-centred first: an alignment fixes the trajectory only up to a constant.
-    """
-    a = applied_xy_pixels - applied_xy_pixels.mean(axis=0)
-    b = -(drift_xy_pixels - drift_xy_pixels.mean(axis=0))
-    return float(np.sqrt(((a - b) ** 2).sum(axis=1).mean()))
-
-
-def defocus_error_fraction(
-    estimated_u_v_angstroms: tuple[float, float], true_u_v_angstroms: tuple[float, float]
-) -> float:
-    """``|mean estimated - mean true| / mean true`` of the defocus (positive underfocus)."""
-    estimated = (estimated_u_v_angstroms[0] + estimated_u_v_angstroms[1]) / 2
-    true = (true_u_v_angstroms[0] + true_u_v_angstroms[1]) / 2
-    return abs(estimated - true) / abs(true)
-
-
-def axis_difference_degrees(a_degrees: float, b_degrees: float) -> float:
-    """The angle between two astigmatism axes (undirected lines: modulo 180°), in [0, 90]."""
-    d = (a_degrees - b_degrees) % 180.0
-    return min(d, 180.0 - d)
-
-
-def astigmatism_within_tolerance(
-    estimated_u_v_angstroms: tuple[float, float],
-    estimated_angle_degrees: float,
-    true_u_v_angstroms: tuple[float, float],
-    true_angle_degrees: float,
-) -> bool | None:
-    """Whether the astigmatism is right; None where the true one is too small to be checked (<= 500 Å)."""
-    true = abs(true_u_v_angstroms[0] - true_u_v_angstroms[1])
-    if true <= ASTIGMATISM_CHECKED_ABOVE_ANGSTROMS:
-        return None
-    estimated = abs(estimated_u_v_angstroms[0] - estimated_u_v_angstroms[1])
-    if abs(estimated - true) > ASTIGMATISM_TOLERANCE_FRACTION * true:
-        return False
-    # the major axis is U's: where the estimate swapped U and V, its major axis is 90° further
-    angle = estimated_angle_degrees + (
-        90.0 if estimated_u_v_angstroms[0] < estimated_u_v_angstroms[1] else 0.0
-    )
-    major = true_angle_degrees + (90.0 if true_u_v_angstroms[0] < true_u_v_angstroms[1] else 0.0)
-    return axis_difference_degrees(angle, major) <= ASTIGMATISM_ANGLE_TOLERANCE_DEGREES
+# --- one tilt against its truth (the comparisons: connectors/simulator/truth_comparison.py) ------
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,11 @@ def test_session_ends_with_tomograms_and_denoised_tomograms_in_ispyb(undisturbed
     series = len(SESSIONS) * options.positions
     assert set(result.statuses) == {f"{visit}:Position_1" for _, visit in SESSIONS}
     assert {s["state"] for s in result.statuses.values()} == {"denoised"}, result.statuses
+    # every tilt of every series compared with the simulator's truth (the demo's closing table)
+    assert {a.tilt_series_id for a in result.agreements} == set(result.statuses)
+    for agreement in result.agreements:
+        assert agreement.tilts == options.tilts, agreement
+        assert agreement.within_tolerance <= min(agreement.motion_ok, agreement.defocus_ok)
     for summary in result.summaries:
         assert summary.tilts_used >= 5
         assert summary.tomogram is not None

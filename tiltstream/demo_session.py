@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tiltstream.connectors.simulator.truth_comparison import SeriesAgreement
+from tiltstream.demo_truth import truth_agreements
 from tiltstream.live_session import DEMO_SETTINGS, DemoOptions, LiveSession, SessionTimeoutError
 from tiltstream.pipeline_view import SeriesSummary, summarise_session
 from tiltstream.session_latency import SeriesLatency, session_latencies
@@ -21,11 +23,13 @@ __all__ = ["DEMO_SETTINGS", "DemoOptions", "DemoResult", "run_demo_session"]
 
 @dataclass(frozen=True)
 class DemoResult:
-    """What a session reached: every series' final status, the summary and the latency breakdown."""
+    """What a session reached: every series' final status, the summary, the latency breakdown, and
+    per series how many tilts' motion and CTF estimates came within tolerance of the simulator's truth."""
 
     statuses: dict[str, dict[str, Any]]
     summaries: list[SeriesSummary]
     latencies: list[SeriesLatency]
+    agreements: list[SeriesAgreement]
 
 
 def run_demo_session(
@@ -61,4 +65,7 @@ def run_demo_session(
             statuses,
             summarise_session(kafka, catalogue, serde),
             session_latencies(kafka, catalogue, serde, roots),
+            truth_agreements(
+                kafka, catalogue, serde, {s: session.microscope_root / s for _, s in options.sessions}
+            ),
         )
