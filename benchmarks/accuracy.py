@@ -228,6 +228,9 @@ def ctf_parameters(pixel_angstroms: float, truth: SeriesTruth) -> CtfParameters:
         min_defocus_angstroms=s.min_defocus_angstroms,
         max_defocus_angstroms=s.max_defocus_angstroms,
         defocus_step_angstroms=s.defocus_step_angstroms,
+        # the mdoc's TargetDefocus, which the motion event carries to the CTF service
+        target_defocus_angstroms=-SimulatorSettings().target_defocus_micrometres * 1e4,
+        target_window_angstroms=s.target_window_angstroms,
     )
 
 

@@ -9,6 +9,7 @@ micrograph) and the target (issue 18: ≤ 0.3 s on the CPU at ≤ 5 % defocus er
 
     python benchmarks/ctf_fit.py                     # 1024², 16 cases, the library on each (~2 min)
     python benchmarks/ctf_fit.py --size 4096 --no-library --device cuda
+    python benchmarks/ctf_fit.py --size 512 --doses 1.6 --no-library --target-error 5000
 """
 
 from __future__ import annotations
@@ -96,8 +97,8 @@ def micrograph(case: Case, size: int, seed: int) -> tuple[np.ndarray, Optics]:
     return frames[0, :size, :size].astype(np.float32), optics
 
 
-def parameters(pixel_angstroms: float) -> CtfParameters:
-    """The CTF service's defaults."""
+def parameters(pixel_angstroms: float, target_angstroms: float | None = None) -> CtfParameters:
+    """The CTF service's defaults; ``target_angstroms``: the mdoc's TargetDefocus, when known."""
     c = CtfSettings()
     return CtfParameters(
         pixel_angstroms,
@@ -110,6 +111,8 @@ def parameters(pixel_angstroms: float) -> CtfParameters:
         c.min_defocus_angstroms,
         c.max_defocus_angstroms,
         c.defocus_step_angstroms,
+        target_angstroms,
+        c.target_window_angstroms,
     )
 
 
@@ -156,6 +159,13 @@ def main() -> None:
     parser.add_argument("--astigmatisms", default="0,1000", help="|U - V| in Å")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-library", action="store_true")
+    parser.add_argument(
+        "--target-error",
+        type=float,
+        default=None,
+        help="give the fit a target defocus this far (Å, either side, seeded) from the truth, as the "
+        "mdoc's TargetDefocus is; by default no target (the whole 0.5-8 µm range is searched)",
+    )
     arguments = parser.parse_args()
     torch.set_num_threads(2) if arguments.device == "cpu" else None
     device = torch.device(arguments.device)
@@ -182,6 +192,9 @@ def main() -> None:
     print(f"{arguments.size}² at {p.pixel_size_angstroms} Å, {len(grid)} cases, {device.type}")
     for index, case in enumerate(grid):
         image, optics = micrograph(case, arguments.size, index + 1)
+        if arguments.target_error is not None:
+            sign = 1.0 if index % 2 == 0 else -1.0
+            p = parameters(p.pixel_size_angstroms, case.defocus_angstroms + sign * arguments.target_error)
         floors.append(floor_seconds(image))
         line = (
             f"dose {case.dose_e_per_angstrom2:4.1f} tilt {case.tilt_degrees:3.0f} "

@@ -568,6 +568,9 @@ class MovieMotionCorrected:
         Spherical aberration (Cs) in millimetres, carried from the movie for CTF estimation.
     amplitude_contrast : float | None
         Amplitude contrast as a fraction, carried from the movie for CTF estimation.
+    target_defocus_micrometres : float | None
+        Defocus the microscope aimed for, in micrometres (negative is underfocus), carried from the movie: the
+        CTF search looks near it.
     """
 
     metadata: EventMetadata
@@ -596,6 +599,7 @@ class MovieMotionCorrected:
     voltage_kv: float | None = None
     spherical_aberration_mm: float | None = None
     amplitude_contrast: float | None = None
+    target_defocus_micrometres: float | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> MovieMotionCorrected:
@@ -629,6 +633,7 @@ class MovieMotionCorrected:
             voltage_kv=value.get("voltage_kv"),
             spherical_aberration_mm=value.get("spherical_aberration_mm"),
             amplitude_contrast=value.get("amplitude_contrast"),
+            target_defocus_micrometres=value.get("target_defocus_micrometres"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -662,6 +667,7 @@ class MovieMotionCorrected:
             "voltage_kv": self.voltage_kv,
             "spherical_aberration_mm": self.spherical_aberration_mm,
             "amplitude_contrast": self.amplitude_contrast,
+            "target_defocus_micrometres": self.target_defocus_micrometres,
         }
 
 
@@ -1895,6 +1901,11 @@ def _write_movie_motion_corrected(out: bytearray, value: MovieMotionCorrected) -
     else:
         out.append(2)
         write_double(out, value.amplitude_contrast)
+    if value.target_defocus_micrometres is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.target_defocus_micrometres)
 
 
 def _read_movie_motion_corrected(buf: bytes, pos: int) -> tuple[MovieMotionCorrected, int]:
@@ -1952,6 +1963,11 @@ def _read_movie_motion_corrected(buf: bytes, pos: int) -> tuple[MovieMotionCorre
         pos += 1
     else:
         f_amplitude_contrast, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_target_defocus_micrometres = None
+        pos += 1
+    else:
+        f_target_defocus_micrometres, pos = read_double(buf, read_branch(buf, pos, 2))
     record = MovieMotionCorrected(
         metadata=f_metadata,
         movie_id=f_movie_id,
@@ -1979,6 +1995,7 @@ def _read_movie_motion_corrected(buf: bytes, pos: int) -> tuple[MovieMotionCorre
         voltage_kv=f_voltage_kv,
         spherical_aberration_mm=f_spherical_aberration_mm,
         amplitude_contrast=f_amplitude_contrast,
+        target_defocus_micrometres=f_target_defocus_micrometres,
     )
     return record, pos
 
@@ -2864,7 +2881,7 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     MovieMotionCorrected: RecordCodec(
         "tiltstream.events.MovieMotionCorrected",
-        0x40C709816ECB5174,
+        0x095720CCC4BF35C1,
         MovieMotionCorrected,
         _write_movie_motion_corrected,
         _read_movie_motion_corrected,

@@ -210,6 +210,7 @@ def _movie_motion_corrected(c: _Context) -> dict[str, Any]:
         "voltage_kv": 300.0,
         "spherical_aberration_mm": 2.7,
         "amplitude_contrast": 0.07,
+        "target_defocus_micrometres": -4.0,
         **svc,
     }
 

@@ -33,7 +33,7 @@ from tiltstream.processors.ctf.profile_fit import (
 from tiltstream.processors.ctf.result import CtfParameters, CtfResult
 from tiltstream.processors.ctf.spectrum_geometry import SECTORS, SpectrumGeometry, spectrum_geometry
 
-__all__ = ["BACKEND", "estimate_ctf_fast"]
+__all__ = ["BACKEND", "estimate_ctf_fast", "search_range_angstroms"]
 
 BACKEND = "tiltstream-ctf-fit"
 MIN_RING_PERIOD_PIXELS = 2.0
@@ -73,6 +73,17 @@ def _best(scores: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:  # (s
     return candidates[rows, index] + offset.clamp(-1, 1) * step
 
 
+def search_range_angstroms(parameters: CtfParameters) -> tuple[float, float]:
+    """The defoci searched: the min-max range, narrowed to the target's window when one is known."""
+    p = parameters
+    if p.target_defocus_angstroms is not None:
+        low = max(p.min_defocus_angstroms, p.target_defocus_angstroms - p.target_window_angstroms)
+        high = min(p.max_defocus_angstroms, p.target_defocus_angstroms + p.target_window_angstroms)
+        if low < high:
+            return low, high
+    return p.min_defocus_angstroms, p.max_defocus_angstroms
+
+
 def _defocus_grid(band: _Band, parameters: CtfParameters) -> torch.Tensor:  # (c,)
     """Candidates from the smallest to the largest defocus, each step too small to skip a ring.
 
@@ -81,8 +92,9 @@ def _defocus_grid(band: _Band, parameters: CtfParameters) -> torch.Tensor:  # (c
     """
     p = parameters
     wavelength = electron_wavelength_angstroms(p.voltage_kv)
-    values = [p.min_defocus_angstroms]
-    while values[-1] < p.max_defocus_angstroms:
+    low, high = search_range_angstroms(p)
+    values = [low]
+    while values[-1] < high:
         edge = float(
             _sampled_limit_squared(band, torch.tensor(values[-1] * 1.15), p.max_resolution_angstroms)
         )

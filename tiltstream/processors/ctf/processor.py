@@ -36,6 +36,13 @@ def read_micrograph(stream: IO[bytes]) -> np.ndarray:
     return data
 
 
+def _underfocus_angstroms(target_defocus_micrometres: float | None) -> float | None:
+    """SerialEM's TargetDefocus (negative: underfocus, µm) as this package's defocus (positive, Å)."""
+    if target_defocus_micrometres is None or target_defocus_micrometres == 0:
+        return None  # 0: not set (a focus target of exactly zero is never used for tomography)
+    return -target_defocus_micrometres * 1e4
+
+
 class CtfProcessor(Processor[np.ndarray]):
     """Fit the CTF of one micrograph; its PNG: ``<session>/<output_folder>/<series>/<stem>.ctf.png``."""
 
@@ -72,6 +79,8 @@ class CtfProcessor(Processor[np.ndarray]):
             min_defocus_angstroms=s.min_defocus_angstroms,
             max_defocus_angstroms=s.max_defocus_angstroms,
             defocus_step_angstroms=s.defocus_step_angstroms,
+            target_defocus_angstroms=_underfocus_angstroms(corrected.target_defocus_micrometres),
+            target_window_angstroms=s.target_window_angstroms,
         )
 
     def load(self, value: dict[str, Any]) -> np.ndarray | None:

@@ -23,6 +23,11 @@ class CtfParameters:
     min_defocus_angstroms: float
     max_defocus_angstroms: float
     defocus_step_angstroms: float = 500.0
+    #: Where the microscope aimed (underfocus positive), when known: the own fit searches only within
+    #: ``target_window_angstroms`` of it (inside the min-max range), where a weak spectrum's false peaks
+    #: far away cannot win.
+    target_defocus_angstroms: float | None = None
+    target_window_angstroms: float = 25000.0
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ class CtfSettings(ProcessorSettings):
     min_defocus_angstroms: float = Field(default=5000.0, ge=0)
     max_defocus_angstroms: float = Field(default=80000.0, gt=0)
     defocus_step_angstroms: float = Field(default=500.0, gt=0)
+    #: The own fit searches within this of the movie's target defocus (the mdoc's TargetDefocus), when known.
+    target_window_angstroms: float = Field(default=25000.0, gt=0)
     estimate_thickness: bool = False
     default_voltage_kv: float = 300.0
     default_spherical_aberration_mm: float = 2.7

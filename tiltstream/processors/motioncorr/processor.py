@@ -167,5 +167,6 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             voltage_kv=movie.voltage_kv,
             spherical_aberration_mm=movie.spherical_aberration_mm,
             amplitude_contrast=movie.amplitude_contrast,
+            target_defocus_micrometres=movie.target_defocus_micrometres,
         )
         return [Output.of(event)]
