@@ -113,7 +113,7 @@ def prepare(chain: Chain, session: Session, events: Iterable[SinkEvent]) -> None
     Raises
     ------
     RecordRejectedError
-        When an event's visit or tilt series cannot be written (the caller writes the batch one by one).
+        When an event's visit or tilt series cannot be written (the caller writes the batch in halves).
     """
     movies: dict[tuple[int, int], int | None] = {}  # key -> motion-correction program (None: movie only)
     ctfs: set[tuple[int, int]] = set()
