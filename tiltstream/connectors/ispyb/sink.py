@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from tiltstream.connectors.ispyb.errors import RecordRejectedError
+from tiltstream.connectors.ispyb.errors import RecordRejectedError, constraint_refusal
 from tiltstream.connectors.ispyb.halves import write_in_halves
 from tiltstream.connectors.ispyb.records import SINK_RECORDS, sink_event
 from tiltstream.connectors.ispyb.schema import check_schema
@@ -116,7 +116,9 @@ class IspybSink:
         Raises
         ------
         RecordRejectedError, sqlalchemy.exc.SQLAlchemyError
-            Whatever stopped the transaction (it is rolled back, and the id cache with it).
+            Whatever stopped the transaction (it is rolled back, and the id cache with it); a CHECK
+            constraint that MariaDB reports as an operational error is raised as a
+            :class:`RecordRejectedError`.
         KeyError, TypeError
             When a value lacks a field of its record.
         """
@@ -135,8 +137,11 @@ class IspybSink:
                 for event in typed:
                     rows += self.writer.apply(session, event)
                 rows += self.writer.finish(session)
-        except BaseException:
+        except BaseException as error:
             self.writer.chain.rollback()
+            refusal = constraint_refusal(error)
+            if refusal is not None:
+                raise refusal from error
             raise
         self.writer.chain.commit()
         self.batch_seconds.observe(time.monotonic() - began)
