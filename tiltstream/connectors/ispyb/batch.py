@@ -21,9 +21,11 @@ from ispyb.sqlalchemy import (
     AutoProcProgram,
     MotionCorrection,
     Movie,
+    ProcessedTomogram,
     ProcessingJob,
     ProcessingJobParameter,
     TiltImageAlignment,
+    Tomogram,
 )
 from sqlalchemy.orm import Session
 
@@ -59,6 +61,9 @@ class BatchRows:
         # only weakly and would read them again
         self.programs: dict[tuple[str, str, str], tuple[ProcessingJob, AutoProcProgram]] = {}
         self._parameters: dict[int, dict[str, ProcessingJobParameter]] = {}  # processingJobId -> key
+        self.tomograms: dict[int, Tomogram | None] = {}  # dataCollectionId -> its Tomogram (None: none yet)
+        self.processed: dict[tuple[int, str], ProcessedTomogram] = {}  # (tomogramId, processingType)
+        self.processed_loaded: set[int] = set()  # tomogramIds whose ProcessedTomogram rows are loaded
         self._jobs: dict[int, dict[tuple[str, str], tuple[ProcessingJob, AutoProcProgram | None]]] = {}
 
     def jobs(
@@ -93,6 +98,45 @@ class BatchRows:
             self._jobs[int(job.dataCollectionId)].setdefault(
                 key, (job, programs.get(int(job.processingJobId)))
             )
+
+    def tomogram(self, session: Session, dc_id: int) -> Tomogram | None:
+        """The collection's Tomogram (loaded once per batch)."""
+        if dc_id not in self.tomograms:
+            self.load_tomograms(session, [dc_id])
+        return self.tomograms[dc_id]
+
+    def load_tomograms(self, session: Session, dc_ids: Iterable[int]) -> None:
+        """Load the Tomogram rows of the collections ``dc_ids``, and their ProcessedTomogram rows."""
+        wanted = sorted(set(dc_ids) - set(self.tomograms))
+        if not wanted:
+            return
+        for dc in wanted:
+            self.tomograms[dc] = None
+        rows = session.scalars(
+            sa.select(Tomogram).where(Tomogram.dataCollectionId.in_(wanted)).order_by(Tomogram.tomogramId)
+        )
+        for row in rows:
+            self.tomograms[int(row.dataCollectionId)] = self.tomograms[int(row.dataCollectionId)] or row
+        found = [int(t.tomogramId) for dc in wanted if (t := self.tomograms[dc]) is not None]
+        self._load_processed(session, found)
+
+    def processed_tomogram(self, session: Session, tomogram_id: int, kind: str) -> ProcessedTomogram | None:
+        """The tomogram's ProcessedTomogram of ``kind`` (loaded once per batch)."""
+        self._load_processed(session, [tomogram_id])
+        return self.processed.get((tomogram_id, kind))
+
+    def _load_processed(self, session: Session, tomogram_ids: list[int]) -> None:
+        wanted = sorted(set(tomogram_ids) - self.processed_loaded)
+        if not wanted:
+            return
+        self.processed_loaded.update(wanted)
+        rows = session.scalars(
+            sa.select(ProcessedTomogram)
+            .where(ProcessedTomogram.tomogramId.in_(wanted))
+            .order_by(ProcessedTomogram.processedTomogramId)
+        )
+        for row in rows:
+            self.processed.setdefault((int(row.tomogramId), str(row.processingType)), row)
 
     def load_parameters(self, session: Session, job_ids: Iterable[int]) -> None:
         """Load the ProcessingJobParameter rows of the jobs ``job_ids`` not loaded yet: one SELECT."""
@@ -227,6 +271,10 @@ def _programs(chain: Chain, session: Session, events: list[SinkEvent]) -> None:
         batch.load_jobs(session, wanted)
     job_ids = [int(job.processingJobId) for dc in wanted for job, _ in batch.jobs(session, dc).values()]
     batch.load_parameters(session, job_ids)
+    versioned = (TomogramReconstructed, TomogramDenoised)
+    batch.load_tomograms(
+        session, [chain.collection(session, e.metadata) for e in events if isinstance(e, versioned)]
+    )
 
 
 def _movies(chain: Chain, session: Session, batch: BatchRows, keys: set[tuple[int, int]]) -> None:
