@@ -257,14 +257,7 @@ class IspybSink:
             except PERMANENT_ERRORS as error:
                 _log.warning("batch refused; writing it in halves", error=str(error), events=len(batch))
                 self.writer.chain.reprobe()  # what the refusal was measured against may have changed
-                bad = write_in_halves(
-                    batch,
-                    error,
-                    lambda half: self._write_retrying(half, events, stop),
-                    lambda event, why: self._dead_letter(event, why, events),
-                    PERMANENT_ERRORS,
-                )
-                refused = {id(e) for e in bad}
+                refused = {id(e) for e in self._write_refused(batch, error, events, stop)}
         except _Stopped:
             return
         for event in batch:
@@ -272,6 +265,32 @@ class IspybSink:
                 events.done(event)
         in_batch = {id(e) for e in batch}
         self._pending = [e for e in self._pending if id(e) not in in_batch]
+
+    def _write_refused(
+        self,
+        batch: Sequence[ConsumedEvent],
+        error: BaseException,
+        events: EventConsumer,
+        stop: threading.Event,
+    ) -> list[ConsumedEvent]:
+        """Write a refused ``batch`` in halves; return the events dead-lettered.
+
+        A batch of one event is tried once more first: the refusal may have been measured against a
+        schema the database no longer has (it was probed again since).
+        """
+        if len(batch) == 1:
+            try:
+                self._write_retrying(batch, events, stop)
+                return []
+            except PERMANENT_ERRORS as again:
+                error = again
+        return write_in_halves(
+            batch,
+            error,
+            lambda half: self._write_retrying(half, events, stop),
+            lambda event, why: self._dead_letter(event, why, events),
+            PERMANENT_ERRORS,
+        )
 
     def _write_retrying(
         self, batch: Sequence[ConsumedEvent], events: EventConsumer, stop: threading.Event
