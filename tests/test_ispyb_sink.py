@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -251,3 +252,65 @@ def test_unknown_visit_is_parked_in_the_dead_letter_topic(topics: CliSettings, i
     reason = dict(message.headers() or [])[HEADER_MESSAGE]
     assert isinstance(reason, bytes)
     assert b"'cm49999-1' has no BLSession" in reason
+
+
+class Statements:
+    """Counts the statements and transactions the sink sends through ``engine``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.statements = self.transactions = 0
+        sa.event.listen(engine, "before_cursor_execute", self._statement)
+        sa.event.listen(engine, "begin", self._begin)
+
+    def _statement(self, *_: object) -> None:
+        self.statements += 1
+
+    def _begin(self, *_: object) -> None:
+        self.transactions += 1
+
+
+@pytest.mark.parametrize("ispyb_database", ["mariadb", "postgresql"], indirect=True)
+def test_a_record_refused_by_a_constraint_costs_logarithmic_statements(
+    topics: CliSettings, ispyb_database: IspybDatabase, ispyb_engine: Engine, ispyb_admin: Engine
+) -> None:
+    """One row of a batch of N that a CHECK constraint refuses: N-1 rows, one dead letter, O(log N) work."""
+    table = "`Movie`" if ispyb_admin.dialect.name == "mysql" else '"Movie"'
+    with ispyb_admin.begin() as db:
+        db.execute(sa.text(f"ALTER TABLE {table} ADD CONSTRAINT tilt_range CHECK (abs(angle) <= 70)"))
+    n, bad = 64, 32
+    events = [("MovieAcquired", sample("MovieAcquired", 9, tilt)) for tilt in range(n)]
+    events[bad][1]["tilt_angle_degrees"] = 85.0
+    publish(topics, events)
+    group = f"ispyb-{uuid.uuid4().hex[:8]}"
+    url = ispyb_engine.url.render_as_string(hide_password=False)
+    settings = sink_settings(topics, url, group).model_copy(update={"batch_size": n, "linger_seconds": 5.0})
+    counted = Statements(ispyb_engine)
+    sink = IspybSink(settings, engine=ispyb_engine)
+    sink.run(until_caught_up=True)
+    assert len(ispyb_database.new_rows()["Movie"]) == n - 1
+    assert sink.dead_lettered._value.get() == 1
+    message = first_dead_letter(topics, group)
+    assert message.value() == AvroSerde().encode("MovieAcquired", events[bad][1])
+    reason = dict(message.headers() or [])[HEADER_MESSAGE]
+    assert isinstance(reason, bytes)
+    assert b"tilt_range" in reason
+    halves, transactions = counted.statements, counted.transactions
+    restarted = IspybSink(settings, engine=ispyb_engine)  # the same group: its offsets were committed
+    restarted.run(until_caught_up=True)
+    assert restarted.registry.get_sample_value("ispyb_sink_batch_seconds_count") == 0  # nothing written
+    assert restarted.dead_lettered._value.get() == 0
+    assert len(ispyb_database.new_rows()["Movie"]) == n - 1
+
+    def write_cost(batch: int, series: int) -> int:  # statements to write n clean events, batch at a time
+        clean = [("MovieAcquired", sample("MovieAcquired", series, tilt)) for tilt in range(n)]
+        before = counted.statements
+        for start in range(0, n, batch):
+            sink.write(clean[start : start + batch])
+        return counted.statements - before
+
+    whole, one_by_one = write_cost(n, 10), write_cost(1, 11)
+    print(f"{n} events, one refused: {halves} statements in {transactions} transactions; clean: "
+          f"{whole} in one transaction, {one_by_one} one by one")  # fmt: skip
+    assert transactions <= 2 + 2 * math.ceil(math.log2(n))  # one by one: n + 1
+    assert halves <= (2 + 2 * math.ceil(math.log2(n))) * whole  # O(log n) transactions of O(1)
+    assert halves < one_by_one / 2

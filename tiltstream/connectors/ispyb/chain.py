@@ -17,7 +17,6 @@ The cache holds ids of committed rows only.
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,20 +37,13 @@ from tiltstream.connectors.ispyb.acquisition import (
 )
 from tiltstream.connectors.ispyb.batch import batch_rows
 from tiltstream.connectors.ispyb.errors import RecordRejectedError, SinkConfigurationError
+from tiltstream.connectors.ispyb.job_uuid import JOB_UUID_NAMESPACE, job_uuid
 from tiltstream.connectors.ispyb.probe import SchemaInfo
 from tiltstream.connectors.ispyb.rows import Rows, earliest, latest
 from tiltstream.connectors.ispyb.settings import IspybSinkSettings
 from tiltstream.streams.events import EventMetadata
 
 __all__ = ["JOB_UUID_NAMESPACE", "Chain", "combined", "job_uuid"]
-
-#: Namespace of the deterministic ``AutoProcProgram.jobUuid`` values (fixed forever).
-JOB_UUID_NAMESPACE = uuid.UUID("0b5f3a52-7d0c-5b1e-9a43-69737079622e")
-
-
-def job_uuid(tilt_series_id: str, stage: str, key: str = "") -> bytes:
-    """The 16-byte ``jobUuid`` of ``stage`` for a tilt series (``key``: the request, per-version stages)."""
-    return uuid.uuid5(JOB_UUID_NAMESPACE, f"{tilt_series_id}\x1f{stage}\x1f{key}").bytes
 
 
 def combined(old: CollectionChanges, new: CollectionChanges) -> CollectionChanges:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["RecordRejectedError", "SinkConfigurationError", "VisitNotFoundError"]
+import sqlalchemy as sa
+
+__all__ = ["RecordRejectedError", "SinkConfigurationError", "VisitNotFoundError", "constraint_refusal"]
+
+#: MySQL/MariaDB error numbers that are a row's fault though the driver reports them as operational:
+#: ``ER_CONSTRAINT_FAILED`` (a CHECK constraint) and ``ER_SIGNAL_EXCEPTION`` (a trigger's ``SIGNAL``).
+_MYSQL_REFUSALS = frozenset({4025, 1644})
 
 
 class RecordRejectedError(ValueError):
@@ -31,3 +37,17 @@ class VisitNotFoundError(RecordRejectedError):
 
 class SinkConfigurationError(RuntimeError):
     """The sink's settings do not fit the database it found (it refuses to start)."""
+
+
+def constraint_refusal(error: BaseException) -> RecordRejectedError | None:
+    """The record's fault hidden in a driver's "operational" error (a CHECK constraint), else None.
+
+    PyMySQL reports a failed CHECK constraint as ``OperationalError``, the class of an outage; left so, the
+    sink would retry the batch for ever instead of dead-lettering the row.
+    """
+    if not isinstance(error, sa.exc.OperationalError):
+        return None
+    args = getattr(error.orig, "args", ())
+    if args and args[0] in _MYSQL_REFUSALS:
+        return RecordRejectedError(f"refused by the database: {args[-1]}")
+    return None

@@ -68,11 +68,13 @@ class TomogramWrites(StageWrites):
     ) -> tuple[Tomogram | None, int]:
         """The collection's Tomogram if ``event``'s version is the newest seen, superseding older ones."""
         dc = self.chain.collection(session, event.metadata)
-        tomogram = session.scalar(sa.select(Tomogram).where(Tomogram.dataCollectionId == dc))
+        batch = batch_rows(session)
+        tomogram = batch.tomogram(session, dc)
         if tomogram is None:
-            tomogram = self.rows.insert(
+            tomogram = batch.tomograms[dc] = self.rows.insert(
                 session, Tomogram, dataCollectionId=dc, autoProcProgramId=app.autoProcProgramId
             )
+            batch.processed_loaded.add(int(tomogram.tomogramId))  # it has none yet
             return tomogram, 1
         if tomogram.autoProcProgramId == app.autoProcProgramId:
             return tomogram, 0
@@ -96,13 +98,10 @@ class TomogramWrites(StageWrites):
         return tomogram, 1
 
     def _processed(self, session: Session, tomogram: Tomogram, kind: str, path: str | None) -> int:
-        row = session.scalar(
-            sa.select(ProcessedTomogram).where(
-                ProcessedTomogram.tomogramId == tomogram.tomogramId, ProcessedTomogram.processingType == kind
-            )
-        )
+        batch = batch_rows(session)
+        row = batch.processed_tomogram(session, int(tomogram.tomogramId), kind)
         if row is None:
-            self.rows.insert(
+            batch.processed[(int(tomogram.tomogramId), kind)] = self.rows.insert(
                 session, ProcessedTomogram, tomogramId=tomogram.tomogramId, processingType=kind, filePath=path
             )
             return 1
