@@ -20,7 +20,7 @@ from tiltstream.connectors.simulator.imaging import ctf_2d, simulate_frames
 from tiltstream.connectors.simulator.phantom import make_phantom
 from tiltstream.connectors.simulator.projection import project_phantom
 from tiltstream.processors.ctf.builtin import estimate_ctf_builtin
-from tiltstream.processors.ctf.fast_fit import BACKEND, estimate_ctf_fast
+from tiltstream.processors.ctf.fast_fit import BACKEND, estimate_ctf_fast, welch_box_pixels
 from tiltstream.processors.ctf.optics import ctf_squared
 from tiltstream.processors.ctf.profile_fit import Optics as FitOptics
 from tiltstream.processors.ctf.profile_fit import profile_scores, radial_profiles
@@ -70,7 +70,9 @@ def test_agrees_with_the_library_fit() -> None:
 def test_a_small_oblong_micrograph_is_fitted_with_the_box_it_allows() -> None:
     image = synthetic_micrograph(5, 25000.0, 25000.0, 0.0, 512)[:300, :]  # (300, 512)
     result = estimate_ctf_fast(image, PARAMETERS, CPU)
-    assert result.box_size_pixels == 300
+    assert result.box_size_pixels == 300  # the fine fit's tiles; the coarse search's are 150²
+    assert welch_box_pixels((200, 512), 512) == 200  # below 256 the whole short side
+    assert welch_box_pixels((4096, 4096), 512) == 512
     assert _mean(result) == pytest.approx(25000.0, rel=0.05)
 
 
