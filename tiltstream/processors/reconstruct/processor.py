@@ -66,6 +66,7 @@ class ReconstructionProcessor(Processor[TiltStack]):
             refine_tilt_offset=self.settings.refine_tilt_offset,
             offset_search_degrees=self.settings.offset_search_degrees,
             tile_sidelength_pixels=self.settings.tile_sidelength_pixels,
+            back_projection=self.settings.back_projection,
             ctf_band_angstroms=self.settings.ctf_band_angstroms,
         )
 

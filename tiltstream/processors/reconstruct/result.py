@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -23,7 +24,9 @@ class ReconstructionParameters:
     axis_search_degrees: float = 3.0
     refine_tilt_offset: bool = False
     offset_search_degrees: float = 5.0
-    tile_sidelength_pixels: int = 128
+    tile_sidelength_pixels: int = 128  # torch-tomogram's tiles
+    #: builtin backend: ``filtered`` back-projection (ours) or torch-tomogram's weighted one (reference)
+    back_projection: Literal["filtered", "torch-tomogram"] = "filtered"
     ctf: SeriesCtf | None = None  # phase-flip the tilts with these estimates (None: no correction)
     ctf_band_angstroms: float = 50.0
 
