@@ -29,8 +29,21 @@ import torch
 
 __all__ = ["filtered_back_projection"]
 
-#: Nonzero interpolation weights per block of depth (float32 values, int64 indices: ~16 bytes each).
+#: Nonzero interpolation weights per block of depth (float32 values, int32 columns: 8 bytes each).
 _MAX_NONZEROS = 1 << 25
+
+
+def _fast_length(minimum: int) -> int:
+    """The smallest length at least ``minimum`` with no prime factor above 5 (fast FFTs)."""
+    length = minimum
+    while True:
+        rest = length
+        for prime in (2, 3, 5):
+            while rest % prime == 0:
+                rest //= prime
+        if rest == 1:
+            return length
+        length += 1
 
 
 def _exact_filter(
@@ -39,12 +52,11 @@ def _exact_filter(
     object_pixels: float,
 ) -> torch.Tensor:  # (t, 1, padded // 2 + 1)
     """Per-tilt weights of each frequency: inverse central-slice overlap, Shepp-Logan apodised."""
-    frequencies = torch.fft.rfftfreq(padded, device=angles_radians.device).double()  # (f,) 0..0.5
-    angles = angles_radians.double()
-    sines = torch.sin(angles[:, None] - angles[None, :])  # (t, t)
-    overlap = torch.sinc(object_pixels * frequencies * sines[:, :, None]).sum(dim=1)  # (t, f)
+    frequencies = torch.fft.rfftfreq(padded, device=angles_radians.device)  # (f,) 0..0.5 cycles
+    sines = torch.sin(angles_radians[:, None] - angles_radians[None, :])  # (t, t)
+    overlap = torch.sinc((object_pixels * frequencies) * sines[:, :, None]).sum(dim=1)  # (t, f)
     weights = torch.sinc(frequencies) / (object_pixels * overlap)
-    return weights.float()[:, None, :]
+    return weights[:, None, :]
 
 
 def _filter_projections(
@@ -53,13 +65,20 @@ def _filter_projections(
     margin: int,
     object_pixels: float,
 ) -> torch.Tensor:  # (t, h, w + 2 margin)
-    """Filter every row of every tilt along x, zero-padded (``margin`` kept on each side)."""
+    """Filter every row of every tilt along x, zero-padded, with ``margin`` columns on each side.
+
+    The rows are padded to at least the filtered width plus the image's (no wrap-around inside the
+    kept columns); a phase ramp shifts the result by ``margin`` so the kept columns come first.
+    """
     w = stack.shape[-1]
-    padded = 1 << (2 * (w + 2 * margin) - 1).bit_length()
+    kept = w + 2 * margin
+    padded = _fast_length(kept + w)
     spectrum = torch.fft.rfft(stack.float(), n=padded, dim=-1)  # (t, h, padded // 2 + 1)
-    weights = _exact_filter(padded, angles_radians, object_pixels)
-    filtered = torch.fft.irfft(spectrum * weights, n=padded, dim=-1)  # (t, h, padded)
-    return torch.cat([filtered[..., padded - margin :], filtered[..., : w + margin]], dim=-1)
+    frequencies = torch.fft.rfftfreq(padded, device=stack.device)
+    shift = torch.exp((-2j * torch.pi * margin) * frequencies)  # (f,) delays x by margin
+    weights = _exact_filter(padded, angles_radians, object_pixels) * shift  # (t, 1, f)
+    filtered: torch.Tensor = torch.fft.irfft(spectrum * weights, n=padded, dim=-1)  # (t, h, padded)
+    return filtered[..., :kept]
 
 
 def _interpolation_matrix(
@@ -69,27 +88,31 @@ def _interpolation_matrix(
     margin: int,
     angles_radians: torch.Tensor,  # (t,)
 ) -> torch.Tensor:  # sparse CSR (b*w, t*(w + 2 margin))
-    """Linear-interpolation weights from the sinogram's columns to the slice's voxels."""
+    """Linear-interpolation weights from the sinogram's columns to the slice's voxels.
+
+    Every voxel projects inside the padded rows (``margin`` covers half the depth), so each row of
+    the matrix has exactly two entries per tilt, in ascending columns: the CSR arrays are built
+    directly, without sorting.
+    """
     device = angles_radians.device
     t = angles_radians.shape[0]
     columns_per_tilt = width + 2 * margin
     z = depths.float()[:, None, None] - (depth - 1) / 2  # (b, 1, 1)
     x = (torch.arange(width, device=device) - width // 2).float()[None, :, None]  # (1, w, 1)
     position = x * torch.cos(angles_radians) + z * torch.sin(angles_radians)  # (b, w, t)
-    position = position + (width // 2 + margin)
+    position = (position + (width // 2 + margin)).clamp(0, columns_per_tilt - 2)
     left = torch.floor(position)
-    fraction = (position - left).reshape(-1, t, 1)  # (b*w, t, 1)
-    columns = left.long().reshape(-1, t, 1) + torch.tensor([0, 1], device=device)  # (b*w, t, 2)
-    weights = torch.cat([1.0 - fraction, fraction], dim=-1)  # (b*w, t, 2)
-    rows = torch.arange(columns.shape[0], device=device)[:, None, None].expand_as(columns)
-    inside = (columns >= 0) & (columns < columns_per_tilt)
-    columns = columns + torch.arange(t, device=device)[None, :, None] * columns_per_tilt
-    indices = torch.stack([rows[inside], columns[inside]])
-    shape = (columns.shape[0], t * columns_per_tilt)
-    matrix = torch.sparse_coo_tensor(indices, weights[inside], shape, check_invariants=False)
+    fraction = position - left
+    weights = torch.stack([1.0 - fraction, fraction], dim=-1).reshape(-1)  # (b*w*t*2,)
+    offsets = torch.arange(t, device=device) * columns_per_tilt  # (t,)
+    columns = (left.int() + offsets.int())[..., None] + torch.tensor([0, 1], device=device).int()
+    rows = depths.shape[0] * width
+    row_starts = torch.arange(0, 2 * t * (rows + 1), 2 * t, device=device, dtype=torch.int32)
     with warnings.catch_warnings():  # "sparse CSR support is in beta": used only through matmul
         warnings.simplefilter("ignore", UserWarning)
-        return matrix.coalesce().to_sparse_csr()
+        return torch.sparse_csr_tensor(
+            row_starts, columns.reshape(-1), weights, (rows, t * columns_per_tilt), check_invariants=False
+        )
 
 
 def filtered_back_projection(
