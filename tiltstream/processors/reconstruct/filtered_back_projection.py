@@ -30,7 +30,7 @@ import torch
 __all__ = ["filtered_back_projection"]
 
 #: Nonzero interpolation weights per block of depth (float32 values, int32 columns: 8 bytes each).
-_MAX_NONZEROS = 1 << 25
+_MAX_NONZEROS = 1 << 23
 
 
 def _fast_length(minimum: int) -> int:
@@ -145,7 +145,7 @@ def filtered_back_projection(
     sinograms = filtered.permute(0, 2, 1).reshape(-1, h)  # (t*w', h): one column per row y
     block = max(1, _MAX_NONZEROS // (2 * t * w))  # depths per sparse matrix
     volume = torch.empty(thickness_pixels, h, w, device=device)
-    for start in range(0, thickness_pixels, block):  # one block up to d*w*t = 16M
+    for start in range(0, thickness_pixels, block):  # blocks of ~100 depths at 41 x 1024 wide
         depths = torch.arange(start, min(start + block, thickness_pixels), device=device)
         matrix = _interpolation_matrix(depths, thickness_pixels, w, margin, angles)  # (b*w, t*w')
         slab = (matrix @ sinograms).reshape(depths.shape[0], w, h)  # (b, w, h)
