@@ -134,8 +134,10 @@ def filtered_back_projection(
     Returns
     -------
     torch.Tensor
-        ``(d, h, w)`` float32: the sum over tilts of the weighted projections, on the scale of
-        ASTRA's FBP (at high frequencies the weights are the ramp times the angular step).
+        ``(d, h, w)`` float32: the sum over tilts of the weighted projections. At high frequencies
+        the weights are the ramp times the angular step, so the values are ASTRA's FBP's times the
+        angular range over 180° (ASTRA scales by ``pi / t``): 0.67 of them for ±60° (measured in
+        ``benchmarks/reconstruct_denoise.py``).
     """
     t, h, w = aligned_stack.shape
     device = aligned_stack.device
