@@ -12,6 +12,7 @@ from torch_tomogram import Tomogram
 
 from tiltstream.processors.reconstruct.alignment import align_tilt_series
 from tiltstream.processors.reconstruct.ctf_correction import phase_flip
+from tiltstream.processors.reconstruct.filtered_back_projection import filtered_back_projection
 from tiltstream.processors.reconstruct.geometry import align_images, axis_from_y_degrees
 from tiltstream.processors.reconstruct.result import ReconstructionParameters, ReconstructionResult
 
@@ -43,6 +44,20 @@ def weighted_back_projection(
         return tomogram.reconstruct_tomogram((thickness_pixels, h, w), tile_sidelength_pixels)
 
 
+def _back_project(
+    aligned: torch.Tensor,  # (t, h, w)
+    tilt_angles_degrees: torch.Tensor,  # (t,)
+    thickness_pixels: int,
+    parameters: ReconstructionParameters,
+) -> torch.Tensor:  # (d, h, w)
+    """The back-projection the parameters name: ours (filtered) or torch-tomogram's."""
+    if parameters.back_projection == "filtered":
+        return filtered_back_projection(aligned, tilt_angles_degrees, thickness_pixels)
+    return weighted_back_projection(
+        aligned, tilt_angles_degrees, thickness_pixels, parameters.tile_sidelength_pixels
+    )
+
+
 def reconstruct_builtin(
     images: np.ndarray,  # (t, h, w) micrographs in tilt order
     tilt_angles_degrees: np.ndarray,  # (t,)
@@ -57,7 +72,9 @@ def reconstruct_builtin(
        shifts along the axis against a common profile, the tilt-angle offset if switched on; per-tilt
        residuals by reprojection);
     3. resample into the aligned frame (shifted, tilt axis along y);
-    4. weighted back-projection into ``thickness_angstroms`` at the nominal angles plus the offset.
+    4. back-projection into ``thickness_angstroms`` at the nominal angles plus the offset: filtered
+       (``filtered_back_projection``, the default) or torch-tomogram's weighted back-projection
+       (``back_projection="torch-tomogram"``, the library reference).
     """
     pixel = parameters.pixel_size_angstroms
     target = pixel * parameters.binning
@@ -98,9 +115,23 @@ def reconstruct_builtin(
     used_degrees = np.asarray(tilt_angles_degrees, dtype=np.float64) + offset  # (t,) nominal + offset
     with torch.no_grad():
         aligned = align_images(binned, alignment.shifts_yx_pixels, alignment.axis_from_y_degrees)
-        volume = weighted_back_projection(
-            aligned, tilts + offset, thickness, parameters.tile_sidelength_pixels
+        volume = _back_project(aligned, tilts + offset, thickness, parameters)
+        halves = (
+            tuple(
+                _back_project(aligned[first::2], (tilts + offset)[first::2], thickness, parameters)
+                .cpu()
+                .numpy()
+                .astype(np.float32)
+                for first in (0, 1)
+            )
+            if parameters.half_tomograms
+            else None
         )
+    reconstruction = (
+        "filtered back-projection"
+        if parameters.back_projection == "filtered"
+        else f"torch-tomogram {torch_tomogram.__version__}"
+    )
     scale = binned_pixel / pixel  # binned pixels -> micrograph pixels
     shifts_xy = alignment.shifts_yx_pixels.flip(1).cpu().numpy().astype(np.float64) * scale
     return ReconstructionResult(
@@ -113,6 +144,7 @@ def reconstruct_builtin(
         tilt_angle_offset_degrees=offset,
         axis_agreement=None if math.isnan(alignment.agreement) else alignment.agreement,
         residuals_pixels=alignment.residuals_pixels.cpu().numpy().astype(np.float64) * scale,
-        backend=f"torch-tiltxcorr + torch-tomogram {torch_tomogram.__version__}"
+        half_tomograms=None if halves is None else (halves[0], halves[1]),
+        backend=f"torch-tiltxcorr + {reconstruction}"
         + (" + phase flip" if parameters.ctf is not None else ""),
     )

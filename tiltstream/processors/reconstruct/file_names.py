@@ -8,6 +8,9 @@ __all__ = ["FILE_SUFFIXES"]
 #: finds the alignment files beside the tomogram by them.
 FILE_SUFFIXES: dict[str, str] = {
     "tomogram": ".mrc",
+    # half tomograms from alternating tilts (``half_tomograms``): not in the event, beside the tomogram
+    "tomogram_even": "_even.mrc",
+    "tomogram_odd": "_odd.mrc",
     "aligned_stack": "_aligned.mrc",
     "central_slice": "_slice.png",
     "xy_projection": "_xy.png",

@@ -66,6 +66,8 @@ class ReconstructionProcessor(Processor[TiltStack]):
             refine_tilt_offset=self.settings.refine_tilt_offset,
             offset_search_degrees=self.settings.offset_search_degrees,
             tile_sidelength_pixels=self.settings.tile_sidelength_pixels,
+            back_projection=self.settings.back_projection,
+            half_tomograms=self.settings.half_tomograms,
             ctf_band_angstroms=self.settings.ctf_band_angstroms,
         )
 
@@ -98,8 +100,17 @@ class ReconstructionProcessor(Processor[TiltStack]):
         slab = estimate_slab(result.tomogram, result.pixel_spacing_angstroms)
         if slab is None or not self.settings.depth_from_thickness:
             return result, slab
-        cropped = crop_to_slab(result.tomogram, slab, self.settings.depth_margin_fraction)
-        return dataclasses.replace(result, tomogram=np.ascontiguousarray(cropped)), slab
+        margin = self.settings.depth_margin_fraction
+        cropped = crop_to_slab(result.tomogram, slab, margin)
+        halves = result.half_tomograms
+        if halves is not None:
+            halves = (
+                np.ascontiguousarray(crop_to_slab(halves[0], slab, margin)),
+                np.ascontiguousarray(crop_to_slab(halves[1], slab, margin)),
+            )
+        return dataclasses.replace(
+            result, tomogram=np.ascontiguousarray(cropped), half_tomograms=halves
+        ), slab
 
     def _write_outputs(
         self, value: dict[str, Any], stack: TiltStack, result: ReconstructionResult
@@ -116,6 +127,9 @@ class ReconstructionProcessor(Processor[TiltStack]):
         volume = result.tomogram  # (d, h, w)
         write_mrc(out("tomogram"), volume, result.pixel_spacing_angstroms)
         write_mrc(out("aligned_stack"), result.aligned_stack, result.pixel_spacing_angstroms)
+        if result.half_tomograms is not None:
+            write_mrc(out("tomogram_even"), result.half_tomograms[0], result.pixel_spacing_angstroms)
+            write_mrc(out("tomogram_odd"), result.half_tomograms[1], result.pixel_spacing_angstroms)
         write_png(out("central_slice"), volume[volume.shape[0] // 2], max_pixels=pixels)
         write_png(out("xy_projection"), volume.sum(axis=0), max_pixels=pixels)
         write_png(out("xz_projection"), volume.sum(axis=1), max_pixels=pixels)

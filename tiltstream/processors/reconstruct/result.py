@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -23,7 +24,11 @@ class ReconstructionParameters:
     axis_search_degrees: float = 3.0
     refine_tilt_offset: bool = False
     offset_search_degrees: float = 5.0
-    tile_sidelength_pixels: int = 128
+    tile_sidelength_pixels: int = 128  # torch-tomogram's tiles
+    #: builtin backend: ``filtered`` back-projection (ours) or torch-tomogram's weighted one (reference)
+    back_projection: Literal["filtered", "torch-tomogram"] = "filtered"
+    #: builtin backend: also reconstruct the even and the odd tilts of the stack, each on its own
+    half_tomograms: bool = False
     ctf: SeriesCtf | None = None  # phase-flip the tilts with these estimates (None: no correction)
     ctf_band_angstroms: float = 50.0
 
@@ -48,3 +53,5 @@ class ReconstructionResult:
     backend: str
     stack_indices: np.ndarray | None = None  # (t,) rows of the input stack used; None: all of them
     residuals_pixels: np.ndarray | None = None  # (t,) per-tilt alignment residual, micrograph pixels
+    #: (even, odd): each (d, h, w) from stack rows 0, 2, 4, ... and 1, 3, 5, ...; None: not asked for
+    half_tomograms: tuple[np.ndarray, np.ndarray] | None = None

@@ -37,6 +37,12 @@ class ReconstructionSettings(ProcessorSettings):
     refine_tilt_offset: bool = False
     offset_search_degrees: float = Field(default=5.0, gt=0, le=20)
     tile_sidelength_pixels: int = Field(default=128, ge=16, le=1024)
+    #: Builtin backend: ``filtered`` (exact-weighted filtered back-projection, one sparse product for
+    #: all rows) or ``torch-tomogram`` (the library's Fourier-insertion WBP in tiles, the reference).
+    back_projection: Literal["filtered", "torch-tomogram"] = "filtered"
+    #: Builtin backend: also write the tomograms of the even and the odd tilts (in tilt order) beside
+    #: the full one (``<name>_even.mrc``, ``<name>_odd.mrc``), for cryoCARE / noise2noise training.
+    half_tomograms: bool = False
     #: Builtin backend: phase-flip each tilt with its CTF estimate and the defocus gradient across the
     #: tilted specimen (bands of ``ctf_band_angstroms`` in height); tilts without estimates: no flip.
     correct_ctf: bool = True
