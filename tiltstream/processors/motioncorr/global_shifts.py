@@ -116,8 +116,9 @@ def estimate_global_shifts(
     shape: tuple[int, int],
     pixel_size_angstroms: float,
     b_factor_angstroms2: float = 500.0,
-    coarse_rounds: int = 2,
-    refine_rounds: int = 4,
+    coarse_rounds: int = 6,
+    refine_rounds: int = 10,
+    tolerance_pixels: float = 0.01,
     smoothing: float = 0.0,
 ) -> torch.Tensor:
     """``(t, 2)`` yx displacements in pixels, mean zero (frame ``i`` shows the specimen moved by them).
@@ -133,7 +134,10 @@ def estimate_global_shifts(
     b_factor_angstroms2
         Strength of that envelope (``exp(-B k**2 / 4)`` on each spectrum).
     coarse_rounds, refine_rounds
-        Rounds of the grid search and of the Newton refinement.
+        At most this many rounds of the grid search (until no frame moves by a grid cell or more)
+        and of the Newton refinement (until no frame moves by ``tolerance_pixels`` or more).
+    tolerance_pixels
+        Convergence of the refinement.
     smoothing
         Strength of the smooth-trajectory prior (:func:`smooth_trajectory`); 0 leaves it out.
     """
@@ -144,17 +148,20 @@ def estimate_global_shifts(
     band = band * weight.sqrt()
     power = torch.view_as_real(band).square().sum(-1)  # (t, rows, columns)
     shifts = torch.zeros(spectra.shape[0], 2, device=spectra.device)
+    cell = max(shape[0] / grid[0], shape[1] / grid[1])  # pixels per grid cell
     for _ in range(coarse_rounds):
-        shifts += _coarse_step(_against_others(band, power, ky, kx, shifts), grid, shape)
-        shifts = smooth_trajectory(shifts - shifts.mean(0), smoothing)
+        step = _coarse_step(_against_others(band, power, ky, kx, shifts), grid, shape)
+        shifts = smooth_trajectory(shifts + step - (shifts + step).mean(0), smoothing)
+        if float(step.abs().max()) < cell:
+            break
     multiplicity = torch.full_like(kx, 2.0)
     multiplicity[0] = 1.0
     if grid[1] == shape[1] and shape[1] % 2 == 0:
         multiplicity[-1] = 1.0  # the Nyquist column has no mirror
     moments = _moments(kx, multiplicity)
-    limit = max(shape[0] / grid[0], shape[1] / grid[1])
     for _ in range(refine_rounds):
-        cross = _against_others(band, power, ky, kx, shifts)
-        shifts += _newton_step(cross, ky, moments, limit)
-        shifts = smooth_trajectory(shifts - shifts.mean(0), smoothing)
+        step = _newton_step(_against_others(band, power, ky, kx, shifts), ky, moments, cell)
+        shifts = smooth_trajectory(shifts + step - (shifts + step).mean(0), smoothing)
+        if float(step.abs().max()) < tolerance_pixels:
+            break
     return shifts
