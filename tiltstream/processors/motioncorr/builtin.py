@@ -81,12 +81,13 @@ def correct_movie_builtin(
         spectra, shape = binned_spectra(movie, parameters.binning)  # (t, h, w//2+1)
         pixel = parameters.pixel_size_angstroms * parameters.binning
         displacement = estimate_global_shifts(spectra, shape, pixel)  # (t, 2) yx pixels
-        if parameters.patches_x * parameters.patches_y > 1:
-            from tiltstream.processors.motioncorr.library import correct_locally
+        if parameters.binning > 1 and parameters.patches_x * parameters.patches_y > 1:
+            movie = torch.fft.irfft2(spectra, s=shape)  # (t, h, w)
+    if parameters.patches_x * parameters.patches_y > 1:  # the local fit needs gradients
+        from tiltstream.processors.motioncorr.library import correct_locally
 
-            if parameters.binning > 1:
-                movie = torch.fft.irfft2(spectra, s=shape)  # (t, h, w)
-            return correct_locally(movie, pixel, displacement, parameters, device)
+        return correct_locally(movie, pixel, displacement, parameters, device)
+    with torch.no_grad():
         summed, weighted = fourier_sums(spectra, shape, displacement, pixel, parameters)
     applied = -(displacement * pixel).flip(1).cpu().numpy().astype(np.float64)  # (t, 2) xy
     return MotionResult(
