@@ -2,11 +2,11 @@
 
 For each dose per frame, ``--seeds`` tilt series (512², 8 frames, tilts every 15°, as
 ``accuracy.py --quick``) are simulated; every movie's whole-frame shifts are estimated by the
-builtin Fourier path with each ``--smoothing`` strength of the smooth-trajectory prior
-(:func:`smooth_trajectory`; 0 is none) and by the library path, and scored as the accuracy
-scoreboard scores motion: RMS over frames of the distance to the negated true drift, both
-mean-centred, within 0.5 px. Prints one line per dose and method; ``--figure`` saves the
-errors against dose as a PNG.
+builtin Fourier path with each ``--curvature`` of the smooth-trajectory prior (the expected
+second difference of the drift, px per frame², weighed against each frame's shot noise; 0 is
+none) and by the library path, and scored as the accuracy scoreboard scores motion: RMS over
+frames of the distance to the negated true drift, both mean-centred, within 0.5 px. Prints one
+line per dose and method; ``--figure`` saves the errors against dose as a PNG.
 
     python benchmarks/motion_low_dose.py --doses 0.1,0.2,0.5 --seeds 2 --figure low_dose.png
 """
@@ -49,7 +49,7 @@ def errors_for_dose(
                 with torch.no_grad():
                     spectra, shape = binned_spectra(torch.from_numpy(frames.astype(np.float32)), 1)
                     for s in smoothings:
-                        displacement = estimate_global_shifts(spectra, shape, pixel, smoothing=s)
+                        displacement = estimate_global_shifts(spectra, shape, pixel, curvature_pixels=s)
                         applied = -displacement.flip(1).numpy()
                         errors[f"prior {s:g}"].append(drift_rms_pixels(applied, truth))
                 if library:
@@ -65,12 +65,12 @@ def main() -> None:
     )
     parser.add_argument("--doses", default="0.1,0.2,0.5")
     parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--smoothing", default="0,3,30,300")
+    parser.add_argument("--curvature", default="0,0.1,0.3,1", help="prior strengths (px/frame²); 0: none")
     parser.add_argument("--no-library", action="store_true")
     parser.add_argument("--figure", type=Path)
     args = parser.parse_args()
     doses = [float(d) for d in args.doses.split(",")]
-    smoothings = [float(s) for s in args.smoothing.split(",")]
+    smoothings = [float(s) for s in args.curvature.split(",")]
     print(f"{'dose/frame':>10} {'method':>12} {'tilts':>5} {'<=0.5 px':>9} {'median px':>10}")
     table: dict[str, list[tuple[float, float, float]]] = {}
     for dose in doses:

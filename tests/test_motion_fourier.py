@@ -110,6 +110,50 @@ def test_odd_sizes_and_binning() -> None:
     assert binned.summed.mean() == pytest.approx(movie[:, :511, :509].sum(0).mean(), rel=1e-3)
 
 
+def _smoothly_drifting_movie(
+    seed: int, counts: float, size: int = 256, frames: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stage settling after a tilt (an exponential) and a slow creep: a smooth (t, 2) xy drift."""
+    rng = np.random.default_rng(seed)
+    ky, kx = np.fft.fftfreq(size)[:, None], np.fft.rfftfreq(size)[None, :]
+    specimen = np.fft.rfft2(rng.standard_normal((size, size))) * np.exp(-(kx**2 + ky**2) / (2 * 0.08**2))
+    f = np.arange(frames)
+    drift = np.stack([4 * (1 - np.exp(-f / 3)) + 0.2 * f, -3 * (1 - np.exp(-f / 3))], axis=1)
+    movie = np.empty((frames, size, size), np.float32)
+    for i, (dx, dy) in enumerate(drift):
+        shifted = np.fft.irfft2(specimen * np.exp(-2j * np.pi * (kx * dx + ky * dy)), s=(size, size))
+        movie[i] = rng.poisson(counts * np.clip(1 + 0.2 * shifted / shifted.std(), 0.05, None))
+    return movie, drift
+
+
+def test_trajectory_prior_helps_at_low_dose() -> None:
+    """0.1 counts per pixel per frame: the prior cut the error by 16-20 % on seeds 0-2 when written
+    (0.48, 0.42, 0.39 px -> 0.39, 0.33, 0.33)."""
+    ratios = []
+    for seed in range(3):
+        movie, drift = _smoothly_drifting_movie(seed, counts=0.1)
+        errors = []
+        for curvature in (0.0, 1.5):
+            parameters = MotionParameters(PIXEL, 0.1, 0.0, 300.0, drift_curvature_angstroms=curvature)
+            result = correct_movie_builtin(movie, None, parameters, CPU)
+            errors.append(drift_rms_pixels(result.shifts_angstroms / PIXEL, drift))
+        assert errors[1] < 0.45
+        ratios.append(errors[1] / errors[0])
+    assert max(ratios) < 0.95
+    assert np.mean(ratios) < 0.9
+
+
+def test_smooth_trajectory_follows_neighbours_where_noisy() -> None:
+    line = torch.stack([torch.arange(7.0), torch.zeros(7)], dim=1)  # (7, 2)
+    outlier = line.clone()
+    outlier[3, 0] += 2.0
+    ratio = torch.full((7, 2), 1e-6)
+    ratio[3] = 1e6  # frame 3 is all noise: it follows the line through its neighbours
+    torch.testing.assert_close(smooth_trajectory(outlier, ratio), line, atol=1e-3, rtol=0)
+    ratio[3] = 1e-6  # now it is trusted: kept
+    torch.testing.assert_close(smooth_trajectory(outlier, ratio), outlier, atol=1e-3, rtol=0)
+
+
 def test_smooth_trajectory_keeps_a_line_and_removes_scatter() -> None:
     frames = torch.arange(12, dtype=torch.float32)
     line = torch.stack([0.8 * frames - 3, -0.5 * frames + 1], dim=1)  # (12, 2)

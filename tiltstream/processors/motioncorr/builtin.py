@@ -80,7 +80,9 @@ def correct_movie_builtin(
             movie = movie * torch.from_numpy(gain.astype(np.float32)).to(device)
         spectra, shape = binned_spectra(movie, parameters.binning)  # (t, h, w//2+1)
         pixel = parameters.pixel_size_angstroms * parameters.binning
-        displacement = estimate_global_shifts(spectra, shape, pixel)  # (t, 2) yx pixels
+        displacement = estimate_global_shifts(
+            spectra, shape, pixel, curvature_pixels=parameters.drift_curvature_angstroms / pixel
+        )  # (t, 2) yx pixels
         if parameters.binning > 1 and parameters.patches_x * parameters.patches_y > 1:
             movie = torch.fft.irfft2(spectra, s=shape)  # (t, h, w)
     if parameters.patches_x * parameters.patches_y > 1:  # the local fit needs gradients

@@ -48,15 +48,17 @@ def _against_others(
     ky: torch.Tensor,
     kx: torch.Tensor,
     shifts: torch.Tensor,  # (t, 2)
-) -> torch.Tensor:
-    """Cross-spectra ``conj(sum of the other aligned frames) * aligned frame`` (t, rows, columns).
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-spectra ``conj(sum of the other aligned frames) * aligned frame`` (t, rows, columns),
+    and ``|total|**2`` (rows, columns) of the aligned sum.
 
     ``conj(total - A_i) A_i = conj(total) A_i - |A_i|**2``, and ``|A_i|`` does not change with the shift.
     """
     aligned = apply_phase_ramps(band.clone(), ky, kx, shifts)
-    cross = aligned.mul_(aligned.sum(0).conj_physical())
+    total = aligned.sum(0)
+    cross = aligned.mul_(total.conj_physical())
     torch.view_as_real(cross)[..., 0].sub_(power)
-    return cross
+    return cross, torch.view_as_real(total).square().sum(-1)
 
 
 def _parabola(minus: torch.Tensor, centre: torch.Tensor, plus: torch.Tensor) -> torch.Tensor:
@@ -111,6 +113,38 @@ def _newton_step(cross: torch.Tensor, ky: torch.Tensor, moments: torch.Tensor, l
     return step.clamp(-limit, limit)
 
 
+def _noise_power(spectra: torch.Tensor) -> torch.Tensor:
+    """Shot-noise power per Fourier coefficient of each frame (t,): the mean power above 0.4 cycles
+    per pixel, where the specimen's signal is gone and counting noise is white."""
+    start = int(0.8 * (spectra.shape[-1] - 1))
+    return torch.view_as_real(spectra[..., start:]).square().sum(-1).mean(dim=(-2, -1))
+
+
+def _shift_variance(
+    cross: torch.Tensor,  # (t, rows, columns)
+    total_power: torch.Tensor,  # (rows, columns)
+    power: torch.Tensor,  # (t, rows, columns)
+    noise: torch.Tensor,  # (t, rows, columns) noise power per coefficient (in the weighted band)
+    ky: torch.Tensor,
+    kx: torch.Tensor,
+    multiplicity: torch.Tensor,
+) -> torch.Tensor:
+    """Variance (t, 2) yx in px² of the Newton estimate from each frame's own shot noise.
+
+    The gradient's noise is ``Im(conj(R) n)`` summed with ``k``: variance ``sum k² |R|² noise / 2``
+    (``R`` the reference, mirrored columns counted twice); divided by the curvature squared.
+    """
+    reference = (total_power - 2 * cross.real - power).clamp_min(0) * noise  # (t, rows, columns) |R|² noise
+    two_pi = 2 * torch.pi
+    by_row = reference @ multiplicity**2  # (t, rows)
+    gy = two_pi**2 / 2 * (by_row @ ky**2)
+    gx = two_pi**2 / 2 * (reference @ (multiplicity**2 * kx**2)).sum(-1)
+    re = cross.real
+    hyy = two_pi**2 * ((re @ multiplicity) @ ky**2)
+    hxx = two_pi**2 * (re @ (multiplicity * kx**2)).sum(-1)
+    return torch.stack([gy / hyy.square().clamp_min(1e-30), gx / hxx.square().clamp_min(1e-30)], dim=1)
+
+
 def estimate_global_shifts(
     spectra: torch.Tensor,  # (t, h, w//2+1) half spectra of the frames
     shape: tuple[int, int],
@@ -119,7 +153,7 @@ def estimate_global_shifts(
     coarse_rounds: int = 6,
     refine_rounds: int = 10,
     tolerance_pixels: float = 0.01,
-    smoothing: float = 0.0,
+    curvature_pixels: float = 0.0,
 ) -> torch.Tensor:
     """``(t, 2)`` yx displacements in pixels, mean zero (frame ``i`` shows the specimen moved by them).
 
@@ -138,8 +172,10 @@ def estimate_global_shifts(
         and of the Newton refinement (until no frame moves by ``tolerance_pixels`` or more).
     tolerance_pixels
         Convergence of the refinement.
-    smoothing
-        Strength of the smooth-trajectory prior (:func:`smooth_trajectory`); 0 leaves it out.
+    curvature_pixels
+        The smooth-trajectory prior (:func:`smooth_trajectory`): the expected size of the
+        trajectory's second difference (px per frame²), weighed against each frame's shot-noise
+        variance estimated from the spectra's high frequencies; 0 leaves the prior out.
     """
     grid = band_shape(shape, pixel_size_angstroms, b_factor_angstroms2)
     band = crop_spectra(spectra, grid)  # (t, h', w'//2+1)
@@ -150,8 +186,8 @@ def estimate_global_shifts(
     shifts = torch.zeros(spectra.shape[0], 2, device=spectra.device)
     cell = max(shape[0] / grid[0], shape[1] / grid[1])  # pixels per grid cell
     for _ in range(coarse_rounds):
-        step = _coarse_step(_against_others(band, power, ky, kx, shifts), grid, shape)
-        shifts = smooth_trajectory(shifts + step - (shifts + step).mean(0), smoothing)
+        step = _coarse_step(_against_others(band, power, ky, kx, shifts)[0], grid, shape)
+        shifts = shifts + step - (shifts + step).mean(0)
         if float(step.abs().max()) < cell:
             break
     multiplicity = torch.full_like(kx, 2.0)
@@ -159,9 +195,15 @@ def estimate_global_shifts(
     if grid[1] == shape[1] and shape[1] % 2 == 0:
         multiplicity[-1] = 1.0  # the Nyquist column has no mirror
     moments = _moments(kx, multiplicity)
+    noise = _noise_power(spectra)[:, None, None] * weight  # (t, rows, columns)
     for _ in range(refine_rounds):
-        step = _newton_step(_against_others(band, power, ky, kx, shifts), ky, moments, cell)
-        shifts = smooth_trajectory(shifts + step - (shifts + step).mean(0), smoothing)
-        if float(step.abs().max()) < tolerance_pixels:
+        cross, total_power = _against_others(band, power, ky, kx, shifts)
+        moved = shifts + _newton_step(cross, ky, moments, cell)
+        if curvature_pixels > 0:
+            variance = _shift_variance(cross, total_power, power, noise, ky, kx, multiplicity)
+            moved = smooth_trajectory(moved, variance / curvature_pixels**2)
+        moved -= moved.mean(0)
+        change, shifts = float((moved - shifts).abs().max()), moved
+        if change < tolerance_pixels:
             break
     return shifts
