@@ -1,8 +1,9 @@
 """Processing cost per movie against the FFT floor, on CUDA (or any device), for the processors' backends.
 
-For each size it prints seconds per movie for motion correction (global only, and with 5 x 5 local
-patches) and for CTF estimation, and the ratio of each to one forward + inverse real FFT pass over
-the same data (all frames for motion correction, the micrograph for CTF): the compute floor of any
+For each size it prints seconds per movie for motion correction (global only: the builtin Fourier
+path and the library path it replaced, each with its drift error; and with 5 x 5 local patches)
+and for CTF estimation, and the ratio of each to one forward + inverse real FFT pass over the same
+data (all frames for motion correction, the micrograph for CTF): the compute floor of any
 Fourier-based method. Run where a GPU is available::
 
     python benchmarks/processors_gpu.py --device cuda                      # 1024² x 20 and 4096² x 40
@@ -27,6 +28,7 @@ import torch
 from tiltstream.processors.ctf.builtin import estimate_ctf_builtin
 from tiltstream.processors.ctf.result import CtfParameters
 from tiltstream.processors.motioncorr.builtin import correct_movie_builtin
+from tiltstream.processors.motioncorr.library import correct_movie_library
 from tiltstream.processors.motioncorr.result import MotionParameters
 
 __all__ = ["measure_compute", "print_rows"]
@@ -51,8 +53,12 @@ def _best_of(function: Callable[[], Any], device: torch.device, repeats: int) ->
     return statistics.median(times)
 
 
-def _movie(size: int, frames: int, seed: int = 0) -> np.ndarray:
-    """A smooth random specimen drifting by a random walk, Poisson counts (float32, (t, h, w))."""
+def _movie(size: int, frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth random specimen drifting by a random walk, Poisson counts.
+
+    Returns ``(movie (t, h, w) float32, drift (t, 2) xy pixels)``: frame ``i`` shows the specimen
+    displaced by ``drift[i]``.
+    """
     rng = np.random.default_rng(seed)
     ky = np.fft.fftfreq(size)[:, None].astype(np.float32)
     kx = np.fft.rfftfreq(size)[None, :].astype(np.float32)
@@ -63,7 +69,15 @@ def _movie(size: int, frames: int, seed: int = 0) -> np.ndarray:
     for i, (dx, dy) in enumerate(drift):
         frame = np.fft.irfft2(specimen * np.exp(-2j * np.pi * (kx * dx + ky * dy)), s=(size, size))
         movie[i] = rng.poisson(2.0 * np.clip(1 + 0.2 * frame / frame.std(), 0.05, None))
-    return movie
+    return movie, drift
+
+
+def _drift_error_pixels(applied_xy_angstroms: np.ndarray, drift_xy_pixels: np.ndarray) -> float:
+    """RMS distance (pixels) between the applied shifts and the negated true drift, both mean-centred."""
+    a = applied_xy_angstroms / PIXEL
+    a = a - a.mean(axis=0)
+    b = -(drift_xy_pixels - drift_xy_pixels.mean(axis=0))
+    return float(np.sqrt(((a - b) ** 2).sum(axis=1).mean()))
 
 
 def _fft_floor(data: torch.Tensor) -> None:
@@ -74,21 +88,25 @@ def measure_compute(
     size: int, frames: int, device: torch.device, repeats: int = 2, patches: tuple[int, ...] = (1, 5)
 ) -> list[dict[str, Any]]:
     """Seconds per movie and their ratio to the FFT floor, for each backend configuration."""
-    movie = _movie(size, frames)
+    movie, drift = _movie(size, frames)
     on_device = torch.from_numpy(movie).to(device)
     floor_movie = _best_of(lambda: _fft_floor(on_device), device, repeats)
     rows: list[dict[str, Any]] = []
-    for count in patches:
+    runs = [(f"motioncorr {n}x{n}", n, correct_movie_builtin) for n in patches]
+    if 1 in patches:
+        runs.insert(1, ("motioncorr 1x1 lib", 1, correct_movie_library))
+    for step, count, backend in runs:
         parameters = MotionParameters(PIXEL, 0.1, 0.0, 300.0, patches_x=count, patches_y=count)
-        run = functools.partial(correct_movie_builtin, movie, None, parameters, device)
+        run = functools.partial(backend, movie, None, parameters, device)
         seconds = _best_of(run, device, repeats)
         rows.append(
             {
-                "step": f"motioncorr {count}x{count}",
+                "step": step,
                 "shape": f"{frames}x{size}x{size}",
                 "seconds": seconds,
                 "floor_seconds": floor_movie,
                 "ratio": seconds / floor_movie,
+                "drift_pixels": _drift_error_pixels(run().shifts_angstroms, drift),
             }
         )
     micrograph = movie.sum(axis=0)
@@ -110,11 +128,21 @@ def measure_compute(
 
 def print_rows(rows: list[dict[str, Any]], device: str) -> None:
     """One line per measurement."""
-    print(f"{'step':<18}{'data':>16}{'s/movie':>10}{'FFT floor s':>13}{'ratio':>9}   device")
+    print(f"{'step':<20}{'data':>14}{'s/movie':>10}{'FFT floor s':>13}{'ratio':>9}{'drift px':>10}   device")
     for row in rows:
+        drift = f"{row['drift_pixels']:>10.3f}" if "drift_pixels" in row else f"{'':>10}"
         print(
-            f"{row['step']:<18}{row['shape']:>16}{row['seconds']:>10.3f}"
-            f"{row['floor_seconds']:>13.4f}{row['ratio']:>9.1f}   {device}"
+            f"{row['step']:<20}{row['shape']:>14}{row['seconds']:>10.3f}"
+            f"{row['floor_seconds']:>13.4f}{row['ratio']:>9.1f}{drift}   {device}"
+        )
+    fourier = next((r for r in rows if r["step"] == "motioncorr 1x1"), None)
+    library = next((r for r in rows if r["step"] == "motioncorr 1x1 lib"), None)
+    if fourier is not None and library is not None:
+        print(
+            f"motioncorr 1x1 (global): Fourier path {fourier['ratio']:.1f}x the FFT floor, library path "
+            f"{library['ratio']:.1f}x ({library['seconds'] / fourier['seconds']:.1f}x faster); drift error "
+            f"{fourier['drift_pixels']:.3f} px (library {library['drift_pixels']:.3f} px); "
+            f"target <= 3x floor: {'met' if fourier['ratio'] <= 3 else 'not met'}"
         )
 
 

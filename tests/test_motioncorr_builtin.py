@@ -77,7 +77,7 @@ def test_lzw_tiff_movie_drift_recovered_and_outputs_written(tmp_path: Path) -> N
     )
     assert event["metadata"]["causation_id"] == value["metadata"]["event_id"]
     assert event["dose_weighted"] is True
-    assert event["backend"].startswith("torch-motion-correction")
+    assert event["backend"] == "tiltstream-fourier-global"  # 1 x 1 patch: the Fourier path
     processed = tmp_path / "processed"
     folder = "cm40000-1/motioncorr/cm40000-1_Position_1"  # the series is part of every output path
     assert event["micrograph"] == {"root": "processed", "path": f"{folder}/Position_1_004.mrc"}

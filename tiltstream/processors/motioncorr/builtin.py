@@ -1,29 +1,66 @@
-"""The builtin backend: teamtomo's torch-motion-correction, on CUDA or CPU."""
+"""The builtin backend: whole-frame motion and sums in Fourier space, the library for local motion.
+
+For a global (1 x 1 patch) model the frames are transformed once; shifts are estimated on a
+low-frequency band of those spectra (:func:`estimate_global_shifts`), the frames aligned by
+separable phase ramps, and the plain and dose-weighted sums formed in Fourier space: two inverse
+FFTs, no resampling. Binning is a crop of the same spectra. With more than one patch the library's
+local fit and resampling (:func:`correct_locally`) start from these global shifts. The library's
+own path stays in :mod:`.library` as the reference.
+"""
 
 from __future__ import annotations
 
-import functools
-import types
-
 import numpy as np
 import torch
-import torch_motion_correction as tmc
-import torch_motion_correction.estimate_motion_optimizer as _optimizer
-import tqdm  # type: ignore[import-untyped]
-from torch_fourier_rescale import fourier_rescale_2d
 
-from tiltstream.processors.motioncorr.dose import dose_weighted_sum
+from tiltstream.processors.motioncorr.dose import dose_filters
+from tiltstream.processors.motioncorr.fourier import apply_phase_ramps, crop_spectra, spectrum_frequencies
+from tiltstream.processors.motioncorr.global_shifts import estimate_global_shifts
 from tiltstream.processors.motioncorr.result import MotionParameters, MotionResult
-from tiltstream.processors.motioncorr.subpixel import refine_frame_shifts
 
-__all__ = ["correct_movie_builtin"]
+__all__ = ["FOURIER_BACKEND", "binned_spectra", "correct_movie_builtin", "fourier_sums"]
 
-# the local fit draws a tqdm progress bar on standard error: not in a service's log
-setattr(_optimizer, "tqdm", types.SimpleNamespace(tqdm=functools.partial(tqdm.tqdm, disable=True)))  # noqa: B010
+FOURIER_BACKEND = "tiltstream-fourier-global"
 
 
-def _even(n: int) -> int:
-    return max(32, n - n % 2)
+def binned_spectra(
+    movie: torch.Tensor,  # (t, H, W)
+    binning: int,
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Half spectra of the frames Fourier-cropped by ``binning`` (mean kept); ``((t, h, w//2+1), (h, w))``."""
+    spectra = torch.fft.rfft2(movie)  # (t, H, W//2+1)
+    if binning == 1:
+        return spectra, (movie.shape[-2], movie.shape[-1])
+    shape = (movie.shape[-2] // binning, movie.shape[-1] // binning)
+    scale = shape[0] * shape[1] / (movie.shape[-2] * movie.shape[-1])
+    return crop_spectra(spectra, shape) * scale, shape
+
+
+def fourier_sums(
+    spectra: torch.Tensor,  # (t, h, w//2+1), consumed (aligned in place)
+    shape: tuple[int, int],
+    displacement_pixels: torch.Tensor,  # (t, 2) yx
+    pixel: float,
+    parameters: MotionParameters,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Plain and (when asked for and the dose is known) dose-weighted sums of the aligned frames, (h, w)."""
+    ky, kx = spectrum_frequencies(shape, (spectra.shape[-2], spectra.shape[-1]), spectra.device)
+    aligned = apply_phase_ramps(spectra, ky, kx, displacement_pixels)
+    summed = torch.fft.irfft2(aligned.sum(0), s=shape)
+    # a dose of 0 is the source's "unknown" (ExposureDose 0: not calibrated): no weighting then
+    if not parameters.dose_weighting or parameters.dose_per_frame_e_per_angstrom2 <= 0:
+        return summed, None
+    q, norm = dose_filters(
+        len(aligned),
+        shape,
+        pixel,
+        parameters.dose_per_frame_e_per_angstrom2,
+        parameters.prior_dose_e_per_angstrom2,
+        parameters.voltage_kv,
+        spectra.device,
+    )
+    weighted = torch.fft.irfft2(aligned.mul_(q).sum(0).mul_(norm), s=shape)
+    return summed, weighted
 
 
 def correct_movie_builtin(
@@ -34,53 +71,27 @@ def correct_movie_builtin(
 ) -> MotionResult:
     """Align and sum a movie.
 
-    1. gain-correct, Fourier-crop by ``binning``;
-    2. whole-frame motion by cross-correlation (whole pixels), refined to sub-pixel precision
-       against the sum of the other frames (:func:`refine_frame_shifts`);
-    3. with more than one patch, a smooth local deformation field fitted from the global one;
-    4. frames interpolated along the field and summed, plain and dose-weighted.
-
-    The library's field is the displacement of each frame; the shift applied to align it is its
-    negative (checked against movies drifted by known shifts in the tests).
+    The shifts returned are those applied to align each frame (x, y), the negative of the
+    displacement each frame shows (checked against movies drifted by known shifts in the tests).
     """
     with torch.no_grad():
-        movie = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(device)  # (t, h, w)
+        movie = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(device)  # (t, H, W)
         if gain is not None:
             movie = movie * torch.from_numpy(gain.astype(np.float32)).to(device)
-        pixel = parameters.pixel_size_angstroms
-        if parameters.binning > 1:
-            movie, (pixel, _) = fourier_rescale_2d(movie, pixel, pixel * parameters.binning)
-        t, h, w = movie.shape
-        coarse = tmc.estimate_global_motion(movie, pixel, device=device)  # whole pixels
-        displacement = refine_frame_shifts(movie, coarse.data[:, :, 0, 0].T / pixel, pixel) * pixel
-        field = tmc.DeformationField.from_frame_shifts(displacement / pixel, pixel, device=device)
-    if parameters.patches_x * parameters.patches_y > 1:
-        local_patch = _even(min(h // parameters.patches_y, w // parameters.patches_x))
-        field, _ = tmc.estimate_local_motion(
-            movie,
-            pixel,
-            (t, parameters.patches_y, parameters.patches_x),
-            tmc.PatchSamplingConfig(patch_shape=(local_patch, local_patch)),
-            initial_deformation_field=field,
-            optimization=tmc.OptimizationConfig(early_stopping=True),
-            device=device,
-        )
+        spectra, shape = binned_spectra(movie, parameters.binning)  # (t, h, w//2+1)
+        pixel = parameters.pixel_size_angstroms * parameters.binning
+        displacement = estimate_global_shifts(
+            spectra, shape, pixel, curvature_pixels=parameters.drift_curvature_angstroms / pixel
+        )  # (t, 2) yx pixels
+        if parameters.binning > 1 and parameters.patches_x * parameters.patches_y > 1:
+            movie = torch.fft.irfft2(spectra, s=shape)  # (t, h, w)
+    if parameters.patches_x * parameters.patches_y > 1:  # the local fit needs gradients
+        from tiltstream.processors.motioncorr.library import correct_locally
+
+        return correct_locally(movie, pixel, displacement, parameters, device)
     with torch.no_grad():
-        aligned = tmc.correct_motion(movie, field, pixel, device=device)  # (t, h, w)
-        summed = aligned.sum(0)
-        weighted = (
-            dose_weighted_sum(
-                aligned,
-                pixel,
-                parameters.dose_per_frame_e_per_angstrom2,
-                parameters.prior_dose_e_per_angstrom2,
-                parameters.voltage_kv,
-            )
-            # a dose of 0 is the source's "unknown" (ExposureDose 0: not calibrated): no weighting then
-            if parameters.dose_weighting and parameters.dose_per_frame_e_per_angstrom2 > 0
-            else None
-        )
-    applied = -displacement.flip(1).cpu().numpy().astype(np.float64)  # (t, 2) xy
+        summed, weighted = fourier_sums(spectra, shape, displacement, pixel, parameters)
+    applied = -(displacement * pixel).flip(1).cpu().numpy().astype(np.float64)  # (t, 2) xy
     return MotionResult(
         summed=summed.cpu().numpy(),
         dose_weighted=None if weighted is None else weighted.cpu().numpy(),
@@ -88,5 +99,5 @@ def correct_movie_builtin(
         pixel_size_angstroms=float(pixel),
         patches_x=parameters.patches_x,
         patches_y=parameters.patches_y,
-        backend=f"torch-motion-correction {tmc.__version__}",
+        backend=FOURIER_BACKEND,
     )

@@ -21,6 +21,9 @@ class MotionParameters:
     patches_y: int = 1
     binning: int = 1
     dose_weighting: bool = True
+    #: the builtin backend's smooth-trajectory prior: expected second difference of the drift
+    #: (angstroms per frame²), weighed against each frame's shot noise; 0 turns it off
+    drift_curvature_angstroms: float = 1.5
 
 
 @dataclass(frozen=True)
