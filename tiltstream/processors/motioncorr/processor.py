@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from tiltstream.processors.motioncorr.motioncor import MotionCorCommand, run_motioncor
+from tiltstream.processors.motioncorr.eer import EerRendering, eer_frames_per_group
+from tiltstream.processors.motioncorr.motioncor import MotionCorCommand, fm_int_file_text, run_motioncor
 from tiltstream.processors.motioncorr.movie_io import MovieData, read_gain, read_movie
 from tiltstream.processors.motioncorr.outputs import write_drift_plot
 from tiltstream.processors.motioncorr.result import MotionParameters, MotionResult
@@ -46,16 +47,35 @@ class MotionCorrectionProcessor(Processor[MovieData]):
         self._device: Any = None
 
     @staticmethod
+    def eer_rendering_of(movie: MovieAcquired, settings: MotionCorrectionSettings) -> EerRendering | None:
+        """How an EER movie's frames are grouped and sampled (``None`` for other formats)."""
+        if movie.movie_format.lower() != "eer":
+            return None
+        group = eer_frames_per_group(
+            movie.frame_count,
+            movie.dose_e_per_angstrom2,
+            settings.eer_group_frames,
+            settings.eer_dose_per_output_frame_e_per_angstrom2,
+        )
+        return EerRendering(frames_per_group=group, sampling=settings.eer_sampling)
+
+    @staticmethod
     def parameters_of(movie: MovieAcquired, settings: MotionCorrectionSettings) -> MotionParameters:
-        """Backend parameters from the event and the settings; impossible values are refused."""
+        """Backend parameters from the event and the settings; impossible values are refused.
+
+        For EER the frames are the output frames (groups of EER frames), and the pixel is halved at
+        2x sampling.
+        """
         frames, pixel, dose = movie.frame_count, movie.pixel_size_angstroms, movie.dose_e_per_angstrom2
         if frames < 2 or pixel <= 0 or dose < 0 or movie.voltage_kv <= 0:
             raise ImpossibleParametersError(
                 f"cannot correct: frame_count={frames}, pixel_size_angstroms={pixel}, dose={dose}"
             )
+        eer = MotionCorrectionProcessor.eer_rendering_of(movie, settings)
+        group, sampling = (1, 1) if eer is None else (eer.frames_per_group, eer.sampling)
         return MotionParameters(
-            pixel_size_angstroms=pixel,
-            dose_per_frame_e_per_angstrom2=dose / frames,
+            pixel_size_angstroms=pixel / sampling,
+            dose_per_frame_e_per_angstrom2=dose / frames * group,
             prior_dose_e_per_angstrom2=movie.prior_dose_e_per_angstrom2,
             voltage_kv=movie.voltage_kv,
             patches_x=settings.patches_x,
@@ -71,10 +91,16 @@ class MotionCorrectionProcessor(Processor[MovieData]):
         return self._read(MovieAcquired.from_dict(value))
 
     def _read(self, movie: MovieAcquired) -> MovieData:
-        frames = read_movie(self.open_input(movie.movie), movie.movie_format, movie.frame_count)
+        eer = self.eer_rendering_of(movie, self.settings)
+        frames = read_movie(self.open_input(movie.movie), movie.movie_format, movie.frame_count, eer)
         gain = None
         if movie.gain_reference is not None:
-            gain = read_gain(self.open_input(movie.gain_reference), frames.shape[1:])
+            gain = read_gain(
+                self.open_input(movie.gain_reference),
+                frames.shape[1:],
+                self.settings.gain_rotation_quarter_turns,
+                self.settings.gain_flip,
+            )
         return MovieData(frames, gain)
 
     def _output(self, movie: MovieAcquired, suffix: str) -> tuple[DataPath, Path]:
@@ -84,21 +110,9 @@ class MotionCorrectionProcessor(Processor[MovieData]):
     def _correct(self, movie: MovieAcquired, frames: MovieData | None) -> MotionResult:
         parameters = self.parameters_of(movie, self.settings)
         if self.settings.backend == "motioncor2":
-            _, output = self._output(movie, ".motioncor2.mrc")
-            gain = movie.gain_reference
-            command = MotionCorCommand(
-                executable=self.settings.motioncor_executable,
-                movie=self.resolve(movie.movie),
-                movie_format=movie.movie_format.lower(),
-                output=output,
-                log_dir=output.parent / "motioncor2-logs",
-                parameters=parameters,
-                gain=self.resolve(gain) if gain else None,
-                gpu=self.settings.motioncor_gpu,
-                iterations=self.settings.motioncor_iterations,
-                tolerance_pixels=self.settings.motioncor_tolerance_pixels,
+            return run_motioncor(
+                self._motioncor_command(movie, parameters), self.settings.motioncor_timeout_seconds
             )
-            return run_motioncor(command, self.settings.motioncor_timeout_seconds)
         from tiltstream.processors.device import resolve_device
         from tiltstream.processors.motioncorr.builtin import correct_movie_builtin
 
@@ -106,6 +120,36 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             self._device = resolve_device(self.settings.device)
         data = frames or self._read(movie)
         return correct_movie_builtin(data.frames, data.gain, parameters, self._device)
+
+    def _motioncor_command(self, movie: MovieAcquired, parameters: MotionParameters) -> MotionCorCommand:
+        """MotionCor2's arguments; for EER its ``-FmIntFile`` is written beside the output."""
+        settings = self.settings
+        _, output = self._output(movie, ".motioncor2.mrc")
+        gain, defects = movie.gain_reference, settings.motioncor_defect_file
+        eer = self.eer_rendering_of(movie, settings)
+        fm_int_file = None
+        if eer is not None:
+            _, fm_int_file = self._output(movie, ".fmint.txt")
+            per_eer_frame = movie.dose_e_per_angstrom2 / movie.frame_count
+            with atomic_path(fm_int_file) as temporary:
+                temporary.write_text(fm_int_file_text(movie.frame_count, eer.frames_per_group, per_eer_frame))
+        return MotionCorCommand(
+            executable=settings.motioncor_executable,
+            movie=self.resolve(movie.movie),
+            movie_format=movie.movie_format.lower(),
+            output=output,
+            log_dir=output.parent / "motioncor2-logs",
+            parameters=parameters,
+            gain=self.resolve(gain) if gain else None,
+            gain_rotation_quarter_turns=settings.gain_rotation_quarter_turns,
+            gain_flip=settings.gain_flip,
+            defect_file=Path(defects) if defects else None,
+            eer_sampling=settings.eer_sampling,
+            fm_int_file=fm_int_file,
+            gpu=settings.motioncor_gpu,
+            iterations=settings.motioncor_iterations,
+            tolerance_pixels=settings.motioncor_tolerance_pixels,
+        )
 
     def _write_outputs(self, movie: MovieAcquired, result: MotionResult) -> dict[str, DataPath | None]:
         """Write micrograph(s), thumbnail, drift plot and trajectory; their data paths by field."""

@@ -1,0 +1,121 @@
+"""Reading EER movies (grouped, 1x/2x) and gain references (.gain, .dm4, turned) for the builtin backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import eerfile
+import numpy as np
+import pytest
+import tifffile
+
+from tiltstream.connectors.simulator.eer_writer import encode_eer
+from tiltstream.processors.motioncorr.eer import EerRendering, eer_frames_per_group
+from tiltstream.processors.motioncorr.movie_io import orient_gain, read_gain, read_movie
+from tiltstream.processors.runtime.errors import CorruptInputError, ImpossibleParametersError
+
+SHAPE = (32, 48)
+EER_FRAMES = 12
+
+
+def _write_eer(path: Path, seed: int = 5) -> np.ndarray:
+    """A seeded EER movie at ``path``; its electrons counted on the 2x grid, ``(t, 2h, 2w)``."""
+    rng = np.random.default_rng(seed)
+    h, w = SHAPE
+    events, counts = [], np.zeros((EER_FRAMES, 2 * h, 2 * w), np.int64)
+    for t in range(EER_FRAMES):
+        pixels = rng.choice(h * w, int(rng.integers(50, 300)), replace=False)
+        y = (pixels // w) * 4 + rng.integers(0, 4, pixels.size)
+        x = (pixels % w) * 4 + rng.integers(0, 4, pixels.size)
+        events.append((y, x))
+        counts[t, y // 2, x // 2] += 1
+    path.write_bytes(encode_eer(events, SHAPE, pixel_size_angstroms=1.2))
+    return counts
+
+
+def _groups(counts: np.ndarray, group: int, factor: int) -> np.ndarray:
+    t, h, w = counts.shape
+    binned = counts.reshape(t, h // factor, factor, w // factor, factor).sum(axis=(2, 4))
+    grouped: np.ndarray = (
+        binned[: t // group * group].reshape(t // group, group, *binned.shape[1:]).sum(axis=1)
+    )
+    return grouped
+
+
+@pytest.mark.parametrize(("group", "sampling"), [(3, 1), (5, 1), (4, 2)])
+def test_eer_frames_grouped_and_sampled(tmp_path: Path, group: int, sampling: int) -> None:
+    counts = _write_eer(tmp_path / "m.eer")
+    with (tmp_path / "m.eer").open("rb") as stream:
+        frames = read_movie(stream, "eer", EER_FRAMES, EerRendering(group, sampling))
+    assert frames.dtype == np.float32
+    assert frames.shape == (EER_FRAMES // group, SHAPE[0] * sampling, SHAPE[1] * sampling)
+    assert np.array_equal(frames, _groups(counts, group, 2 // sampling))  # 5: the last 2 frames dropped
+
+
+def test_eer_grouping_agrees_with_eerfile(tmp_path: Path) -> None:
+    _write_eer(tmp_path / "m.eer", seed=11)
+    dose_per_eer_frame = eerfile.data_models.EERHeader.from_file(
+        tmp_path / "m.eer"
+    ).dose_per_frame_electrons_per_square_angstrom
+    by_eerfile = eerfile.render(tmp_path / "m.eer", dose_per_output_frame=4 * dose_per_eer_frame)
+    group = eer_frames_per_group(EER_FRAMES, dose_per_eer_frame * EER_FRAMES, 0, 4 * dose_per_eer_frame)
+    with (tmp_path / "m.eer").open("rb") as stream:
+        ours = read_movie(stream, "eer", EER_FRAMES, EerRendering(group))
+    assert group == 4
+    assert np.array_equal(ours, by_eerfile.astype(np.float32))
+
+
+def test_eer_group_size_from_dose_or_setting() -> None:
+    assert eer_frames_per_group(600, 3.0, 0, 0.3) == 60  # 0.005 e/A^2 per EER frame
+    assert eer_frames_per_group(600, 3.0, 25, 0.3) == 25  # the setting wins
+    assert eer_frames_per_group(600, 3.0, 0, 100.0) == 300  # two output frames at least
+    with pytest.raises(ImpossibleParametersError, match="dose is unknown"):
+        eer_frames_per_group(600, 0.0, 0, 0.3)
+
+
+def test_corrupt_eer_is_corrupt_input(tmp_path: Path) -> None:
+    _write_eer(tmp_path / "m.eer")
+    data = bytearray((tmp_path / "m.eer").read_bytes())
+    with tifffile.TiffFile(tmp_path / "m.eer") as tif:
+        offset, size = tif.pages[0].dataoffsets[0], tif.pages[0].databytecounts[0]
+    data[offset : offset + size] = b"\xff" * size  # runs of 127 only: they overshoot the frame's end
+    (tmp_path / "bad.eer").write_bytes(bytes(data))
+    (tmp_path / "cut.eer").write_bytes(bytes(data[: len(data) // 2]))
+    tifffile.imwrite(tmp_path / "plain.eer", np.zeros((3, *SHAPE), np.uint8), photometric="minisblack")
+    for name, reason in (("bad.eer", "cannot decode"), ("cut.eer", "announced"), ("plain.eer", "not an EER")):
+        with (tmp_path / name).open("rb") as stream, pytest.raises(CorruptInputError, match=reason):
+            read_movie(stream, "eer", EER_FRAMES, EerRendering(2))
+
+
+def test_gain_rotation_then_flip_as_motioncor2() -> None:
+    gain = np.array([[1.0, 2.0], [3.0, 4.0]])
+    assert orient_gain(gain, 1, 0).tolist() == [[2.0, 4.0], [1.0, 3.0]]  # 90 degrees counter-clockwise
+    assert orient_gain(gain, 0, 1).tolist() == [[3.0, 4.0], [1.0, 2.0]]  # upside down
+    assert orient_gain(gain, 0, 2).tolist() == [[2.0, 1.0], [4.0, 3.0]]  # left-right
+    assert orient_gain(gain, 1, 2).tolist() == [[4.0, 2.0], [3.0, 1.0]]  # rotated first, then flipped
+    with pytest.raises(ImpossibleParametersError):
+        orient_gain(gain, 4, 0)
+
+
+def test_falcon_gain_file_read_turned_and_sized(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    stored = rng.uniform(0.8, 1.2, size=(48, 32)).astype(np.float32)  # as stored: rotated by 90
+    tifffile.imwrite(tmp_path / "ref.gain", stored)
+    with (tmp_path / "ref.gain").open("rb") as stream:
+        gain = read_gain(stream, SHAPE, rotation_quarter_turns=3, flip=1)
+    assert np.array_equal(gain, np.rot90(stored, 3)[::-1])
+    with (tmp_path / "ref.gain").open("rb") as stream:  # frames rendered at 2x: each pixel 2 x 2
+        doubled = read_gain(stream, (2 * SHAPE[0], 2 * SHAPE[1]), rotation_quarter_turns=1)
+    assert np.array_equal(doubled[::2, ::2], np.rot90(stored))
+    assert np.array_equal(doubled[1::2, 1::2], np.rot90(stored))
+    with (
+        (tmp_path / "ref.gain").open("rb") as stream,
+        pytest.raises(CorruptInputError, match="does not match"),
+    ):
+        read_gain(stream, SHAPE)  # not turned: 48 x 32 against frames of 32 x 48
+
+
+def test_unreadable_dm4_gain_is_corrupt_input(tmp_path: Path) -> None:
+    (tmp_path / "CountRef.dm4").write_bytes(b"\x00\x00\x00\x04" + bytes(range(256)) * 4)
+    with (tmp_path / "CountRef.dm4").open("rb") as stream, pytest.raises(CorruptInputError, match="DM4"):
+        read_gain(stream, SHAPE)
