@@ -1,7 +1,7 @@
 """EER movies through the motion-correction step: MotionCor2's options, and the builtin backend's drift.
 
 The EER movies are written by the simulator's EER writer; each output frame of the drifting specimen
-(``synthetic_movie``) is spread over ``GROUP`` electron frames, at most one electron per pixel per frame.
+(``synthetic_movie``) is spread over ``GROUP`` electron frames (``eer_events_from_counts``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import tifffile
 from motioncorr_fixtures import drift_rms_pixels, synthetic_movie
 
-from tiltstream.connectors.simulator.eer_writer import encode_eer
+from tiltstream.connectors.simulator.eer_writer import eer_events_from_counts, encode_eer
 from tiltstream.processors.motioncorr import MotionCorrectionProcessor, MotionCorrectionSettings
 from tiltstream.processors.runtime import Job
 from tiltstream.streams.events import MovieAcquired
@@ -51,18 +51,9 @@ def _event(relative: str, eer_frames: int, shape: tuple[int, int], **extra: Any)
 
 
 def _write_eer_movie(path: Path, counts: np.ndarray, seed: int) -> None:
-    """Spread each output frame's counts ``(t, h, w)`` over ``GROUP`` EER frames (distinct frames per
-    pixel, sub-pixel positions at random) and write them as EER."""
-    rng = np.random.default_rng(seed)
-    _, h, w = counts.shape
-    events = []
-    for frame in np.minimum(counts, GROUP).astype(np.int64):
-        start = rng.integers(0, GROUP, (h, w))  # a pixel's n electrons go to frames start .. start+n-1
-        for g in range(GROUP):
-            y, x = np.nonzero((g - start) % GROUP < frame)
-            events.append((4 * y + rng.integers(0, 4, y.size), 4 * x + rng.integers(0, 4, x.size)))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(encode_eer(events, (h, w), PIXEL))
+    events = eer_events_from_counts(counts, GROUP, np.random.default_rng(seed))
+    path.write_bytes(encode_eer(events, counts.shape[1:], PIXEL))
 
 
 def _correct(

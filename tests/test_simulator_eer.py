@@ -10,6 +10,7 @@ import pytest
 import tifffile
 
 from tiltstream.connectors.simulator.eer_writer import EER_COMPRESSION, encode_eer, encode_eer_frame
+from tiltstream.connectors.simulator.movie_files import encode_movie
 
 SHAPE = (32, 48)
 
@@ -77,3 +78,17 @@ def test_eerfile_header_and_dose_grouping_agree(tmp_path: Path) -> None:
 def test_two_electrons_in_one_pixel_of_one_frame_are_refused() -> None:
     with pytest.raises(ValueError, match="at most one per pixel"):
         encode_eer_frame(np.array([0, 1]), np.array([0, 2]), SHAPE)  # both in pixel (0, 0)
+
+
+def test_simulator_movies_as_eer_group_back_to_their_frames(tmp_path: Path) -> None:
+    """``encode_movie(..., "eer")``: the frames' electrons spread over electron frames; groups of
+    ``eer_frames_per_frame`` sum back to the frames (counts above it clipped)."""
+    frames = np.random.default_rng(9).poisson(0.7, size=(4, *SHAPE)).astype(np.uint8)  # (t, h, w)
+    frames[0, 0, 0] = 9  # more electrons than electron frames: clipped to 5
+    path = tmp_path / "tilt.eer"
+    path.write_bytes(encode_movie(frames, "eer", pixel_size_angstroms=1.5, eer_frames_per_frame=5, seed=1))
+    electron_frames = eerfile.read(path).astype(np.int64)  # (t * 5, h, w)
+    assert electron_frames.shape == (20, *SHAPE)
+    assert electron_frames.max() == 1
+    expected = np.minimum(frames, 5).astype(np.int64)
+    assert np.array_equal(electron_frames.reshape(4, 5, *SHAPE).sum(axis=1), expected)

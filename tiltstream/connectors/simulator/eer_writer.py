@@ -25,7 +25,14 @@ import numpy as np
 import numpy.typing as npt
 import tifffile
 
-__all__ = ["EER_COMPRESSION", "EER_SUBPIXELS", "eer_metadata_xml", "encode_eer", "encode_eer_frame"]
+__all__ = [
+    "EER_COMPRESSION",
+    "EER_SUBPIXELS",
+    "eer_events_from_counts",
+    "eer_metadata_xml",
+    "encode_eer",
+    "encode_eer_frame",
+]
 
 #: TIFF compression code of the 7-bit run / 2 + 2 sub-pixel bits EER variant.
 EER_COMPRESSION = 65001
@@ -119,6 +126,27 @@ def eer_metadata_xml(
         f'<item name="{name}"{_unit_attribute(unit)}>{value}</item>' for name, unit, value in items
     )
     return f"<metadata>{body}</metadata>".encode()
+
+
+def eer_events_from_counts(
+    counts: npt.NDArray[np.integer], frames_per_frame: int, rng: np.random.Generator
+) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
+    """Electron frames whose groups of ``frames_per_frame`` sum to ``counts`` ``(t, h, w)``.
+
+    A pixel's ``n`` electrons of a frame go to ``n`` consecutive (cyclically, from a random start)
+    electron frames of its group, so no electron frame holds two in one pixel; counts above
+    ``frames_per_frame`` are clipped to it. Sub-pixel positions are uniform. Returns one
+    ``(y_quarter, x_quarter)`` pair per electron frame, ``t * frames_per_frame`` in all.
+    """
+    events = []
+    _, height, width = counts.shape
+    for frame in np.minimum(counts, frames_per_frame).astype(np.int64):
+        start = rng.integers(0, frames_per_frame, (height, width))
+        for g in range(frames_per_frame):
+            y, x = np.nonzero((g - start) % frames_per_frame < frame)
+            y_quarter = EER_SUBPIXELS * y + rng.integers(0, EER_SUBPIXELS, y.size)
+            events.append((y_quarter, EER_SUBPIXELS * x + rng.integers(0, EER_SUBPIXELS, x.size)))
+    return events
 
 
 def encode_eer(
