@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import eerfile
@@ -113,6 +114,45 @@ def test_falcon_gain_file_read_turned_and_sized(tmp_path: Path) -> None:
         pytest.raises(CorruptInputError, match="does not match"),
     ):
         read_gain(stream, SHAPE)  # not turned: 48 x 32 against frames of 32 x 48
+
+
+def _dm4_name(name: str | None) -> bytes:
+    encoded = (name or "").encode()
+    return struct.pack(">H", len(encoded)) + encoded
+
+
+def _dm4_tag(name: str | None, types: list[int], payload: bytes) -> bytes:
+    """A DM4 data tag: ``%%%%``, the type codes (big-endian), then the little-endian value."""
+    body = b"%%%%" + struct.pack(f">Q{len(types)}q", len(types), *types) + payload
+    return b"\x15" + _dm4_name(name) + struct.pack(">Q", len(body)) + body
+
+
+def _dm4_dir(name: str | None, entries: list[bytes]) -> bytes:
+    content = b"\x00\x00" + struct.pack(">Q", len(entries)) + b"".join(entries)
+    return b"\x14" + _dm4_name(name) + struct.pack(">Q", len(content)) + content
+
+
+def _dm4_image(image: np.ndarray) -> bytes:
+    """One ImageList entry: ImageData with its float32 Data and Dimensions (x first)."""
+    dimensions = [_dm4_tag(None, [3], struct.pack("<i", size)) for size in image.shape[::-1]]
+    data = _dm4_tag("Data", [20, 6, image.size], image.astype("<f4").tobytes())
+    return _dm4_dir(None, [_dm4_dir("ImageData", [data, _dm4_dir("Dimensions", dimensions)])])
+
+
+def _dm4_file(*images: np.ndarray) -> bytes:
+    """A minimal DM4 file (version 4, little-endian) holding ``images`` in its ImageList, as Digital
+    Micrograph saves a thumbnail before the image; written here only to test the reader library."""
+    root = b"\x00\x00" + struct.pack(">Q", 1) + _dm4_dir("ImageList", [_dm4_image(i) for i in images])
+    return struct.pack(">IQI", 4, len(root), 1) + root + bytes(8)
+
+
+def test_gatan_dm4_gain_read_through_the_library(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    gain = rng.uniform(0.9, 1.1, SHAPE).astype(np.float32)
+    (tmp_path / "CountRef.dm4").write_bytes(_dm4_file(np.zeros((4, 6), np.float32), gain))
+    with (tmp_path / "CountRef.dm4").open("rb") as stream:
+        read = read_gain(stream, SHAPE, flip=2)
+    assert np.array_equal(read, gain[:, ::-1])  # the image, not the thumbnail, then flipped
 
 
 def test_unreadable_dm4_gain_is_corrupt_input(tmp_path: Path) -> None:
