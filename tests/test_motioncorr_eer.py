@@ -11,12 +11,13 @@ from typing import Any
 
 import mrcfile
 import numpy as np
+import pytest
 import tifffile
 from motioncorr_fixtures import drift_rms_pixels, synthetic_movie
 
 from tiltstream.connectors.simulator.eer_writer import eer_events_from_counts, encode_eer
 from tiltstream.processors.motioncorr import MotionCorrectionProcessor, MotionCorrectionSettings
-from tiltstream.processors.runtime import Job
+from tiltstream.processors.runtime import CorruptInputError, Job
 from tiltstream.streams.events import MovieAcquired
 from tiltstream.streams.samples import sample_event
 
@@ -144,3 +145,19 @@ def test_builtin_recovers_drift_from_an_eer_movie_with_a_flipped_gain(tmp_path: 
     assert flipped < 0.5
     assert stored_stripes > 3 * flipped_stripes
     assert as_stored > flipped
+
+
+def test_event_of_an_eer_movie_counts_output_frames_and_their_dose(tmp_path: Path) -> None:
+    """42 EER frames in groups of 6: 7 output frames, each 6/42 of the dose; a count other than the
+    event's is refused."""
+    movie, _ = synthetic_movie(3, size=64, frames=7, counts=1.0, contrast=0.1)
+    _write_eer_movie(tmp_path / "raw" / "cm1" / "short.eer", movie, seed=1)
+    value = _event("cm1/short.eer", 40, movie.shape[1:])  # 42 written, 40 announced
+    processor = MotionCorrectionProcessor(_settings(tmp_path, eer_group_frames=GROUP))
+    with pytest.raises(CorruptInputError, match="42 EER frames, 40 announced"):
+        processor.load(value)
+    value["frame_count"] = 42
+    job = Job(value=value, topic="movie.acquired", partition=0, offset=0, attempt=1)
+    (output,) = processor.process(job, processor.load(value))
+    assert (output.value["first_frame"], output.value["last_frame"]) == (0, 6)
+    assert output.value["dose_per_frame_e_per_angstrom2"] == pytest.approx(3.0 / 42 * GROUP)

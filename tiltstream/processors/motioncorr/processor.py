@@ -201,7 +201,10 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             frame_shifts=tuple(FrameShift.from_dict(shift) for shift in drift["frame_shifts"]),
             first_frame=0,
             last_frame=frames - 1,
-            dose_per_frame_e_per_angstrom2=movie.dose_e_per_angstrom2 / frames,
+            # per output frame (EER: a group of EER frames; the remainder at the end is not in any)
+            dose_per_frame_e_per_angstrom2=self.parameters_of(
+                movie, self.settings
+            ).dose_per_frame_e_per_angstrom2,
             dose_weighted=result.dose_weighted is not None,
             patches_x=result.patches_x,
             patches_y=result.patches_y,
