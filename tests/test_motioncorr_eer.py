@@ -161,3 +161,23 @@ def test_event_of_an_eer_movie_counts_output_frames_and_their_dose(tmp_path: Pat
     (output,) = processor.process(job, processor.load(value))
     assert (output.value["first_frame"], output.value["last_frame"]) == (0, 6)
     assert output.value["dose_per_frame_e_per_angstrom2"] == pytest.approx(3.0 / 42 * GROUP)
+
+
+def test_eer_at_2x_sampling_binned_back_with_a_physical_pixel_gain(tmp_path: Path) -> None:
+    """2x sampling renders on the sub-pixel grid (half the pixel); the physical-pixel gain is repeated
+    2 x 2, and ``binning`` 2 brings the micrograph back to the physical pixel with the drift intact."""
+    movie, drift = synthetic_movie(6, size=160, frames=8, counts=1.5, contrast=0.15)
+    rng = np.random.default_rng(1)
+    sensitivity = rng.uniform(0.6, 1.0, movie.shape[1:])
+    observed = rng.binomial(movie.astype(np.int64), sensitivity[None])
+    _write_eer_movie(tmp_path / "raw" / "cm1" / "tilt.eer", observed, seed=2)
+    tifffile.imwrite(tmp_path / "raw" / "cm1" / "ref.gain", (1 / sensitivity).astype(np.float32))
+    gain = {"root": "raw", "path": "cm1/ref.gain"}
+    value = _event("cm1/tilt.eer", movie.shape[0] * GROUP, movie.shape[1:], gain_reference=gain)
+    settings = _settings(tmp_path, eer_group_frames=GROUP, eer_sampling=2, binning=2)
+    error, _ = _correct(MotionCorrectionProcessor(settings), value, drift)
+    print(f"2x sampling, binned 2: drift RMS {error:.3f} px")
+    assert error < 0.5
+    with mrcfile.open(tmp_path / "processed" / "cm40000-1/motioncorr/cm40000-1_Position_1/tilt.mrc") as mrc:
+        assert mrc.data.shape == movie.shape[1:]
+        assert float(mrc.voxel_size.x) == pytest.approx(PIXEL)
