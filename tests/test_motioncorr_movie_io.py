@@ -6,14 +6,18 @@ import struct
 from pathlib import Path
 
 import eerfile
+import mrcfile
 import numpy as np
 import pytest
 import tifffile
 
 from tiltstream.connectors.simulator.eer_writer import encode_eer
+from tiltstream.processors.motioncorr import MotionCorrectionProcessor, MotionCorrectionSettings
 from tiltstream.processors.motioncorr.eer import EerRendering, eer_frames_per_group
 from tiltstream.processors.motioncorr.movie_io import orient_gain, read_gain, read_movie
 from tiltstream.processors.runtime.errors import CorruptInputError, ImpossibleParametersError
+from tiltstream.streams.events import MovieAcquired
+from tiltstream.streams.samples import sample_event
 
 SHAPE = (32, 48)
 EER_FRAMES = 12
@@ -159,3 +163,29 @@ def test_unreadable_dm4_gain_is_corrupt_input(tmp_path: Path) -> None:
     (tmp_path / "CountRef.dm4").write_bytes(b"\x00\x00\x00\x04" + bytes(range(256)) * 4)
     with (tmp_path / "CountRef.dm4").open("rb") as stream, pytest.raises(CorruptInputError, match="DM4"):
         read_gain(stream, SHAPE)
+
+
+def test_dm4_gain_converted_to_mrc_for_motioncor2(tmp_path: Path) -> None:
+    """MotionCor2 does not read DM4: the gain is written as MRC beside the output, as stored."""
+    gain = np.random.default_rng(3).uniform(0.9, 1.1, SHAPE).astype(np.float32)
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "processed").mkdir()
+    (tmp_path / "raw" / "CountRef.dm4").write_bytes(_dm4_file(gain))
+    (tmp_path / "raw" / "movie.tiff").write_bytes(b"")
+    settings = MotionCorrectionSettings(
+        data_roots={"raw": tmp_path / "raw", "processed": tmp_path / "processed"},
+        backend="motioncor2",
+        gain_flip=1,
+    )
+    processor = MotionCorrectionProcessor(settings)
+    value = sample_event("MovieAcquired", 1, 3)
+    value.update(
+        movie={"root": "raw", "path": "movie.tiff"}, gain_reference={"root": "raw", "path": "CountRef.dm4"}
+    )
+    movie = MovieAcquired.from_dict(value)
+    argv = processor._motioncor_command(movie, processor.parameters_of(movie, settings)).argv()
+    converted = Path(argv[argv.index("-Gain") + 1])
+    assert converted.name.endswith(".gain.mrc")
+    assert argv[argv.index("-FlipGain") + 1] == "1"
+    with mrcfile.open(converted) as mrc:
+        assert np.array_equal(mrc.data, gain)

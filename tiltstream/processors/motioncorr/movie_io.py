@@ -19,7 +19,7 @@ from tiltstream.processors.motioncorr.eer import EerRendering, read_eer
 from tiltstream.processors.runtime.errors import CorruptInputError, ImpossibleParametersError
 from tiltstream.processors.runtime.volume_io import read_mrc
 
-__all__ = ["MovieData", "orient_gain", "read_gain", "read_movie"]
+__all__ = ["MovieData", "orient_gain", "read_gain", "read_gain_image", "read_movie"]
 
 
 @dataclass(frozen=True)
@@ -95,12 +95,7 @@ def read_gain(
         Unreadable, or of another size than the frames.
     """
     name = _name(stream)
-    lowered = name.lower()
-    if lowered.endswith(".dm4"):
-        gain = _read_dm4(stream, name)
-    else:
-        gain = _read_stack(stream, "mrc" if lowered.endswith((".mrc", ".mrcs")) else "tiff")
-    gain = orient_gain(gain[0] if gain.ndim == 3 else gain, rotation_quarter_turns, flip)
+    gain = orient_gain(read_gain_image(stream), rotation_quarter_turns, flip)
     if gain.ndim == 2 and (2 * gain.shape[0], 2 * gain.shape[1]) == shape:
         gain = np.repeat(np.repeat(gain, 2, axis=0), 2, axis=1)
     if gain.shape != shape:
@@ -108,6 +103,20 @@ def read_gain(
     if not np.isfinite(gain).all():
         raise CorruptInputError(f"{name}: gain contains NaN or infinite values")
     return np.ascontiguousarray(gain, dtype=np.float32)
+
+
+def read_gain_image(stream: IO[bytes]) -> np.ndarray:
+    """The gain reference in ``stream`` as stored (MRC, DM4 or TIFF by its name), ``(h, w)`` float32."""
+    name = _name(stream)
+    lowered = name.lower()
+    if lowered.endswith(".dm4"):
+        gain = _read_dm4(stream, name)
+    else:
+        gain = _read_stack(stream, "mrc" if lowered.endswith((".mrc", ".mrcs")) else "tiff")
+    gain = gain[0] if gain.ndim == 3 else gain
+    if gain.ndim != 2:
+        raise CorruptInputError(f"{name}: a gain reference is an image, got shape {gain.shape}")
+    return np.asarray(gain, dtype=np.float32)
 
 
 def orient_gain(gain: np.ndarray, rotation_quarter_turns: int = 0, flip: int = 0) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 
 from tiltstream.processors.motioncorr.eer import EerRendering, eer_frames_per_group
 from tiltstream.processors.motioncorr.motioncor import MotionCorCommand, fm_int_file_text, run_motioncor
-from tiltstream.processors.motioncorr.movie_io import MovieData, read_gain, read_movie
+from tiltstream.processors.motioncorr.movie_io import MovieData, read_gain, read_gain_image, read_movie
 from tiltstream.processors.motioncorr.outputs import write_drift_plot
 from tiltstream.processors.motioncorr.result import MotionParameters, MotionResult
 from tiltstream.processors.motioncorr.settings import MotionCorrectionSettings
@@ -140,7 +140,7 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             output=output,
             log_dir=output.parent / "motioncor2-logs",
             parameters=parameters,
-            gain=self.resolve(gain) if gain else None,
+            gain=self._motioncor_gain(movie, gain) if gain else None,
             gain_rotation_quarter_turns=settings.gain_rotation_quarter_turns,
             gain_flip=settings.gain_flip,
             defect_file=Path(defects) if defects else None,
@@ -150,6 +150,15 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             iterations=settings.motioncor_iterations,
             tolerance_pixels=settings.motioncor_tolerance_pixels,
         )
+
+    def _motioncor_gain(self, movie: MovieAcquired, gain: DataPath) -> Path:
+        """The gain file for MotionCor2, which reads MRC and TIFF: a Gatan ``.dm4`` is converted to MRC
+        beside the output first (rows in the stored order: ``-RotGain``/``-FlipGain`` still apply)."""
+        if not gain.path.lower().endswith(".dm4"):
+            return self.resolve(gain)
+        _, converted = self._output(movie, ".gain.mrc")
+        write_mrc(converted, read_gain_image(self.open_input(gain)), movie.pixel_size_angstroms)
+        return converted
 
     def _write_outputs(self, movie: MovieAcquired, result: MotionResult) -> dict[str, DataPath | None]:
         """Write micrograph(s), thumbnail, drift plot and trajectory; their data paths by field."""
