@@ -94,10 +94,10 @@ def test_corrupt_eer_is_corrupt_input(tmp_path: Path) -> None:
 
 def test_gain_rotation_then_flip_as_motioncor2() -> None:
     gain = np.array([[1.0, 2.0], [3.0, 4.0]])
-    assert orient_gain(gain, 1, 0).tolist() == [[2.0, 4.0], [1.0, 3.0]]  # 90 degrees counter-clockwise
+    assert orient_gain(gain, 1, 0).tolist() == [[3.0, 1.0], [4.0, 2.0]]  # 90 degrees, y up: MotionCor's
     assert orient_gain(gain, 0, 1).tolist() == [[3.0, 4.0], [1.0, 2.0]]  # upside down
     assert orient_gain(gain, 0, 2).tolist() == [[2.0, 1.0], [4.0, 3.0]]  # left-right
-    assert orient_gain(gain, 1, 2).tolist() == [[4.0, 2.0], [3.0, 1.0]]  # rotated first, then flipped
+    assert orient_gain(gain, 1, 2).tolist() == [[1.0, 3.0], [2.0, 4.0]]  # rotated first, then flipped
     with pytest.raises(ImpossibleParametersError):
         orient_gain(gain, 4, 0)
 
@@ -108,11 +108,11 @@ def test_falcon_gain_file_read_turned_and_sized(tmp_path: Path) -> None:
     tifffile.imwrite(tmp_path / "ref.gain", stored)
     with (tmp_path / "ref.gain").open("rb") as stream:
         gain = read_gain(stream, SHAPE, rotation_quarter_turns=3, flip=1)
-    assert np.array_equal(gain, np.rot90(stored, 3)[::-1])
+    assert np.array_equal(gain, np.rot90(stored, -3)[::-1])
     with (tmp_path / "ref.gain").open("rb") as stream:  # frames rendered at 2x: each pixel 2 x 2
         doubled = read_gain(stream, (2 * SHAPE[0], 2 * SHAPE[1]), rotation_quarter_turns=1)
-    assert np.array_equal(doubled[::2, ::2], np.rot90(stored))
-    assert np.array_equal(doubled[1::2, 1::2], np.rot90(stored))
+    assert np.array_equal(doubled[::2, ::2], np.rot90(stored, -1))
+    assert np.array_equal(doubled[1::2, 1::2], np.rot90(stored, -1))
     with (
         (tmp_path / "ref.gain").open("rb") as stream,
         pytest.raises(CorruptInputError, match="does not match"),

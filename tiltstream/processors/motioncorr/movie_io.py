@@ -120,17 +120,18 @@ def read_gain_image(stream: IO[bytes]) -> np.ndarray:
 
 
 def orient_gain(gain: np.ndarray, rotation_quarter_turns: int = 0, flip: int = 0) -> np.ndarray:
-    """``gain`` ``(h, w)`` rotated, then flipped, as MotionCor2's ``-RotGain`` / ``-FlipGain``.
+    """``gain`` ``(h, w)`` rotated, then flipped, as MotionCor2/3's ``-RotGain`` / ``-FlipGain``.
 
-    ``rotation_quarter_turns`` 0-3: 0, 90, 180, 270 degrees counter-clockwise (as numpy shows an
-    array, row 0 on top: :func:`numpy.rot90`); ``flip`` 0 none, 1 upside down (rows reversed), 2 left
-    to right (columns reversed).
+    ``rotation_quarter_turns`` 0-3: 0, 90, 180, 270 degrees counter-clockwise with y up (row 0 at the
+    bottom, as MRC viewers show it), which is clockwise as numpy prints the array
+    (``numpy.rot90(gain, -k)``; the pixel mapping of MotionCor3's 90-degree rotation kernel). ``flip``
+    0 none, 1 upside down (rows reversed), 2 left to right (columns reversed).
     """
     if rotation_quarter_turns not in (0, 1, 2, 3) or flip not in (0, 1, 2):
         raise ImpossibleParametersError(
             f"gain rotation {rotation_quarter_turns} / flip {flip}: rotation is 0-3, flip 0-2"
         )
-    turned = np.rot90(gain, rotation_quarter_turns)
+    turned = np.rot90(gain, -rotation_quarter_turns)
     if flip == 1:
         turned = turned[::-1, :]
     elif flip == 2:

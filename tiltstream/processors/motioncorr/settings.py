@@ -21,7 +21,7 @@ class MotionCorrectionSettings(ProcessorSettings):
     EER movies: ``eer_group_frames`` EER frames are summed into each output frame (0: as many as make
     ``eer_dose_per_output_frame_e_per_angstrom2`` given the movie's dose), rendered at
     ``eer_sampling`` 1 (physical pixels) or 2 (super-resolution: half the pixel size). The gain
-    reference is turned by ``gain_rotation_quarter_turns`` (90 degrees counter-clockwise each) and then
+    reference is turned by ``gain_rotation_quarter_turns`` (90 degrees counter-clockwise each, y up) and then
     ``gain_flip`` (1 upside down, 2 left-right), as MotionCor2's ``-RotGain`` / ``-FlipGain``;
     ``motioncor_defect_file`` is passed to MotionCor2 as ``-DefectFile``.
     """
