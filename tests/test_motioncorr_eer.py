@@ -84,13 +84,13 @@ def test_motioncor2_gets_eer_options_and_a_fractionation_file(tmp_path: Path) ->
     )
     processor = MotionCorrectionProcessor(settings)
     (tmp_path / "raw" / "cm1").mkdir(parents=True)
-    for name in ("Position_1_003_EER.eer", "ref.gain"):
+    for name in ("Position_1_003_EER.eer", "CountRef.mrc"):
         (tmp_path / "raw" / "cm1" / name).write_bytes(b"")  # MotionCor2 reads them, not the processor
     value = _event(
         "cm1/Position_1_003_EER.eer",
         600,
         (4096, 4096),
-        gain_reference={"root": "raw", "path": "cm1/ref.gain"},
+        gain_reference={"root": "raw", "path": "cm1/CountRef.mrc"},
     )
     movie = MovieAcquired.from_dict(value)
     argv = processor._motioncor_command(movie, processor.parameters_of(movie, settings)).argv()
@@ -99,7 +99,7 @@ def test_motioncor2_gets_eer_options_and_a_fractionation_file(tmp_path: Path) ->
     assert options["-EerSampling"] == "2"
     assert options["-PixSize"] == f"{PIXEL / 2:g}"  # the rendered (2x) pixel
     assert (options["-Gain"], options["-RotGain"], options["-FlipGain"]) == (
-        str(tmp_path / "raw" / "cm1" / "ref.gain"),
+        str(tmp_path / "raw" / "cm1" / "CountRef.mrc"),
         "3",
         "1",
     )

@@ -165,12 +165,17 @@ def test_unreadable_dm4_gain_is_corrupt_input(tmp_path: Path) -> None:
         read_gain(stream, SHAPE)
 
 
-def test_dm4_gain_converted_to_mrc_for_motioncor2(tmp_path: Path) -> None:
-    """MotionCor2 does not read DM4: the gain is written as MRC beside the output, as stored."""
+@pytest.mark.parametrize("name", ["CountRef.dm4", "20251203_gain.gain"])
+def test_non_mrc_gain_converted_to_mrc_for_motioncor2(tmp_path: Path, name: str) -> None:
+    """MotionCor2 loads float MRC gains only: a .dm4 or .gain is written as MRC beside the output, as
+    stored."""
     gain = np.random.default_rng(3).uniform(0.9, 1.1, SHAPE).astype(np.float32)
     (tmp_path / "raw").mkdir()
     (tmp_path / "processed").mkdir()
-    (tmp_path / "raw" / "CountRef.dm4").write_bytes(_dm4_file(gain))
+    if name.endswith(".dm4"):
+        (tmp_path / "raw" / name).write_bytes(_dm4_file(gain))
+    else:
+        tifffile.imwrite(tmp_path / "raw" / name, gain)
     (tmp_path / "raw" / "movie.tiff").write_bytes(b"")
     settings = MotionCorrectionSettings(
         data_roots={"raw": tmp_path / "raw", "processed": tmp_path / "processed"},
@@ -179,9 +184,7 @@ def test_dm4_gain_converted_to_mrc_for_motioncor2(tmp_path: Path) -> None:
     )
     processor = MotionCorrectionProcessor(settings)
     value = sample_event("MovieAcquired", 1, 3)
-    value.update(
-        movie={"root": "raw", "path": "movie.tiff"}, gain_reference={"root": "raw", "path": "CountRef.dm4"}
-    )
+    value.update(movie={"root": "raw", "path": "movie.tiff"}, gain_reference={"root": "raw", "path": name})
     movie = MovieAcquired.from_dict(value)
     argv = processor._motioncor_command(movie, processor.parameters_of(movie, settings)).argv()
     converted = Path(argv[argv.index("-Gain") + 1])

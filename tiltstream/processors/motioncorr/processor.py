@@ -152,9 +152,10 @@ class MotionCorrectionProcessor(Processor[MovieData]):
         )
 
     def _motioncor_gain(self, movie: MovieAcquired, gain: DataPath) -> Path:
-        """The gain file for MotionCor2, which reads MRC and TIFF: a Gatan ``.dm4`` is converted to MRC
-        beside the output first (rows in the stored order: ``-RotGain``/``-FlipGain`` still apply)."""
-        if not gain.path.lower().endswith(".dm4"):
+        """The gain file for MotionCor2, which loads float MRC gains only: a TIFF, Falcon ``.gain`` or
+        Gatan ``.dm4`` is converted to MRC beside the output first (rows in the stored order, so
+        ``-RotGain``/``-FlipGain`` apply as to the original)."""
+        if gain.path.lower().endswith((".mrc", ".mrcs")):
             return self.resolve(gain)
         _, converted = self._output(movie, ".gain.mrc")
         write_mrc(converted, read_gain_image(self.open_input(gain)), movie.pixel_size_angstroms)
