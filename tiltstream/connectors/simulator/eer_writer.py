@@ -13,7 +13,9 @@ scheme 65001 that tifffile/imagecodecs decode), not from any reader's code:
 - the stream ends with a run that reaches exactly the end of the frame (a run of 0 right after an
   electron in the last pixel), padded with zero bits.
 
-A frame holds at most one electron per physical pixel, as the detector's event list does.
+A frame holds at most one electron per physical pixel, as the detector's event list does. These
+conventions (overflow runs without sub-pixel bits, sub-pixel bits exclusive-or 0b1010 over both axes, the
+end at the frame's last pixel) are also those of MotionCor3's CPU decoder.
 """
 
 from __future__ import annotations
