@@ -74,8 +74,10 @@ def test_eer_group_size_from_dose_or_setting() -> None:
     assert eer_frames_per_group(600, 3.0, 0, 0.3) == 60  # 0.005 e/A^2 per EER frame
     assert eer_frames_per_group(600, 3.0, 25, 0.3) == 25  # the setting wins
     assert eer_frames_per_group(600, 3.0, 0, 100.0) == 300  # two output frames at least
-    with pytest.raises(ImpossibleParametersError, match="dose is unknown"):
-        eer_frames_per_group(600, 0.0, 0, 0.3)
+    assert eer_frames_per_group(600, 0.0, 0, 0.3) == 60  # dose unknown: 10 output frames
+    assert eer_frames_per_group(600, 0.0, 0, 0.3, output_frames_without_dose=4) == 150
+    with pytest.raises(ImpossibleParametersError, match="fewer than 2"):
+        eer_frames_per_group(600, 3.0, 400, 0.3)  # a set group size is taken as it is, or refused
 
 
 def test_corrupt_eer_is_corrupt_input(tmp_path: Path) -> None:

@@ -32,25 +32,27 @@ def eer_frames_per_group(
     dose_e_per_angstrom2: float,
     group_frames: int,
     dose_per_output_frame_e_per_angstrom2: float,
+    output_frames_without_dose: int = 10,
 ) -> int:
     """EER frames per output frame: ``group_frames`` when set (> 0), else the number of EER frames that
-    make ``dose_per_output_frame_e_per_angstrom2`` given the movie's dose (at least 1, at most half the
-    frames so that two output frames remain).
+    make ``dose_per_output_frame_e_per_angstrom2`` given the movie's dose, else (dose unknown: 0) as
+    many as make ``output_frames_without_dose`` output frames; at least 1, and at most half the frames
+    so that two output frames remain.
 
     Raises
     ------
     ImpossibleParametersError
-        No group size set and the dose unknown (0), or fewer than two output frames.
+        A group size that leaves fewer than two output frames.
     """
     if group_frames > 0:
         group = group_frames
     elif dose_e_per_angstrom2 > 0:
         per_eer_frame = dose_e_per_angstrom2 / eer_frames
-        group = min(max(round(dose_per_output_frame_e_per_angstrom2 / per_eer_frame), 1), eer_frames // 2)
+        group = round(dose_per_output_frame_e_per_angstrom2 / per_eer_frame)
     else:
-        raise ImpossibleParametersError(
-            "EER grouping: the movie's dose is unknown; set the group size (eer_group_frames)"
-        )
+        group = eer_frames // max(output_frames_without_dose, 2)
+    if group_frames <= 0:
+        group = min(max(group, 1), eer_frames // 2)
     if group < 1 or eer_frames // group < 2:
         raise ImpossibleParametersError(f"EER grouping of {group} frames leaves fewer than 2 of {eer_frames}")
     return group

@@ -56,6 +56,7 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             movie.dose_e_per_angstrom2,
             settings.eer_group_frames,
             settings.eer_dose_per_output_frame_e_per_angstrom2,
+            settings.eer_output_frames_without_dose,
         )
         return EerRendering(frames_per_group=group, sampling=settings.eer_sampling)
 

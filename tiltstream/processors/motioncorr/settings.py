@@ -19,7 +19,8 @@ class MotionCorrectionSettings(ProcessorSettings):
     patch-based local fit. ``binning`` 2 Fourier-crops super-resolution movies.
 
     EER movies: ``eer_group_frames`` EER frames are summed into each output frame (0: as many as make
-    ``eer_dose_per_output_frame_e_per_angstrom2`` given the movie's dose), rendered at
+    ``eer_dose_per_output_frame_e_per_angstrom2`` given the movie's dose, or, the dose unknown, as many as
+    make ``eer_output_frames_without_dose`` output frames), rendered at
     ``eer_sampling`` 1 (physical pixels) or 2 (super-resolution: half the pixel size). The gain
     reference is turned by ``gain_rotation_quarter_turns`` (90 degrees counter-clockwise each, y up) and then
     ``gain_flip`` (1 upside down, 2 left-right), as MotionCor2's ``-RotGain`` / ``-FlipGain``;
@@ -36,6 +37,7 @@ class MotionCorrectionSettings(ProcessorSettings):
     dose_weighting: bool = True
     eer_group_frames: int = Field(default=0, ge=0)
     eer_dose_per_output_frame_e_per_angstrom2: float = Field(default=0.3, gt=0, le=20)
+    eer_output_frames_without_dose: int = Field(default=10, ge=2)
     eer_sampling: Literal[1, 2] = 1
     gain_rotation_quarter_turns: Literal[0, 1, 2, 3] = 0
     gain_flip: Literal[0, 1, 2] = 0
