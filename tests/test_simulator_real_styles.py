@@ -14,7 +14,10 @@ from source_fixtures import simulate_small
 from tiltstream.connectors.simulator.mdoc_writer import serialem_datetime
 from tiltstream.connectors.source.errors import MissingSessionValueError
 from tiltstream.connectors.source.mdoc import read_mdoc
+from tiltstream.connectors.source.movie_check import inspect_movie
 from tiltstream.connectors.source.parameters import SessionParameters
+from tiltstream.processors.motioncorr.eer import EerRendering
+from tiltstream.processors.motioncorr.movie_io import read_movie
 
 
 def test_serialem_rotation_angle_is_not_the_axis_and_the_header_is(tmp_path: Path) -> None:
@@ -66,3 +69,18 @@ def test_local_datetime_comes_back_as_the_true_utc(tmp_path: Path) -> None:
     assert first_utc.hour == 9
     info = read_mdoc(session / "Position_1.mdoc", SessionParameters(time_zone="Asia/Tokyo"))
     assert [t.acquired_at for t in info.tilts] == [datetime.fromisoformat(t.acquired_at) for t in truth.tilts]
+
+
+def test_eer_session_movies_are_inspected_and_rendered(tmp_path: Path) -> None:
+    """A session written as EER (Falcon 4i): the source sees electron frames (SerialEM's NumSubFrames
+    counts them), and the motion-correction reader groups them back into the movie frames."""
+    session = tmp_path / "cm40000-1"
+    truth = simulate_small(session, movie_format="eer", eer_frames_per_frame=4)
+    movie = session / truth[0].tilts[0].movie
+    frames = int(mdocfile.read(session / "Position_1.mdoc")["NumSubFrames"][0])
+    header = inspect_movie(movie, frames)
+    assert (header.movie_format, header.frame_count) == ("eer", frames)
+    with movie.open("rb") as stream:
+        rendered = read_movie(stream, "eer", frames, EerRendering(4))
+    assert rendered.shape == (frames // 4, header.height_pixels, header.width_pixels)
+    assert rendered.sum() > 0

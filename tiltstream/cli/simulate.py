@@ -30,7 +30,7 @@ def create_app(settings: CliSettings) -> typer.Typer:
         ] = None,
         size: Annotated[int | None, typer.Option(help="Frame size in pixels (512 to 4096).")] = None,
         frames: Annotated[int | None, typer.Option(help="Frames per movie.")] = None,
-        movie_format: Annotated[str | None, typer.Option("--format", help="tiff (LZW) or mrc.")] = None,
+        movie_format: Annotated[str | None, typer.Option("--format", help="tiff (LZW), mrc or eer.")] = None,
         scheme: Annotated[str | None, typer.Option(help="dose-symmetric or bidirectional.")] = None,
         max_tilt: Annotated[float | None, typer.Option(help="Largest tilt angle in degrees.")] = None,
         step: Annotated[float | None, typer.Option(help="Tilt step in degrees.")] = None,

@@ -1,4 +1,4 @@
-"""Movie files as a detector writes them: LZW TIFF or MRC, appearing on disk a chunk at a time."""
+"""Movie files as a detector writes them: LZW TIFF, MRC or EER, appearing on disk a chunk at a time."""
 
 from __future__ import annotations
 
@@ -14,17 +14,28 @@ import numpy as np
 import numpy.typing as npt
 import tifffile
 
+from tiltstream.connectors.simulator.eer_writer import eer_events_from_counts, encode_eer
+
 __all__ = ["damage_movie", "encode_movie", "write_progressively"]
 
 
 def encode_movie(
-    frames: npt.NDArray[np.uint8], movie_format: Literal["tiff", "mrc"], pixel_size_angstroms: float
+    frames: npt.NDArray[np.uint8],
+    movie_format: Literal["tiff", "mrc", "eer"],
+    pixel_size_angstroms: float,
+    eer_frames_per_frame: int = 20,
+    seed: int = 0,
 ) -> bytes:
     """The bytes of a movie file holding ``(t, h, w)`` frames.
 
     TIFF: one LZW-compressed 8-bit page per frame (as SerialEM saves counting-mode frames).
     MRC: mode 0 (8-bit) stack with the pixel size in the header.
+    EER: each frame's electrons spread over ``eer_frames_per_frame`` electron frames (seeded sub-pixel
+    positions), as a Falcon 4 writes them; grouped by that many they sum to ``frames``.
     """
+    if movie_format == "eer":
+        events = eer_events_from_counts(frames, eer_frames_per_frame, np.random.default_rng(seed))
+        return encode_eer(events, (frames.shape[1], frames.shape[2]), pixel_size_angstroms)
     buffer = io.BytesIO()
     if movie_format == "tiff":
         with tifffile.TiffWriter(buffer) as writer:  # one page per frame, pages compressed in threads

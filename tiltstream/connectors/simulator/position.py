@@ -72,7 +72,7 @@ def acquire_tilt(
     )
     dose = settings.dose_per_tilt_e_per_angstrom2 * (DARK_FRACTION if dark else 1.0)
     frames = _image(pos, settings, true_angle, optics, dose, drift)
-    ext = "tiff" if settings.movie_format == "tiff" else "mrc"
+    ext = settings.movie_format
     movie = f"frames/{pos.name}_{pos.mdoc.sections + 1:03d}_{angle:.2f}_fractions.{ext}"
     fields = _mdoc_fields(pos, settings, angle, dose, movie, moment, frames)
     truth = TiltTruth(
@@ -199,7 +199,9 @@ def _mdoc_fields(
         "TargetDefocus": f"{settings.target_defocus_micrometres:g}",
         "PriorRecordDose": f"{pos.prior_dose_e_per_angstrom2:.3f}" if settings.exposure_dose_written else "0",
         "SubFramePath": "X:\\" + settings_session(pos) + "\\" + movie.replace("/", "\\"),
-        "NumSubFrames": str(settings.frames),
+        "NumSubFrames": str(
+            settings.frames * (settings.eer_frames_per_frame if settings.movie_format == "eer" else 1)
+        ),
         "DateTime": serialem_datetime(moment.astimezone(microscope_zone(settings.microscope_time_zone))),
     }
 

@@ -188,7 +188,13 @@ def simulate_session(
                 )
                 movie = session_dir / FRAMES_DIR / tilt.movie.rpartition("/")[2]
                 if tilt.fault != FaultKind.MISSING:
-                    data = encode_movie(frames, settings.movie_format, settings.pixel_size_angstroms)
+                    data = encode_movie(
+                        frames,
+                        settings.movie_format,
+                        settings.pixel_size_angstroms,
+                        settings.eer_frames_per_frame,
+                        seed=settings.seed * 100_003 + count,
+                    )
                     if tilt.fault in (FaultKind.TRUNCATED, FaultKind.CORRUPT):
                         data = damage_movie(data, tilt.fault)  # type: ignore[arg-type]
                     seconds = settings.write_fraction / rate if rate > 0 else 0.0

@@ -26,7 +26,8 @@ class SimulatorSettings(BaseSettings):
     positions: int = Field(default=1, ge=1, le=64)
     size_pixels: int = Field(default=1024, ge=64, le=8192)
     frames: int = Field(default=10, ge=1, le=200)
-    movie_format: Literal["tiff", "mrc"] = "tiff"
+    movie_format: Literal["tiff", "mrc", "eer"] = "tiff"
+    eer_frames_per_frame: int = Field(default=20, ge=1, le=200)  # EER: electron frames per movie frame
     scheme: Literal["dose-symmetric", "bidirectional"] = "dose-symmetric"
     max_tilt_degrees: float = Field(default=60.0, gt=0, le=80)
     tilt_step_degrees: float = Field(default=3.0, gt=0)

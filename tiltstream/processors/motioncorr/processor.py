@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from tiltstream.processors.motioncorr.motioncor import MotionCorCommand, run_motioncor
-from tiltstream.processors.motioncorr.movie_io import MovieData, read_gain, read_movie
+from tiltstream.processors.motioncorr.eer import EerRendering, eer_frames_per_group
+from tiltstream.processors.motioncorr.motioncor import MotionCorCommand, fm_int_file_text, run_motioncor
+from tiltstream.processors.motioncorr.movie_io import MovieData, read_gain, read_gain_image, read_movie
 from tiltstream.processors.motioncorr.outputs import write_drift_plot
 from tiltstream.processors.motioncorr.result import MotionParameters, MotionResult
 from tiltstream.processors.motioncorr.settings import MotionCorrectionSettings
@@ -46,16 +47,36 @@ class MotionCorrectionProcessor(Processor[MovieData]):
         self._device: Any = None
 
     @staticmethod
+    def eer_rendering_of(movie: MovieAcquired, settings: MotionCorrectionSettings) -> EerRendering | None:
+        """How an EER movie's frames are grouped and sampled (``None`` for other formats)."""
+        if movie.movie_format.lower() != "eer":
+            return None
+        group = eer_frames_per_group(
+            movie.frame_count,
+            movie.dose_e_per_angstrom2,
+            settings.eer_group_frames,
+            settings.eer_dose_per_output_frame_e_per_angstrom2,
+            settings.eer_output_frames_without_dose,
+        )
+        return EerRendering(frames_per_group=group, sampling=settings.eer_sampling)
+
+    @staticmethod
     def parameters_of(movie: MovieAcquired, settings: MotionCorrectionSettings) -> MotionParameters:
-        """Backend parameters from the event and the settings; impossible values are refused."""
+        """Backend parameters from the event and the settings; impossible values are refused.
+
+        For EER the frames are the output frames (groups of EER frames), and the pixel is halved at
+        2x sampling.
+        """
         frames, pixel, dose = movie.frame_count, movie.pixel_size_angstroms, movie.dose_e_per_angstrom2
         if frames < 2 or pixel <= 0 or dose < 0 or movie.voltage_kv <= 0:
             raise ImpossibleParametersError(
                 f"cannot correct: frame_count={frames}, pixel_size_angstroms={pixel}, dose={dose}"
             )
+        eer = MotionCorrectionProcessor.eer_rendering_of(movie, settings)
+        group, sampling = (1, 1) if eer is None else (eer.frames_per_group, eer.sampling)
         return MotionParameters(
-            pixel_size_angstroms=pixel,
-            dose_per_frame_e_per_angstrom2=dose / frames,
+            pixel_size_angstroms=pixel / sampling,
+            dose_per_frame_e_per_angstrom2=dose / frames * group,
             prior_dose_e_per_angstrom2=movie.prior_dose_e_per_angstrom2,
             voltage_kv=movie.voltage_kv,
             patches_x=settings.patches_x,
@@ -71,10 +92,16 @@ class MotionCorrectionProcessor(Processor[MovieData]):
         return self._read(MovieAcquired.from_dict(value))
 
     def _read(self, movie: MovieAcquired) -> MovieData:
-        frames = read_movie(self.open_input(movie.movie), movie.movie_format, movie.frame_count)
+        eer = self.eer_rendering_of(movie, self.settings)
+        frames = read_movie(self.open_input(movie.movie), movie.movie_format, movie.frame_count, eer)
         gain = None
         if movie.gain_reference is not None:
-            gain = read_gain(self.open_input(movie.gain_reference), frames.shape[1:])
+            gain = read_gain(
+                self.open_input(movie.gain_reference),
+                frames.shape[1:],
+                self.settings.gain_rotation_quarter_turns,
+                self.settings.gain_flip,
+            )
         return MovieData(frames, gain)
 
     def _output(self, movie: MovieAcquired, suffix: str) -> tuple[DataPath, Path]:
@@ -84,21 +111,9 @@ class MotionCorrectionProcessor(Processor[MovieData]):
     def _correct(self, movie: MovieAcquired, frames: MovieData | None) -> MotionResult:
         parameters = self.parameters_of(movie, self.settings)
         if self.settings.backend == "motioncor2":
-            _, output = self._output(movie, ".motioncor2.mrc")
-            gain = movie.gain_reference
-            command = MotionCorCommand(
-                executable=self.settings.motioncor_executable,
-                movie=self.resolve(movie.movie),
-                movie_format=movie.movie_format.lower(),
-                output=output,
-                log_dir=output.parent / "motioncor2-logs",
-                parameters=parameters,
-                gain=self.resolve(gain) if gain else None,
-                gpu=self.settings.motioncor_gpu,
-                iterations=self.settings.motioncor_iterations,
-                tolerance_pixels=self.settings.motioncor_tolerance_pixels,
+            return run_motioncor(
+                self._motioncor_command(movie, parameters), self.settings.motioncor_timeout_seconds
             )
-            return run_motioncor(command, self.settings.motioncor_timeout_seconds)
         from tiltstream.processors.device import resolve_device
         from tiltstream.processors.motioncorr.builtin import correct_movie_builtin
 
@@ -106,6 +121,46 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             self._device = resolve_device(self.settings.device)
         data = frames or self._read(movie)
         return correct_movie_builtin(data.frames, data.gain, parameters, self._device)
+
+    def _motioncor_command(self, movie: MovieAcquired, parameters: MotionParameters) -> MotionCorCommand:
+        """MotionCor2's arguments; for EER its ``-FmIntFile`` is written beside the output."""
+        settings = self.settings
+        _, output = self._output(movie, ".motioncor2.mrc")
+        gain, defects = movie.gain_reference, settings.motioncor_defect_file
+        eer = self.eer_rendering_of(movie, settings)
+        fm_int_file = None
+        if eer is not None:
+            _, fm_int_file = self._output(movie, ".fmint.txt")
+            per_eer_frame = movie.dose_e_per_angstrom2 / movie.frame_count
+            with atomic_path(fm_int_file) as temporary:
+                temporary.write_text(fm_int_file_text(movie.frame_count, eer.frames_per_group, per_eer_frame))
+        return MotionCorCommand(
+            executable=settings.motioncor_executable,
+            movie=self.resolve(movie.movie),
+            movie_format=movie.movie_format.lower(),
+            output=output,
+            log_dir=output.parent / "motioncor2-logs",
+            parameters=parameters,
+            gain=self._motioncor_gain(movie, gain) if gain else None,
+            gain_rotation_quarter_turns=settings.gain_rotation_quarter_turns,
+            gain_flip=settings.gain_flip,
+            defect_file=Path(defects) if defects else None,
+            eer_sampling=settings.eer_sampling,
+            fm_int_file=fm_int_file,
+            gpu=settings.motioncor_gpu,
+            iterations=settings.motioncor_iterations,
+            tolerance_pixels=settings.motioncor_tolerance_pixels,
+        )
+
+    def _motioncor_gain(self, movie: MovieAcquired, gain: DataPath) -> Path:
+        """The gain file for MotionCor2, which loads float MRC gains only: a TIFF, Falcon ``.gain`` or
+        Gatan ``.dm4`` is converted to MRC beside the output first (rows in the stored order, so
+        ``-RotGain``/``-FlipGain`` apply as to the original)."""
+        if gain.path.lower().endswith((".mrc", ".mrcs")):
+            return self.resolve(gain)
+        _, converted = self._output(movie, ".gain.mrc")
+        write_mrc(converted, read_gain_image(self.open_input(gain)), movie.pixel_size_angstroms)
+        return converted
 
     def _write_outputs(self, movie: MovieAcquired, result: MotionResult) -> dict[str, DataPath | None]:
         """Write micrograph(s), thumbnail, drift plot and trajectory; their data paths by field."""
@@ -157,7 +212,10 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             frame_shifts=tuple(FrameShift.from_dict(shift) for shift in drift["frame_shifts"]),
             first_frame=0,
             last_frame=frames - 1,
-            dose_per_frame_e_per_angstrom2=movie.dose_e_per_angstrom2 / frames,
+            # per output frame (EER: a group of EER frames; the remainder at the end is not in any)
+            dose_per_frame_e_per_angstrom2=self.parameters_of(
+                movie, self.settings
+            ).dose_per_frame_e_per_angstrom2,
             dose_weighted=result.dose_weighted is not None,
             patches_x=result.patches_x,
             patches_y=result.patches_y,

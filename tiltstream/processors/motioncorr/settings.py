@@ -17,6 +17,14 @@ class MotionCorrectionSettings(ProcessorSettings):
 
     ``patches_x`` x ``patches_y`` of 1 x 1 fits only whole-frame (global) motion; more adds the
     patch-based local fit. ``binning`` 2 Fourier-crops super-resolution movies.
+
+    EER movies: ``eer_group_frames`` EER frames are summed into each output frame (0: as many as make
+    ``eer_dose_per_output_frame_e_per_angstrom2`` given the movie's dose, or, the dose unknown, as many as
+    make ``eer_output_frames_without_dose`` output frames), rendered at
+    ``eer_sampling`` 1 (physical pixels) or 2 (super-resolution: half the pixel size). The gain
+    reference is turned by ``gain_rotation_quarter_turns`` (90 degrees counter-clockwise each, y up) and then
+    ``gain_flip`` (1 upside down, 2 left-right), as MotionCor2's ``-RotGain`` / ``-FlipGain``;
+    ``motioncor_defect_file`` is passed to MotionCor2 as ``-DefectFile``.
     """
 
     model_config = SettingsConfigDict(env_prefix="TILTSTREAM_MOTIONCORR_", frozen=True, extra="ignore")
@@ -27,6 +35,12 @@ class MotionCorrectionSettings(ProcessorSettings):
     patches_y: int = Field(default=5, ge=1, le=20)
     binning: Literal[1, 2] = 1
     dose_weighting: bool = True
+    eer_group_frames: int = Field(default=0, ge=0)
+    eer_dose_per_output_frame_e_per_angstrom2: float = Field(default=0.3, gt=0, le=20)
+    eer_output_frames_without_dose: int = Field(default=10, ge=2)
+    eer_sampling: Literal[1, 2] = 1
+    gain_rotation_quarter_turns: Literal[0, 1, 2, 3] = 0
+    gain_flip: Literal[0, 1, 2] = 0
     write_not_dose_weighted: bool = True
     thumbnail_pixels: int = Field(default=512, ge=64)
     output_folder: str = "motioncorr"
@@ -35,3 +49,4 @@ class MotionCorrectionSettings(ProcessorSettings):
     motioncor_iterations: int = Field(default=10, ge=1)
     motioncor_tolerance_pixels: float = Field(default=0.5, gt=0)
     motioncor_timeout_seconds: float = Field(default=1800.0, gt=0)
+    motioncor_defect_file: str | None = None
