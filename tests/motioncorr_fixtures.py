@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import mrcfile
 import numpy as np
 import tifffile
 
-__all__ = ["drift_rms_pixels", "synthetic_movie", "write_movie"]
+from tiltstream.processors.motioncorr import MotionCorrectionSettings
+
+__all__ = ["cpu_settings", "drift_rms_pixels", "synthetic_movie", "write_movie"]
+
+
+def cpu_settings(tmp_path: Path, **overrides: Any) -> MotionCorrectionSettings:
+    """Motion correction on the CPU, whole frames (1 x 1 patches), roots under ``tmp_path``."""
+    fields: dict[str, Any] = {
+        "data_roots": {"raw": tmp_path / "raw", "processed": tmp_path / "processed"},
+        "device": "cpu",
+        "patches_x": 1,
+        "patches_y": 1,
+    }
+    (tmp_path / "processed").mkdir(exist_ok=True)
+    return MotionCorrectionSettings(**(fields | overrides))
 
 
 def synthetic_movie(

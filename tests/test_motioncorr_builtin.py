@@ -14,26 +14,15 @@ import mrcfile
 import numpy as np
 import pytest
 import tifffile
-from motioncorr_fixtures import drift_rms_pixels, synthetic_movie, write_movie
+from motioncorr_fixtures import cpu_settings, drift_rms_pixels, synthetic_movie, write_movie
 
-from tiltstream.processors.motioncorr import MotionCorrectionProcessor, MotionCorrectionSettings
+from tiltstream.processors.motioncorr import MotionCorrectionProcessor
 from tiltstream.processors.motioncorr.trajectory import drift_fields
 from tiltstream.processors.runtime import CorruptInputError, ImpossibleParametersError, Job
 from tiltstream.streams.samples import sample_event
 
 PIXEL = 1.5
 SNR = {"counts": 1.0, "contrast": 0.1}
-
-
-def _settings(tmp_path: Path, **overrides: Any) -> MotionCorrectionSettings:
-    fields: dict[str, Any] = {
-        "data_roots": {"raw": tmp_path / "raw", "processed": tmp_path / "processed"},
-        "device": "cpu",
-        "patches_x": 1,
-        "patches_y": 1,
-    }
-    (tmp_path / "processed").mkdir(exist_ok=True)
-    return MotionCorrectionSettings(**(fields | overrides))
 
 
 def _event(relative: str, movie: np.ndarray, movie_format: str, **extra: Any) -> dict[str, Any]:
@@ -64,7 +53,7 @@ def test_lzw_tiff_movie_drift_recovered_and_outputs_written(tmp_path: Path) -> N
     assert (
         tifffile.TiffFile(tmp_path / "raw" / "cm1" / "Position_1_004.tiff").pages[0].compression == 5
     )  # LZW
-    processor = MotionCorrectionProcessor(_settings(tmp_path))
+    processor = MotionCorrectionProcessor(cpu_settings(tmp_path))
     value = _event("cm1/Position_1_004.tiff", movie, "tiff")
     event = _run(processor, value)
 
@@ -103,7 +92,7 @@ def test_mrc_super_resolution_movie_with_gain_binned_by_two(tmp_path: Path) -> N
     write_movie(tmp_path / "raw" / "cm1" / "super.mrc", movie.astype(np.float32) / gain, PIXEL / 2)
     with mrcfile.new(tmp_path / "raw" / "cm1" / "gain.mrc") as mrc:
         mrc.set_data(gain)
-    processor = MotionCorrectionProcessor(_settings(tmp_path, binning=2, patches_x=2, patches_y=2))
+    processor = MotionCorrectionProcessor(cpu_settings(tmp_path, binning=2, patches_x=2, patches_y=2))
     value = _event("cm1/super.mrc", movie, "mrc", gain_reference={"root": "raw", "path": "cm1/gain.mrc"})
     value["pixel_size_angstroms"] = PIXEL / 2
     event = _run(processor, value)
@@ -122,7 +111,7 @@ def test_corrupt_and_impossible_movies_fail_permanently(tmp_path: Path) -> None:
     path = tmp_path / "raw" / "cm1" / "broken.tiff"
     write_movie(path, movie, PIXEL)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])  # truncated transfer
-    processor = MotionCorrectionProcessor(_settings(tmp_path))
+    processor = MotionCorrectionProcessor(cpu_settings(tmp_path))
     with pytest.raises(CorruptInputError):
         processor.load(_event("cm1/broken.tiff", movie, "tiff"))
     write_movie(path, movie, PIXEL)
@@ -134,7 +123,7 @@ def test_corrupt_and_impossible_movies_fail_permanently(tmp_path: Path) -> None:
 
 
 def test_three_series_with_a_movie_of_the_same_name_keep_three_micrographs(tmp_path: Path) -> None:
-    processor = MotionCorrectionProcessor(_settings(tmp_path))
+    processor = MotionCorrectionProcessor(cpu_settings(tmp_path))
     events, micrographs = [], {}
     for series in (1, 2, 3):  # three beam-shift targets, each with its own Position_1_001.tiff
         movie, _ = synthetic_movie(10 + series, size=128, frames=4, **SNR)
@@ -163,7 +152,7 @@ def test_unknown_dose_is_not_dose_weighted_and_says_so(tmp_path: Path) -> None:
     backend sums without weighting and the event says dose_weighted false."""
     movie, _drift = synthetic_movie(1, size=128, frames=4, **SNR)
     write_movie(tmp_path / "raw" / "cm1" / "Position_1_005.tiff", movie, PIXEL)
-    processor = MotionCorrectionProcessor(_settings(tmp_path))
+    processor = MotionCorrectionProcessor(cpu_settings(tmp_path))
     value = _event("cm1/Position_1_005.tiff", movie, "tiff", dose_source="unknown")
     value["dose_e_per_angstrom2"] = 0.0
     event = _run(processor, value)

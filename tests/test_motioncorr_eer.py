@@ -13,27 +13,16 @@ import mrcfile
 import numpy as np
 import pytest
 import tifffile
-from motioncorr_fixtures import drift_rms_pixels, synthetic_movie
+from motioncorr_fixtures import cpu_settings, drift_rms_pixels, synthetic_movie
 
 from tiltstream.connectors.simulator.eer_writer import eer_events_from_counts, encode_eer
-from tiltstream.processors.motioncorr import MotionCorrectionProcessor, MotionCorrectionSettings
+from tiltstream.processors.motioncorr import MotionCorrectionProcessor
 from tiltstream.processors.runtime import CorruptInputError, Job
 from tiltstream.streams.events import MovieAcquired
 from tiltstream.streams.samples import sample_event
 
 PIXEL = 1.5
 GROUP = 6
-
-
-def _settings(tmp_path: Path, **overrides: Any) -> MotionCorrectionSettings:
-    fields: dict[str, Any] = {
-        "data_roots": {"raw": tmp_path / "raw", "processed": tmp_path / "processed"},
-        "device": "cpu",
-        "patches_x": 1,
-        "patches_y": 1,
-    }
-    (tmp_path / "processed").mkdir(exist_ok=True)
-    return MotionCorrectionSettings(**(fields | overrides))
 
 
 def _event(relative: str, eer_frames: int, shape: tuple[int, int], **extra: Any) -> dict[str, Any]:
@@ -73,7 +62,7 @@ def _correct(
 
 
 def test_motioncor2_gets_eer_options_and_a_fractionation_file(tmp_path: Path) -> None:
-    settings = _settings(
+    settings = cpu_settings(
         tmp_path,
         backend="motioncor2",
         eer_group_frames=20,
@@ -134,10 +123,10 @@ def test_builtin_recovers_drift_from_an_eer_movie_with_a_flipped_gain(tmp_path: 
         gain_reference={"root": "raw", "path": "cm1/ref.gain"},
     )
     flipped, flipped_stripes = _correct(
-        MotionCorrectionProcessor(_settings(tmp_path, eer_group_frames=GROUP, gain_flip=2)), value, drift
+        MotionCorrectionProcessor(cpu_settings(tmp_path, eer_group_frames=GROUP, gain_flip=2)), value, drift
     )
     as_stored, stored_stripes = _correct(
-        MotionCorrectionProcessor(_settings(tmp_path, eer_group_frames=GROUP)), value, drift
+        MotionCorrectionProcessor(cpu_settings(tmp_path, eer_group_frames=GROUP)), value, drift
     )
     print(
         f"drift RMS {flipped:.3f} / {as_stored:.3f} px, stripes {flipped_stripes:.4f} / {stored_stripes:.4f}"
@@ -153,7 +142,7 @@ def test_event_of_an_eer_movie_counts_output_frames_and_their_dose(tmp_path: Pat
     movie, _ = synthetic_movie(3, size=64, frames=7, counts=1.0, contrast=0.1)
     _write_eer_movie(tmp_path / "raw" / "cm1" / "short.eer", movie, seed=1)
     value = _event("cm1/short.eer", 40, movie.shape[1:])  # 42 written, 40 announced
-    processor = MotionCorrectionProcessor(_settings(tmp_path, eer_group_frames=GROUP))
+    processor = MotionCorrectionProcessor(cpu_settings(tmp_path, eer_group_frames=GROUP))
     with pytest.raises(CorruptInputError, match="42 EER frames, 40 announced"):
         processor.load(value)
     value["frame_count"] = 42
@@ -174,7 +163,7 @@ def test_eer_at_2x_sampling_binned_back_with_a_physical_pixel_gain(tmp_path: Pat
     tifffile.imwrite(tmp_path / "raw" / "cm1" / "ref.gain", (1 / sensitivity).astype(np.float32))
     gain = {"root": "raw", "path": "cm1/ref.gain"}
     value = _event("cm1/tilt.eer", movie.shape[0] * GROUP, movie.shape[1:], gain_reference=gain)
-    settings = _settings(tmp_path, eer_group_frames=GROUP, eer_sampling=2, binning=2)
+    settings = cpu_settings(tmp_path, eer_group_frames=GROUP, eer_sampling=2, binning=2)
     error, _ = _correct(MotionCorrectionProcessor(settings), value, drift)
     print(f"2x sampling, binned 2: drift RMS {error:.3f} px")
     assert error < 0.5

@@ -10,13 +10,14 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tiltstream.connectors.simulator.truth_comparison import SeriesAgreement
-from tiltstream.demo_truth import truth_agreements
 from tiltstream.live_session import DEMO_SETTINGS, DemoOptions, LiveSession, SessionTimeoutError
 from tiltstream.pipeline_view import SeriesSummary, summarise_session
 from tiltstream.session_latency import SeriesLatency, session_latencies
+
+if TYPE_CHECKING:
+    from tiltstream.connectors.simulator.truth_comparison import SeriesAgreement
 
 __all__ = ["DEMO_SETTINGS", "DemoOptions", "DemoResult", "run_demo_session"]
 
@@ -43,6 +44,8 @@ def run_demo_session(
     that does not finish by ``options.timeout_seconds`` returns what it reached. ``on_progress`` gets
     every series' status and :meth:`~tiltstream.live_session.LiveSession.stage_counts`.
     """
+    from tiltstream.demo_truth import truth_agreements  # numpy: not for the CLI's start
+
     with LiveSession(options) as session:
         if on_ready:
             on_ready(session.kafka.bootstrap_servers)

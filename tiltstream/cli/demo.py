@@ -21,7 +21,6 @@ from rich.text import Text
 from tiltstream.cli._common import console
 from tiltstream.cli.topics import topic_retention
 from tiltstream.demo_session import DemoOptions, run_demo_session
-from tiltstream.demo_truth import agreement_table
 from tiltstream.log import configure_logging
 from tiltstream.pipeline_view import summary_table
 from tiltstream.session_latency import latency_table
@@ -202,6 +201,8 @@ def _full_pipeline(options: DemoOptions, *, web: bool) -> None:
             return
     console.print(summary_table(result.summaries))
     console.print(latency_table(result.latencies))
+    from tiltstream.demo_truth import agreement_table  # numpy: not for the CLI's start
+
     console.print(agreement_table(result.agreements))
     work = options.workdir
     console.print(f"files: {work / 'processed'}\nISPyB: {work / 'ispyb.sqlite'}\nlogs:  {work / 'logs'}")

@@ -16,6 +16,7 @@ import torch
 from tiltstream.processors.motioncorr.dose import dose_filters
 from tiltstream.processors.motioncorr.fourier import apply_phase_ramps, crop_spectra, spectrum_frequencies
 from tiltstream.processors.motioncorr.global_shifts import estimate_global_shifts
+from tiltstream.processors.motioncorr.motion_result import motion_result
 from tiltstream.processors.motioncorr.result import MotionParameters, MotionResult
 
 __all__ = ["FOURIER_BACKEND", "binned_spectra", "correct_movie_builtin", "fourier_sums"]
@@ -91,13 +92,4 @@ def correct_movie_builtin(
         return correct_locally(movie, pixel, displacement, parameters, device)
     with torch.no_grad():
         summed, weighted = fourier_sums(spectra, shape, displacement, pixel, parameters)
-    applied = -(displacement * pixel).flip(1).cpu().numpy().astype(np.float64)  # (t, 2) xy
-    return MotionResult(
-        summed=summed.cpu().numpy(),
-        dose_weighted=None if weighted is None else weighted.cpu().numpy(),
-        shifts_angstroms=applied,
-        pixel_size_angstroms=float(pixel),
-        patches_x=parameters.patches_x,
-        patches_y=parameters.patches_y,
-        backend=FOURIER_BACKEND,
-    )
+    return motion_result(summed, weighted, displacement, pixel, parameters, FOURIER_BACKEND)

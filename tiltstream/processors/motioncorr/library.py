@@ -19,6 +19,7 @@ import tqdm  # type: ignore[import-untyped]
 from torch_fourier_rescale import fourier_rescale_2d
 
 from tiltstream.processors.motioncorr.dose import dose_weighted_sum
+from tiltstream.processors.motioncorr.motion_result import motion_result
 from tiltstream.processors.motioncorr.result import MotionParameters, MotionResult
 from tiltstream.processors.motioncorr.subpixel import refine_frame_shifts
 
@@ -71,16 +72,7 @@ def correct_locally(
             if parameters.dose_weighting and parameters.dose_per_frame_e_per_angstrom2 > 0
             else None
         )
-    applied = -(displacement_pixels * pixel).flip(1).cpu().numpy().astype(np.float64)  # (t, 2) xy
-    return MotionResult(
-        summed=summed.cpu().numpy(),
-        dose_weighted=None if weighted is None else weighted.cpu().numpy(),
-        shifts_angstroms=applied,
-        pixel_size_angstroms=float(pixel),
-        patches_x=parameters.patches_x,
-        patches_y=parameters.patches_y,
-        backend=LIBRARY_BACKEND,
-    )
+    return motion_result(summed, weighted, displacement_pixels, pixel, parameters, LIBRARY_BACKEND)
 
 
 def correct_movie_library(

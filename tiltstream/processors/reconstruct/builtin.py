@@ -58,6 +58,49 @@ def _back_project(
     )
 
 
+def _binned_and_flipped(
+    images: np.ndarray,  # (t, h, w)
+    tilt_angles_degrees: np.ndarray,  # (t,)
+    parameters: ReconstructionParameters,
+    device: torch.device,
+) -> tuple[torch.Tensor, float]:  # (t, h', w'), binned pixel in Å
+    """Step 1: Fourier-cropped by ``binning``, phase-flipped when the request carries CTF estimates."""
+    pixel = parameters.pixel_size_angstroms
+    with torch.no_grad():
+        stack = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(device)  # (t, h, w)
+        binned, binned_pixel = stack, pixel
+        if parameters.binning > 1:
+            binned, (spacing, _) = fourier_rescale_2d(stack, pixel, pixel * parameters.binning)
+            binned_pixel = float(spacing)
+        if parameters.ctf is not None:
+            binned = phase_flip(
+                binned,
+                binned_pixel,
+                [float(a) for a in tilt_angles_degrees],
+                parameters.tilt_axis_angle_degrees,
+                parameters.ctf,
+                parameters.ctf_band_angstroms,
+            )
+    return binned, binned_pixel
+
+
+def _halves(
+    aligned: torch.Tensor,  # (t, h, w)
+    tilts_degrees: torch.Tensor,  # (t,)
+    thickness_pixels: int,
+    parameters: ReconstructionParameters,
+) -> tuple[np.ndarray, np.ndarray]:  # (d, h, w) each
+    """The half tomograms from alternating tilts (even, odd)."""
+    even, odd = (
+        _back_project(aligned[first::2], tilts_degrees[first::2], thickness_pixels, parameters)
+        .cpu()
+        .numpy()
+        .astype(np.float32)
+        for first in (0, 1)
+    )
+    return even, odd
+
+
 def reconstruct_builtin(
     images: np.ndarray,  # (t, h, w) micrographs in tilt order
     tilt_angles_degrees: np.ndarray,  # (t,)
@@ -76,30 +119,9 @@ def reconstruct_builtin(
        (``filtered_back_projection``, the default) or torch-tomogram's weighted back-projection
        (``back_projection="torch-tomogram"``, the library reference).
     """
-    pixel = parameters.pixel_size_angstroms
-    target = pixel * parameters.binning
-    with torch.no_grad():
-        stack = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(device)  # (t, h, w)
-        binned, (binned_pixel, _) = (
-            fourier_rescale_2d(stack, pixel, target)
-            if parameters.binning > 1
-            else (
-                stack,
-                (pixel, pixel),
-            )
-        )
-        binned_pixel = float(binned_pixel)
-        tilts = torch.as_tensor(tilt_angles_degrees, dtype=torch.float32, device=device)
-        thickness = max(1, math.ceil(parameters.thickness_angstroms / binned_pixel))
-        if parameters.ctf is not None:
-            binned = phase_flip(
-                binned,
-                binned_pixel,
-                [float(a) for a in tilt_angles_degrees],
-                parameters.tilt_axis_angle_degrees,
-                parameters.ctf,
-                parameters.ctf_band_angstroms,
-            )
+    binned, binned_pixel = _binned_and_flipped(images, tilt_angles_degrees, parameters, device)
+    tilts = torch.as_tensor(tilt_angles_degrees, dtype=torch.float32, device=device)
+    thickness = max(1, math.ceil(parameters.thickness_angstroms / binned_pixel))
     alignment = align_tilt_series(
         binned,
         tilts,
@@ -117,22 +139,14 @@ def reconstruct_builtin(
         aligned = align_images(binned, alignment.shifts_yx_pixels, alignment.axis_from_y_degrees)
         volume = _back_project(aligned, tilts + offset, thickness, parameters)
         halves = (
-            tuple(
-                _back_project(aligned[first::2], (tilts + offset)[first::2], thickness, parameters)
-                .cpu()
-                .numpy()
-                .astype(np.float32)
-                for first in (0, 1)
-            )
-            if parameters.half_tomograms
-            else None
+            _halves(aligned, tilts + offset, thickness, parameters) if parameters.half_tomograms else None
         )
     reconstruction = (
         "filtered back-projection"
         if parameters.back_projection == "filtered"
         else f"torch-tomogram {torch_tomogram.__version__}"
     )
-    scale = binned_pixel / pixel  # binned pixels -> micrograph pixels
+    scale = binned_pixel / parameters.pixel_size_angstroms  # binned pixels -> micrograph pixels
     shifts_xy = alignment.shifts_yx_pixels.flip(1).cpu().numpy().astype(np.float64) * scale
     return ReconstructionResult(
         tomogram=volume.cpu().numpy().astype(np.float32),
@@ -144,7 +158,7 @@ def reconstruct_builtin(
         tilt_angle_offset_degrees=offset,
         axis_agreement=None if math.isnan(alignment.agreement) else alignment.agreement,
         residuals_pixels=alignment.residuals_pixels.cpu().numpy().astype(np.float64) * scale,
-        half_tomograms=None if halves is None else (halves[0], halves[1]),
+        half_tomograms=halves,
         backend=f"torch-tiltxcorr + {reconstruction}"
         + (" + phase flip" if parameters.ctf is not None else ""),
     )
