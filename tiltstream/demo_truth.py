@@ -60,12 +60,14 @@ def agreement_table(agreements: list[SeriesAgreement]) -> Table:
     """Per series: tilts within tolerance of the truth (drift <= 0.5 px, defocus <= 5 %, astigmatism)."""
     table = Table(
         "series", "tilts", "drift ≤ 0.5 px", "defocus ≤ 5 %", "astigmatism", "all within",
-        title="against the simulator's truth", box=box.SIMPLE,
+        title="motion and CTF against the simulator's truth", box=box.SIMPLE,
     )  # fmt: skip
+    sessions = {a.tilt_series_id.partition(":")[0] for a in agreements}
     for a in agreements:
+        name = a.tilt_series_id.partition(":")[2] if len(sessions) == 1 else a.tilt_series_id
         astigmatism = f"{a.astigmatism_ok}/{a.astigmatism_checked}" if a.astigmatism_checked else "-"
         table.add_row(
-            a.tilt_series_id,
+            name,
             str(a.tilts),
             str(a.motion_ok),
             str(a.defocus_ok),
