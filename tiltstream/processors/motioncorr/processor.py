@@ -83,6 +83,7 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             patches_y=settings.patches_y,
             binning=settings.binning,
             dose_weighting=settings.dose_weighting,
+            drift_curvature_angstroms=settings.drift_curvature_angstroms,
         )
 
     def load(self, value: dict[str, Any]) -> MovieData | None:
