@@ -132,9 +132,10 @@ def _sector_start(band: _Band, mean_angstroms: float, limit: float) -> torch.Ten
     limits = torch.full_like(candidates, limit)
     defoci = _best(profile_scores(profiles, candidates, band.optics, limits), candidates)  # (s,)
     theta = -math.pi / 2 + (torch.arange(SECTORS, dtype=torch.float64) + 0.5) * math.pi / SECTORS
-    design = torch.stack([torch.ones_like(theta), torch.cos(2 * theta), torch.sin(2 * theta)], -1)
-    start: torch.Tensor = torch.linalg.lstsq(design, defoci[:, None]).solution[:, 0]
-    return start
+    design = torch.stack([torch.cos(2 * theta), torch.sin(2 * theta)], -1)
+    # the mean stays the rotational fit's (all pixels); the sectors give only the astigmatism
+    b, c = torch.linalg.lstsq(design, (defoci - mean_angstroms)[:, None]).solution[:, 0].tolist()
+    return torch.tensor([mean_angstroms, b, c], dtype=torch.float64)
 
 
 def _flattened(band: _Band, mean_angstroms: float, limit: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,12 +196,17 @@ def _newton_step(scores: torch.Tensor) -> torch.Tensor:  # (27,) -> (3,) in patt
 
 
 def _refine(band: _Band, start: torch.Tensor, limit: float) -> tuple[torch.Tensor, float]:
-    """Step 4: three quadratic steps on a shrinking 3x3x3 pattern of ``(mean, b, c)``."""
+    """Step 4: four quadratic steps on a shrinking 3x3x3 pattern of ``(mean, b, c)``."""
     flattened, inside = _flattened(band, float(start[0]), limit)
     g = band.geometry
     pixels = (g.frequency_squared[inside].float(), g.cos2[inside].float(), g.sin2[inside].float())
     best = start.clone()
-    for step, stride in ((400.0, 4), (130.0, 4), (45.0, 1)):  # coarse steps need only a quarter of the pixels
+    for step, stride in (
+        (600.0, 4),
+        (200.0, 4),
+        (65.0, 1),
+        (20.0, 1),
+    ):  # coarse steps need only a quarter of the pixels
         k2, cos2, sin2 = (values[::stride] for values in pixels)
         scores = _correlations(flattened[::stride], (k2, cos2, sin2), best + PATTERN * step, band.optics)
         best = best + _newton_step(scores) * step
@@ -258,8 +264,9 @@ def estimate_ctf_fast(
 ) -> CtfResult:
     """Fit defocus and astigmatism of ``micrograph`` (steps in the module docstring).
 
-    The fit runs on the spectrum of tiles of :func:`welch_box_pixels` (at least 3 x 3 of them
-    average: robust at low dose); where the micrograph allows larger tiles, up to ``box_size_pixels``,
+    The mean defocus (step 2) is searched on the spectrum of tiles of :func:`welch_box_pixels` (at
+    least 3 x 3 of them average: robust at low dose); where the micrograph allows larger tiles, up to
+    ``box_size_pixels``, the astigmatism (step 3), the 2-D refinement (which moves the mean by < 1300 Å),
     the fit resolution and the diagnostic image use those (finer rings stay sampled there).
     """
     p = parameters
@@ -274,8 +281,8 @@ def estimate_ctf_fast(
         first, step = _coarse_defocus(coarse, p)
         mean = _fine_defocus(coarse, p, first, step)
         reach = torch.tensor(mean + 4000.0)
-        limit = float(_sampled_limit_squared(coarse, reach, high))
-        best, score = _refine(coarse, _sector_start(coarse, mean, limit), limit)
+        start = _sector_start(band, mean, float(_sampled_limit_squared(band, reach, high)))
+        best, score = _refine(band, start, float(_sampled_limit_squared(band, reach, high)))
     optics = band.optics
     half = float(torch.hypot(best[1], best[2]))
     angle = math.degrees(0.5 * math.atan2(float(best[2]), float(best[1])))
