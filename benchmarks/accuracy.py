@@ -62,6 +62,7 @@ from tiltstream.connectors.simulator.truth_comparison import (
     drift_rms_pixels,
 )
 from tiltstream.processors.ctf.builtin import estimate_ctf_builtin
+from tiltstream.processors.ctf.processor import underfocus_angstroms
 from tiltstream.processors.ctf.result import CtfParameters, CtfResult
 from tiltstream.processors.ctf.settings import CtfSettings
 from tiltstream.processors.motioncorr.builtin import correct_movie_builtin
@@ -229,7 +230,7 @@ def ctf_parameters(pixel_angstroms: float, truth: SeriesTruth) -> CtfParameters:
         max_defocus_angstroms=s.max_defocus_angstroms,
         defocus_step_angstroms=s.defocus_step_angstroms,
         # the mdoc's TargetDefocus, which the motion event carries to the CTF service
-        target_defocus_angstroms=-SimulatorSettings().target_defocus_micrometres * 1e4,
+        target_defocus_angstroms=underfocus_angstroms(SimulatorSettings().target_defocus_micrometres),
         target_window_angstroms=s.target_window_angstroms,
     )
 

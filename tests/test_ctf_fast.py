@@ -21,8 +21,8 @@ from tiltstream.connectors.simulator.phantom import make_phantom
 from tiltstream.connectors.simulator.projection import project_phantom
 from tiltstream.processors.ctf.builtin import estimate_ctf_builtin
 from tiltstream.processors.ctf.fast_fit import BACKEND, estimate_ctf_fast, welch_box_pixels
+from tiltstream.processors.ctf.optics import Optics as FitOptics
 from tiltstream.processors.ctf.optics import ctf_squared
-from tiltstream.processors.ctf.profile_fit import Optics as FitOptics
 from tiltstream.processors.ctf.profile_fit import profile_scores, radial_profiles
 from tiltstream.processors.ctf.result import CtfParameters, CtfResult
 from tiltstream.processors.ctf.spectrum_geometry import spectrum_geometry
@@ -123,7 +123,7 @@ def test_rings_fitted_upside_down_are_never_the_answer() -> None:
     geometry = spectrum_geometry(256, PIXEL, 30.0, 5.0)
     optics = FitOptics(300.0, 2.7, 0.07)
     candidates = torch.tensor([[30000.0, 33000.0]], dtype=torch.float64)  # the truth, a wrong one
-    rings = ctf_squared(candidates[:, :1], geometry.frequency_squared[None], 300.0, 2.7, 0.07)[0]  # (n,)
+    rings = ctf_squared(candidates[:, :1], geometry.frequency_squared[None], optics)[0]  # (n,)
     limits = torch.full_like(candidates, float(geometry.frequency_squared.max()))
     upright = profile_scores(radial_profiles(1.0 + rings, geometry), candidates, optics, limits)
     inverted = profile_scores(radial_profiles(1.0 - rings, geometry), candidates, optics, limits)

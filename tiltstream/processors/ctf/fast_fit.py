@@ -22,10 +22,9 @@ import numpy as np
 import torch
 
 from tiltstream.processors.ctf.fit_resolution import diagnostic_image, fit_resolution_angstroms, full_spectrum
-from tiltstream.processors.ctf.optics import ctf_squared, electron_wavelength_angstroms
+from tiltstream.processors.ctf.optics import Optics, ctf_squared, electron_wavelength_angstroms
 from tiltstream.processors.ctf.periodogram import averaged_power_spectrum
 from tiltstream.processors.ctf.profile_fit import (
-    Optics,
     background_and_envelope,
     profile_scores,
     radial_profiles,
@@ -162,9 +161,7 @@ def _correlations(
     k2, cos2, sin2 = geometry
     values = candidates.float()
     defocus = values[:, :1] + values[:, 1:2] * cos2 + values[:, 2:3] * sin2  # (c, n)
-    model = ctf_squared(
-        defocus, k2, optics.voltage_kv, optics.spherical_aberration_mm, optics.amplitude_contrast
-    )
+    model = ctf_squared(defocus, k2, optics)
     model = model - model.mean(-1, keepdim=True)
     correlations: torch.Tensor = (model @ flattened) / (model.norm(dim=-1) * flattened.norm()).clamp(
         min=1e-12
@@ -227,9 +224,7 @@ def _full_model(box_pixels: int, pixel_angstroms: float, defocus: torch.Tensor, 
     k2, cos2, sin2 = _half_grid(box_pixels, pixel_angstroms)
     d = defocus.float()
     field = d[0] + d[1] * cos2 + d[2] * sin2
-    model = ctf_squared(
-        field, k2, optics.voltage_kv, optics.spherical_aberration_mm, optics.amplitude_contrast
-    )
+    model = ctf_squared(field, k2, optics)
     return full_spectrum(model.numpy())
 
 

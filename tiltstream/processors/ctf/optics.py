@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-__all__ = ["ctf_squared", "electron_wavelength_angstroms"]
+__all__ = ["Optics", "ctf_squared", "electron_wavelength_angstroms"]
+
+
+@dataclass(frozen=True)
+class Optics:
+    """The microscope's constants the CTF model needs."""
+
+    voltage_kv: float
+    spherical_aberration_mm: float
+    amplitude_contrast: float
 
 
 def electron_wavelength_angstroms(voltage_kv: float) -> float:
@@ -18,16 +28,14 @@ def electron_wavelength_angstroms(voltage_kv: float) -> float:
 def ctf_squared(
     defocus_angstroms: torch.Tensor,  # (c, n) or broadcastable: underfocus positive
     frequency_squared: torch.Tensor,  # (n,) in 1/Å²
-    voltage_kv: float,
-    spherical_aberration_mm: float,
-    amplitude_contrast: float,
+    optics: Optics,
 ) -> torch.Tensor:  # (c, n)
     """``CTF²`` with amplitude contrast ``A``: ``sin²(χ + asin A)``.
 
     ``χ(k) = π λ Δf k² - π/2 Cs λ³ k⁴``; the squared CTF is what a power spectrum shows.
     """
-    wavelength = electron_wavelength_angstroms(voltage_kv)
-    cs = spherical_aberration_mm * 1e7
+    wavelength = electron_wavelength_angstroms(optics.voltage_kv)
+    cs = optics.spherical_aberration_mm * 1e7
     chi = math.pi * wavelength * defocus_angstroms * frequency_squared
     chi = chi - 0.5 * math.pi * cs * wavelength**3 * frequency_squared**2
-    return torch.sin(chi + math.asin(amplitude_contrast)) ** 2
+    return torch.sin(chi + math.asin(optics.amplitude_contrast)) ** 2

@@ -23,7 +23,7 @@ from tiltstream.processors.runtime import (
 from tiltstream.processors.runtime.volume_io import read_mrc
 from tiltstream.streams.events import CtfEstimated, DataPath, MovieMotionCorrected
 
-__all__ = ["CtfProcessor"]
+__all__ = ["CtfProcessor", "underfocus_angstroms"]
 
 
 def read_micrograph(stream: IO[bytes]) -> np.ndarray:
@@ -36,7 +36,7 @@ def read_micrograph(stream: IO[bytes]) -> np.ndarray:
     return data
 
 
-def _underfocus_angstroms(target_defocus_micrometres: float | None) -> float | None:
+def underfocus_angstroms(target_defocus_micrometres: float | None) -> float | None:
     """SerialEM's TargetDefocus (negative: underfocus, µm) as this package's defocus (positive, Å)."""
     if target_defocus_micrometres is None or target_defocus_micrometres == 0:
         return None  # 0: not set (a focus target of exactly zero is never used for tomography)
@@ -79,7 +79,7 @@ class CtfProcessor(Processor[np.ndarray]):
             min_defocus_angstroms=s.min_defocus_angstroms,
             max_defocus_angstroms=s.max_defocus_angstroms,
             defocus_step_angstroms=s.defocus_step_angstroms,
-            target_defocus_angstroms=_underfocus_angstroms(corrected.target_defocus_micrometres),
+            target_defocus_angstroms=underfocus_angstroms(corrected.target_defocus_micrometres),
             target_window_angstroms=s.target_window_angstroms,
         )
 

@@ -12,22 +12,13 @@ from dataclasses import dataclass
 
 import torch
 
-from tiltstream.processors.ctf.optics import ctf_squared
+from tiltstream.processors.ctf.optics import Optics, ctf_squared
 from tiltstream.processors.ctf.spectrum_geometry import SECTORS, SpectrumGeometry
 
-__all__ = ["Optics", "Profiles", "background_and_envelope", "profile_scores", "radial_profiles"]
+__all__ = ["Profiles", "background_and_envelope", "profile_scores", "radial_profiles"]
 
 BACKGROUND_DEGREE = 4
 ENVELOPE_DEGREE = 2
-
-
-@dataclass(frozen=True)
-class Optics:
-    """The microscope's constants the model needs."""
-
-    voltage_kv: float
-    spherical_aberration_mm: float
-    amplitude_contrast: float
 
 
 @dataclass(frozen=True)
@@ -114,16 +105,7 @@ def _fit(
 
 
 def _model(defocus_angstroms: torch.Tensor, k2: torch.Tensor, optics: Optics) -> torch.Tensor:
-    return (
-        ctf_squared(
-            defocus_angstroms,
-            k2,
-            optics.voltage_kv,
-            optics.spherical_aberration_mm,
-            optics.amplitude_contrast,
-        )
-        - 0.5
-    )
+    return ctf_squared(defocus_angstroms, k2, optics) - 0.5
 
 
 def profile_scores(

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from tiltstream.processors.ctf.optics import electron_wavelength_angstroms
+
 __all__ = ["SeriesCtf", "phase_flip", "series_ctf", "specimen_heights_angstroms"]
 
 
@@ -52,11 +54,6 @@ def series_ctf(request: Mapping[str, Any], tilts: Sequence[Mapping[str, Any]]) -
     )
 
 
-def _wavelength_angstroms(voltage_kv: float) -> float:
-    volts = voltage_kv * 1e3
-    return 12.2643 / math.sqrt(volts * (1 + 0.97845e-6 * volts))
-
-
 def _ctf_sign(
     shape: tuple[int, int], pixel: float, u: float, v: float, angle_degrees: float, ctf: SeriesCtf
 ) -> torch.Tensor:  # (h, w // 2 + 1)
@@ -66,7 +63,7 @@ def _ctf_sign(
     k2 = kx**2 + ky**2
     azimuth = torch.atan2(ky, kx)
     defocus = (u + v) / 2 + (u - v) / 2 * torch.cos(2 * (azimuth - math.radians(angle_degrees)))
-    lam = _wavelength_angstroms(ctf.voltage_kv)
+    lam = electron_wavelength_angstroms(ctf.voltage_kv)
     cs = ctf.spherical_aberration_mm * 1e7
     chi = math.pi * lam * defocus * k2 - math.pi / 2 * cs * lam**3 * k2**2
     a = ctf.amplitude_contrast
