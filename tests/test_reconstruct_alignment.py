@@ -13,7 +13,11 @@ import torch
 from reconstruct_fixtures import SimulatedSeries, simulate_series
 from torch_fourier_rescale import fourier_rescale_2d
 
-from tiltstream.processors.reconstruct.alignment import TiltSeriesAlignment, align_tilt_series
+from tiltstream.processors.reconstruct.alignment import (
+    AlignmentOptions,
+    TiltSeriesAlignment,
+    align_tilt_series,
+)
 
 BINNED_ANGSTROMS = 20.0
 
@@ -28,9 +32,7 @@ def _align(series: SimulatedSeries, nominal_axis_from_x_degrees: float, refine: 
         torch.from_numpy(series.tilt_angles_degrees),
         nominal_axis_from_x_degrees - 90.0,
         BINNED_ANGSTROMS,
-        thickness_pixels=40,
-        refine_axis=refine,
-        axis_search_degrees=3.0,
+        AlignmentOptions(thickness_pixels=40, refine_axis=refine, axis_search_degrees=3.0),
     )
 
 

@@ -19,7 +19,7 @@ import torch
 from reconstruct_fixtures import simulate_series
 from torch_fourier_rescale import fourier_rescale_2d
 
-from tiltstream.processors.reconstruct.alignment import align_tilt_series
+from tiltstream.processors.reconstruct.alignment import AlignmentOptions, align_tilt_series
 from tiltstream.processors.reconstruct.builtin import reconstruct_builtin
 from tiltstream.processors.reconstruct.result import ReconstructionParameters
 
@@ -42,9 +42,7 @@ def test_the_tilt_angle_offset_is_found_within_one_degree(seed: int, true_offset
         torch.from_numpy(series.tilt_angles_degrees),
         series.tilt_axis_angle_degrees - 90.0,
         BINNED_ANGSTROMS,
-        thickness_pixels=40,
-        refine_axis=False,
-        refine_offset=True,
+        AlignmentOptions(thickness_pixels=40, refine_axis=False, refine_offset=True),
     )
     error = alignment.tilt_angle_offset_degrees - true_offset_degrees
     print(f"seed {seed}: offset {true_offset_degrees:+.1f}°, found off by {error:+.2f}°")

@@ -18,6 +18,9 @@
 5. **Residuals** (:mod:`.projection_matching`): each tilt against the reprojection of the weighted
    back-projection of all the others; the disagreement left, after the common translation and the
    height term are removed, is the tilt's residual, the mean correlation the alignment's quality.
+6. **Outliers** (:mod:`.outliers`, unless switched off): a tilt whose correlation with its neighbours
+   falls far below the series', or whose residual is too large, is left out and steps 1-5 are fitted
+   again without it (twice at most), so that it cannot bend the shifts of the tilts beyond it.
 
 Shifts are known only up to a common translation and a parallax term ``z sin(tilt)`` across the axis
 (the height of the plane they follow); the tilt nearest 0° is the reference.
@@ -26,7 +29,7 @@ Shifts are known only up to a common translation and a parallax term ``z sin(til
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch_affine_utils.transforms_2d import R
@@ -35,22 +38,63 @@ from torch_tilt_series import preprocess_tilt_series_images
 from torch_tiltxcorr import tiltxcorr
 
 from tiltstream.processors.reconstruct.geometry import align_images
+from tiltstream.processors.reconstruct.outliers import OutlierRule, find_outliers, neighbour_correlations
 from tiltstream.processors.reconstruct.projection_matching import match_projections
 from tiltstream.processors.reconstruct.tilt_axis import refine_tilt_axis
 from tiltstream.processors.reconstruct.tilt_offset import refine_tilt_offset
 
-__all__ = ["TiltSeriesAlignment", "align_along_axis", "align_tilt_series", "axis_profiles"]
+__all__ = [
+    "AlignmentOptions",
+    "TiltSeriesAlignment",
+    "align_along_axis",
+    "align_tilt_series",
+    "axis_profiles",
+]
 
 
 @dataclass(frozen=True)
 class TiltSeriesAlignment:
-    """Shifts (pixels of the images aligned), the refined axis and how well the tilts agree."""
+    """Shifts (pixels of the images aligned), the refined axis and how well the tilts agree.
+
+    Every array has a row per input tilt; the rows of ``outliers`` were left out of the fit that gave
+    the others (theirs are from the last fit that still had them).
+    """
 
     shifts_yx_pixels: torch.Tensor  # (t, 2) translation applied to each image to align it
     axis_from_y_degrees: float
-    agreement: float  # mean correlation of each tilt with its leave-one-out reprojection
+    agreement: float  # mean correlation of each tilt used with its leave-one-out reprojection
     residuals_pixels: torch.Tensor  # (t,) disagreement of each tilt with the others, pixels
+    neighbour_correlations: torch.Tensor  # (t,) best correlation with a neighbour in angle
+    outliers: torch.Tensor  # (t,) bool: left out as alignment outliers
     tilt_angle_offset_degrees: float = 0.0  # true angle = nominal + offset
+
+
+@dataclass(frozen=True)
+class AlignmentOptions:
+    """How steps 1-5 of the module docstring run.
+
+    Attributes
+    ----------
+    thickness_pixels
+        Specimen thickness, for the reprojections that give the residuals; half the width by default.
+    lowpass_angstroms
+        Low-pass before correlation; three pixels by default.
+    refine_axis, axis_search_degrees
+        Search the tilt axis within this many degrees of the nominal angle.
+    refine_offset, offset_search_degrees
+        Search a global tilt-angle offset within this many degrees of zero; the residuals are then
+        computed at the nominal angles plus the offset.
+    working_size_pixels
+        The axis search and the residuals use images Fourier-cropped to at most this size.
+    """
+
+    thickness_pixels: int | None = None
+    lowpass_angstroms: float | None = None
+    refine_axis: bool = True
+    axis_search_degrees: float = 5.0
+    refine_offset: bool = False
+    offset_search_degrees: float = 5.0
+    working_size_pixels: int = 256
 
 
 def _coarse_shifts(
@@ -166,60 +210,97 @@ def align_tilt_series(
     tilt_angles_degrees: torch.Tensor,  # (t,)
     nominal_axis_from_y_degrees: float,
     pixel_size_angstroms: float,
-    *,
-    thickness_pixels: int | None = None,
-    lowpass_angstroms: float | None = None,
-    refine_axis: bool = True,
-    axis_search_degrees: float = 5.0,
-    refine_offset: bool = False,
-    offset_search_degrees: float = 5.0,
-    working_size_pixels: int = 256,
+    options: AlignmentOptions | None = None,
+    outlier_rule: OutlierRule | None = None,
+    max_refits: int = 2,
 ) -> TiltSeriesAlignment:
-    """Align a tilt series (any order of tilts; see the module docstring).
+    """Align a tilt series (any order of tilts; see the module docstring), leaving out outliers.
 
     Parameters
     ----------
     images
         Tilt images at the pixel size the shifts are wanted in.
-    thickness_pixels
-        Specimen thickness, for the reprojections that give the residuals; half the width by default.
-    lowpass_angstroms
-        Low-pass before correlation; three pixels by default.
-    refine_axis, axis_search_degrees
-        Search the tilt axis within this many degrees of the nominal angle.
-    refine_offset, offset_search_degrees
-        Search a global tilt-angle offset within this many degrees of zero; the residuals are then
-        computed at the nominal angles plus the offset.
-    working_size_pixels
-        The axis search and the residuals use images Fourier-cropped to at most this size.
+    options
+        Steps 1-5 (:class:`AlignmentOptions`; its defaults when None).
+    outlier_rule
+        When a tilt is an alignment outlier (:class:`~.outliers.OutlierRule`); None: none is.
+    max_refits
+        The alignment is fitted again without the outliers found at most this many times.
     """
-    t, h, w = images.shape
-    lowpass = lowpass_angstroms or 3.0 * pixel_size_angstroms
+    options = options or AlignmentOptions()
     tilts = tilt_angles_degrees.float().to(images.device)
+    fit = _align_once(images, tilts, nominal_axis_from_y_degrees, pixel_size_angstroms, options)
+    if outlier_rule is None:
+        return fit
+    kept = torch.arange(images.shape[0], device=images.device)  # (k,) input rows of the current fit
+    shifts, residuals = fit.shifts_yx_pixels.clone(), fit.residuals_pixels.clone()  # (t, 2), (t,)
+    correlations, outliers = fit.neighbour_correlations.clone(), fit.outliers.clone()  # (t,), (t,)
+    for _ in range(max_refits):
+        found = find_outliers(
+            fit.neighbour_correlations, fit.residuals_pixels * pixel_size_angstroms, tilts[kept], outlier_rule
+        )  # (k,)
+        if not bool(found.any()):
+            break
+        outliers[kept[found]] = True
+        kept = kept[~found]
+        fit = _align_once(
+            images[kept], tilts[kept], nominal_axis_from_y_degrees, pixel_size_angstroms, options
+        )
+        shifts[kept], residuals[kept] = fit.shifts_yx_pixels, fit.residuals_pixels
+        correlations[kept] = fit.neighbour_correlations
+    return replace(
+        fit,
+        shifts_yx_pixels=shifts,
+        residuals_pixels=residuals,
+        neighbour_correlations=correlations,
+        outliers=outliers,
+    )
+
+
+def _align_once(
+    images: torch.Tensor,  # (t, h, w)
+    tilts: torch.Tensor,  # (t,) degrees, on the images' device
+    nominal_axis_from_y_degrees: float,
+    pixel_size_angstroms: float,
+    options: AlignmentOptions,
+) -> TiltSeriesAlignment:
+    """Steps 1-5 of the module docstring on every tilt given (no outliers)."""
+    t, h, w = images.shape
+    lowpass = options.lowpass_angstroms or 3.0 * pixel_size_angstroms
     with torch.no_grad():
         preprocessed = preprocess_tilt_series_images(
             images.float(), low=0.025, high=min(0.5, pixel_size_angstroms / lowpass), falloff=0.025
         )  # (t, h, w)
         axis = nominal_axis_from_y_degrees
         shifts = _coarse_shifts(preprocessed, tilts, axis, torch.zeros(t, 2, device=images.device), 2)
-        scale = max(1.0, max(h, w) / working_size_pixels)  # image pixels per working pixel
+        scale = max(1.0, max(h, w) / options.working_size_pixels)  # image pixels per working pixel
         working = (
             fourier_rescale_2d(preprocessed, 1.0, scale)[0] if scale > 1.0 else preprocessed
         )  # (t, h', w')
-        if refine_axis:
+        if options.refine_axis:
             centred = align_images(working, shifts / scale, 0.0)
-            axis, _ = refine_tilt_axis(centred, tilts.cpu().numpy(), axis, search_degrees=axis_search_degrees)
+            axis, _ = refine_tilt_axis(
+                centred, tilts.cpu().numpy(), axis, search_degrees=options.axis_search_degrees
+            )
             shifts = _coarse_shifts(preprocessed, tilts, axis, shifts, 1)
         shifts = align_along_axis(preprocessed, tilts, axis, shifts)
         offset = 0.0
-        if refine_offset:
+        if options.refine_offset:
             centred = align_images(working, shifts / scale, 0.0)  # (t, h', w')
             offset, _, _ = refine_tilt_offset(
-                centred, tilts.cpu().numpy(), axis, search_degrees=offset_search_degrees
+                centred, tilts.cpu().numpy(), axis, search_degrees=options.offset_search_degrees
             )
-        depth = max(8, math.ceil((thickness_pixels or w // 2) / scale))
-        match = match_projections(align_images(working, shifts / scale, axis), tilts + offset, depth)
+        depth = max(8, math.ceil((options.thickness_pixels or w // 2) / scale))
+        aligned = align_images(working, shifts / scale, axis)  # (t, h', w')
+        match = match_projections(aligned, tilts + offset, depth)
         residuals = _remove_gauge(match.errors_yx_pixels, tilts + offset).norm(dim=1) * scale  # (t,)
+        correlations = neighbour_correlations(aligned, tilts)  # (t,)
     return TiltSeriesAlignment(
-        shifts.float(), axis, float(match.correlations.mean()), residuals.float(), offset
+        shifts_yx_pixels=shifts.float(),
+        axis_from_y_degrees=axis,
+        agreement=float(match.correlations.mean()),
+        residuals_pixels=residuals.float(),
+        neighbour_correlations=correlations.float(),
+        outliers=torch.zeros(t, dtype=torch.bool, device=images.device),
+        tilt_angle_offset_degrees=offset,
     )

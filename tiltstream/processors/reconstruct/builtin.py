@@ -10,10 +10,15 @@ import torch_tomogram
 from torch_fourier_rescale import fourier_rescale_2d
 from torch_tomogram import Tomogram
 
-from tiltstream.processors.reconstruct.alignment import align_tilt_series
+from tiltstream.processors.reconstruct.alignment import (
+    AlignmentOptions,
+    TiltSeriesAlignment,
+    align_tilt_series,
+)
 from tiltstream.processors.reconstruct.ctf_correction import phase_flip
 from tiltstream.processors.reconstruct.filtered_back_projection import filtered_back_projection
 from tiltstream.processors.reconstruct.geometry import align_images, axis_from_y_degrees
+from tiltstream.processors.reconstruct.outliers import ALIGNMENT_OUTLIER
 from tiltstream.processors.reconstruct.result import ReconstructionParameters, ReconstructionResult
 
 __all__ = ["reconstruct_builtin", "weighted_back_projection"]
@@ -101,6 +106,25 @@ def _halves(
     return even, odd
 
 
+def _align(
+    binned: torch.Tensor,  # (t, h, w)
+    tilts: torch.Tensor,  # (t,)
+    binned_pixel_angstroms: float,
+    thickness_pixels: int,
+    parameters: ReconstructionParameters,
+) -> TiltSeriesAlignment:
+    """Step 2: the alignment the parameters ask for, outliers left out by their rule."""
+    options = AlignmentOptions(
+        thickness_pixels=thickness_pixels,
+        refine_axis=parameters.refine_tilt_axis,
+        axis_search_degrees=parameters.axis_search_degrees,
+        refine_offset=parameters.refine_tilt_offset,
+        offset_search_degrees=parameters.offset_search_degrees,
+    )
+    axis = axis_from_y_degrees(parameters.tilt_axis_angle_degrees)
+    return align_tilt_series(binned, tilts, axis, binned_pixel_angstroms, options, parameters.outlier_rule)
+
+
 def reconstruct_builtin(
     images: np.ndarray,  # (t, h, w) micrographs in tilt order
     tilt_angles_degrees: np.ndarray,  # (t,)
@@ -113,8 +137,9 @@ def reconstruct_builtin(
        across the tilted specimen when the request carries CTF estimates (``ctf_correction``);
     2. align (shifts by cross-correlation with cosine stretching, the tilt axis unless switched off,
        shifts along the axis against a common profile, the tilt-angle offset if switched on; per-tilt
-       residuals by reprojection);
-    3. resample into the aligned frame (shifted, tilt axis along y);
+       residuals by reprojection); tilts the ``outlier_rule`` calls outliers are left out (reason
+       ``alignment-outlier``) and the others aligned again without them;
+    3. resample the tilts used into the aligned frame (shifted, tilt axis along y);
     4. back-projection into ``thickness_angstroms`` at the nominal angles plus the offset: filtered
        (``filtered_back_projection``, the default) or torch-tomogram's weighted back-projection
        (``back_projection="torch-tomogram"``, the library reference).
@@ -122,32 +147,24 @@ def reconstruct_builtin(
     binned, binned_pixel = _binned_and_flipped(images, tilt_angles_degrees, parameters, device)
     tilts = torch.as_tensor(tilt_angles_degrees, dtype=torch.float32, device=device)
     thickness = max(1, math.ceil(parameters.thickness_angstroms / binned_pixel))
-    alignment = align_tilt_series(
-        binned,
-        tilts,
-        axis_from_y_degrees(parameters.tilt_axis_angle_degrees),
-        binned_pixel,
-        thickness_pixels=thickness,
-        refine_axis=parameters.refine_tilt_axis,
-        axis_search_degrees=parameters.axis_search_degrees,
-        refine_offset=parameters.refine_tilt_offset,
-        offset_search_degrees=parameters.offset_search_degrees,
-    )
+    alignment = _align(binned, tilts, binned_pixel, thickness, parameters)
+    kept = torch.nonzero(~alignment.outliers).flatten()  # (k,) stack rows used
+    kept_rows = kept.cpu().numpy()
     offset = alignment.tilt_angle_offset_degrees
-    used_degrees = np.asarray(tilt_angles_degrees, dtype=np.float64) + offset  # (t,) nominal + offset
+    used_degrees = np.asarray(tilt_angles_degrees, dtype=np.float64)[kept_rows] + offset  # (k,)
+    used = tilts[kept] + offset  # (k,)
     with torch.no_grad():
-        aligned = align_images(binned, alignment.shifts_yx_pixels, alignment.axis_from_y_degrees)
-        volume = _back_project(aligned, tilts + offset, thickness, parameters)
-        halves = (
-            _halves(aligned, tilts + offset, thickness, parameters) if parameters.half_tomograms else None
-        )
+        aligned = align_images(binned[kept], alignment.shifts_yx_pixels[kept], alignment.axis_from_y_degrees)
+        volume = _back_project(aligned, used, thickness, parameters)
+        halves = _halves(aligned, used, thickness, parameters) if parameters.half_tomograms else None
     reconstruction = (
         "filtered back-projection"
         if parameters.back_projection == "filtered"
         else f"torch-tomogram {torch_tomogram.__version__}"
     )
     scale = binned_pixel / parameters.pixel_size_angstroms  # binned pixels -> micrograph pixels
-    shifts_xy = alignment.shifts_yx_pixels.flip(1).cpu().numpy().astype(np.float64) * scale
+    shifts_xy = alignment.shifts_yx_pixels[kept].flip(1).cpu().numpy().astype(np.float64) * scale
+    outliers = np.flatnonzero(alignment.outliers.cpu().numpy())
     return ReconstructionResult(
         tomogram=volume.cpu().numpy().astype(np.float32),
         aligned_stack=aligned.cpu().numpy().astype(np.float32),
@@ -157,8 +174,11 @@ def reconstruct_builtin(
         pixel_spacing_angstroms=binned_pixel,
         tilt_angle_offset_degrees=offset,
         axis_agreement=None if math.isnan(alignment.agreement) else alignment.agreement,
-        residuals_pixels=alignment.residuals_pixels.cpu().numpy().astype(np.float64) * scale,
+        residuals_pixels=alignment.residuals_pixels[kept].cpu().numpy().astype(np.float64) * scale,
         half_tomograms=halves,
+        stack_indices=kept_rows,
+        dropped={int(row): ALIGNMENT_OUTLIER for row in outliers},
+        neighbour_correlations=alignment.neighbour_correlations[kept].cpu().numpy().astype(np.float64),
         backend=f"torch-tiltxcorr + {reconstruction}"
         + (" + phase flip" if parameters.ctf is not None else ""),
     )

@@ -80,4 +80,5 @@ def reconstruct_aretomo(
         axis_agreement=None,
         backend=flavour,
         stack_indices=aln.section,
+        dropped={int(i): "dark" for i in sorted(set(range(len(images))) - set(aln.section.tolist()))},
     )

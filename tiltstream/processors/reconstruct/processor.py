@@ -13,6 +13,7 @@ import numpy as np
 from tiltstream.processors.reconstruct.alignment_files import AlnFile, write_aln, write_tlt, write_xf
 from tiltstream.processors.reconstruct.ctf_correction import series_ctf
 from tiltstream.processors.reconstruct.file_names import FILE_SUFFIXES
+from tiltstream.processors.reconstruct.outliers import OutlierRule
 from tiltstream.processors.reconstruct.outputs import write_alignment_plot
 from tiltstream.processors.reconstruct.result import ReconstructionParameters, ReconstructionResult
 from tiltstream.processors.reconstruct.settings import ReconstructionSettings
@@ -69,6 +70,18 @@ class ReconstructionProcessor(Processor[TiltStack]):
             back_projection=self.settings.back_projection,
             half_tomograms=self.settings.half_tomograms,
             ctf_band_angstroms=self.settings.ctf_band_angstroms,
+            outlier_rule=self._outlier_rule(),
+        )
+
+    def _outlier_rule(self) -> OutlierRule | None:
+        """When the builtin alignment leaves a tilt out (None: switched off)."""
+        if not self.settings.reject_alignment_outliers:
+            return None
+        return OutlierRule(
+            correlation_mads=self.settings.outlier_correlation_mads,
+            correlation_fraction=self.settings.outlier_correlation_fraction,
+            residual_angstroms=self.settings.outlier_residual_angstroms,
+            max_fraction=self.settings.outlier_max_fraction,
         )
 
     def load(self, value: dict[str, Any]) -> TiltStack:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from tiltstream.processors.reconstruct.ctf_correction import SeriesCtf
+from tiltstream.processors.reconstruct.outliers import OutlierRule
 
 __all__ = ["ReconstructionParameters", "ReconstructionResult"]
 
@@ -31,6 +32,8 @@ class ReconstructionParameters:
     half_tomograms: bool = False
     ctf: SeriesCtf | None = None  # phase-flip the tilts with these estimates (None: no correction)
     ctf_band_angstroms: float = 50.0
+    #: builtin backend: tilts the alignment leaves out (None: every tilt is used)
+    outlier_rule: OutlierRule | None = field(default_factory=OutlierRule)
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ class ReconstructionResult:
 
     Shifts are in micrograph (unbinned) pixels, as translations applied to each micrograph to align
     it, in the order of ``tilt_angles_degrees`` (the stack order, sorted by tilt); a backend that drops
-    tilts (AreTomo's dark frames) says which stack rows it kept in ``stack_indices``.
+    tilts (AreTomo's dark frames, the builtin alignment's outliers) says which stack rows it kept in
+    ``stack_indices`` and why it dropped each of the others in ``dropped``.
     """
 
     tomogram: np.ndarray  # (d, h, w) float32, tilt axis along y
@@ -55,3 +59,6 @@ class ReconstructionResult:
     residuals_pixels: np.ndarray | None = None  # (t,) per-tilt alignment residual, micrograph pixels
     #: (even, odd): each (d, h, w) from stack rows 0, 2, 4, ... and 1, 3, 5, ...; None: not asked for
     half_tomograms: tuple[np.ndarray, np.ndarray] | None = None
+    dropped: dict[int, str] = field(default_factory=dict)  # stack row -> exclusion reason
+    #: (t,) each used tilt's best normalised correlation with a neighbour in angle; None: not measured
+    neighbour_correlations: np.ndarray | None = None

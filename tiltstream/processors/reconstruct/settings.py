@@ -53,6 +53,17 @@ class ReconstructionSettings(ProcessorSettings):
     depth_margin_fraction: float = Field(default=0.25, ge=0, le=2)
     ctf_band_angstroms: float = Field(default=50.0, gt=0)
     minimum_tilts: int = Field(default=5, ge=2)
+    #: Builtin backend: leave out a tilt the alignment cannot follow (reason ``alignment-outlier``,
+    #: ``reconstruct.outliers``): its best normalised correlation with a neighbour in angle falls more
+    #: than ``outlier_correlation_mads`` robust deviations and below ``outlier_correlation_fraction``
+    #: of the running median of the series', or its residual against the reprojection of the other
+    #: tilts exceeds ``outlier_residual_angstroms``; the others are aligned again without it. At most
+    #: ``outlier_max_fraction`` of the tilts are left out (the worst).
+    reject_alignment_outliers: bool = True
+    outlier_correlation_mads: float = Field(default=6.0, gt=0)
+    outlier_correlation_fraction: float = Field(default=0.5, gt=0, le=1)
+    outlier_residual_angstroms: float = Field(default=100.0, gt=0)
+    outlier_max_fraction: float = Field(default=0.25, ge=0, lt=1)
     output_folder: str = "tomograms"
     png_max_pixels: int = Field(default=1024, ge=64)
     #: Keep the session's RELION 5 project (``<session>/relion``) up to date (see ``tiltstream.relion``).
