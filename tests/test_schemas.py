@@ -40,7 +40,7 @@ UNIT_SUFFIXES = (
     "_micrometres",
     "_pixels",
 )
-UNITLESS = {"amplitude_contrast", "fit_score", "global_alignment_quality"}
+UNITLESS = {"amplitude_contrast", "fit_score", "global_alignment_quality", "neighbour_correlation"}
 
 
 @pytest.fixture

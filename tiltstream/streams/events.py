@@ -1022,6 +1022,12 @@ class TiltAlignment:
         Alignment residual for this tilt, when the backend reports one.
     included : bool
         False when alignment dropped the tilt (e.g. too dark to align).
+    exclusion_reason : str | None
+        Why the reconstruction left the tilt out when included is false: 'alignment-outlier' (the alignment
+        could not follow it), 'dark' (AreTomo's dark frames).
+    neighbour_correlation : float | None
+        Best normalised correlation of the tilt with a neighbour in angle at the alignment's shifts (the
+        alignment's confidence in the tilt, 0 to 1), when the backend measures it.
     """
 
     movie_id: str
@@ -1033,6 +1039,8 @@ class TiltAlignment:
     shift_y_angstroms: float
     residual_error_angstroms: float | None = None
     included: bool
+    exclusion_reason: str | None = None
+    neighbour_correlation: float | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> TiltAlignment:
@@ -1047,6 +1055,8 @@ class TiltAlignment:
             shift_y_angstroms=value["shift_y_angstroms"],
             residual_error_angstroms=value.get("residual_error_angstroms"),
             included=value["included"],
+            exclusion_reason=value.get("exclusion_reason"),
+            neighbour_correlation=value.get("neighbour_correlation"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -1061,6 +1071,8 @@ class TiltAlignment:
             "shift_y_angstroms": self.shift_y_angstroms,
             "residual_error_angstroms": self.residual_error_angstroms,
             "included": self.included,
+            "exclusion_reason": self.exclusion_reason,
+            "neighbour_correlation": self.neighbour_correlation,
         }
 
 
@@ -2337,6 +2349,16 @@ def _write_tilt_alignment(out: bytearray, value: TiltAlignment) -> None:
         out.append(2)
         write_double(out, value.residual_error_angstroms)
     write_boolean(out, value.included)
+    if value.exclusion_reason is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.exclusion_reason)
+    if value.neighbour_correlation is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.neighbour_correlation)
 
 
 def _read_tilt_alignment(buf: bytes, pos: int) -> tuple[TiltAlignment, int]:
@@ -2352,6 +2374,16 @@ def _read_tilt_alignment(buf: bytes, pos: int) -> tuple[TiltAlignment, int]:
     else:
         f_residual_error_angstroms, pos = read_double(buf, read_branch(buf, pos, 2))
     f_included, pos = read_boolean(buf, pos)
+    if buf[pos] == 0:
+        f_exclusion_reason = None
+        pos += 1
+    else:
+        f_exclusion_reason, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_neighbour_correlation = None
+        pos += 1
+    else:
+        f_neighbour_correlation, pos = read_double(buf, read_branch(buf, pos, 2))
     record = TiltAlignment(
         movie_id=f_movie_id,
         acquisition_order=f_acquisition_order,
@@ -2362,6 +2394,8 @@ def _read_tilt_alignment(buf: bytes, pos: int) -> tuple[TiltAlignment, int]:
         shift_y_angstroms=f_shift_y_angstroms,
         residual_error_angstroms=f_residual_error_angstroms,
         included=f_included,
+        exclusion_reason=f_exclusion_reason,
+        neighbour_correlation=f_neighbour_correlation,
     )
     return record, pos
 
@@ -2916,7 +2950,7 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     TiltAlignment: RecordCodec(
         "tiltstream.events.TiltAlignment",
-        0x5AAB3C0838319561,
+        0x66D768CFEBE2308F,
         TiltAlignment,
         _write_tilt_alignment,
         _read_tilt_alignment,
@@ -2944,7 +2978,7 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     TomogramReconstructed: RecordCodec(
         "tiltstream.events.TomogramReconstructed",
-        0xBF5BDB7E5AAE10D2,
+        0xD9634145BEAF4398,
         TomogramReconstructed,
         _write_tomogram_reconstructed,
         _read_tomogram_reconstructed,

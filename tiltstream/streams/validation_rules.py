@@ -75,7 +75,7 @@ RULES: tuple[tuple[str, Range | None], ...] = (
     (r"voltage_kv", Range(60.0, 400.0, "kV")),
     (r"spherical_aberration_mm", Range(0.0, 10.0, "mm")),
     (r"amplitude_contrast", Range(0.0, 1.0)),
-    (r"fit_score", Range(-1.0, 1.0)),
+    (r"fit_score|.*_correlation", Range(-1.0, 1.0)),
     (r".*dose.*_e_per_angstrom2", Range(0.0, 10_000.0, "e/Å²")),
     (r"defocus_[uv]_angstroms|astigmatism_angstroms", Range(-_DEFOCUS_ANGSTROMS, _DEFOCUS_ANGSTROMS, "Å")),
     (r".*defocus_micrometres", Range(-_DEFOCUS_ANGSTROMS / 1e4, _DEFOCUS_ANGSTROMS / 1e4, "µm")),
