@@ -247,11 +247,13 @@ def _alignments(
     """The per-tilt alignment of every tilt of the stack."""
     shifts_angstroms = result.shifts_xy_pixels * pixel_angstroms
     residuals = _residuals_angstroms(result, pixel_angstroms)
+    correlations = result.neighbour_correlations
     row_of = {int(index): row for row, index in enumerate(_kept_indices(stack, result))}
     alignments = []
     for index, raw in enumerate(stack.tilts):
         tilt = ReconstructionTilt.from_dict(raw)
         row = row_of.get(index)
+        used = row is not None
         alignments.append(
             TiltAlignment(
                 movie_id=tilt.movie_id,
@@ -264,7 +266,11 @@ def _alignments(
                 shift_x_angstroms=0.0 if row is None else float(shifts_angstroms[row, 0]),
                 shift_y_angstroms=0.0 if row is None else float(shifts_angstroms[row, 1]),
                 residual_error_angstroms=None if row is None or residuals is None else float(residuals[row]),
-                included=row is not None,
+                included=used,
+                exclusion_reason=None if used else result.dropped.get(index),
+                neighbour_correlation=None
+                if row is None or correlations is None
+                else float(correlations[row]),
             )
         )
     return tuple(alignments)
