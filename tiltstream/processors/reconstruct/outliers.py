@@ -114,11 +114,17 @@ def running_median(
     values: torch.Tensor,  # (t,) in the order of increasing tilt angle
     window: int,
 ) -> torch.Tensor:  # (t,)
-    """The median of ``window`` neighbours centred on each value (ends repeated at the edges)."""
-    half = max(0, min(window, values.shape[0]) // 2)
-    padded = torch.cat([values[:1].expand(half), values, values[-1:].expand(half)])
-    medians: torch.Tensor = padded.unfold(0, 2 * half + 1, 1).median(dim=1).values
-    return medians
+    """The median of the ``window`` values nearest each one in order (centred, shifted inwards at the ends).
+
+    Shifting the window at the ends, rather than repeating the end value, keeps a bad tilt at the end of
+    the series from being its own reference.
+    """
+    t = values.shape[0]
+    size = max(1, min(window, t))
+    medians = values.unfold(0, size, 1).median(dim=1).values  # (t - size + 1,)
+    starts = (torch.arange(t, device=values.device) - size // 2).clamp(0, t - size)  # (t,)
+    out: torch.Tensor = medians[starts]
+    return out
 
 
 def _correlation_scores(
