@@ -213,10 +213,16 @@ def test_the_processors_files_pass_independent_readers(project: dict[str, Any]) 
     imod = Alignment.from_aretomo3(aln).to_imod(ts_size=aln.RawSize)
     used = [a for a in event["tilt_alignments"] if a["included"]]
     pixel = project["requests"]["Position_2"]["pixel_size_angstroms"]
-    assert np.allclose(imod.tlt.numpy(), [a["refined_tilt_angle_degrees"] for a in used], atol=0.01)
+    # the reader's IMOD files have a row per raw section, the tilts the alignment left out (the .aln's
+    # dark frames) as placeholders to exclude; ours have the rows of the aligned stack, the tilts used
+    kept = aln.get_global_alignments("numpy")[:, 0].astype(int)  # SEC of each row
+    left_out = [i for i, a in enumerate(event["tilt_alignments"]) if not a["included"]]
+    assert [d.section_idx for d in aln.DarkFrames] == left_out
+    assert sorted({*kept.tolist(), *left_out}) == list(range(len(event["tilt_alignments"])))
+    assert np.allclose(imod.tlt.numpy()[kept], [a["refined_tilt_angle_degrees"] for a in used], atol=0.01)
     ours = ImodXF.from_file(data / event["imod_xf"]["path"]).numpy()
-    assert np.allclose(imod.xf.numpy()[:, :4], ours[:, :4], atol=1e-4)
-    assert np.allclose(imod.xf.numpy()[:, 4:], ours[:, 4:], atol=0.01)
+    assert np.allclose(imod.xf.numpy()[kept, :4], ours[:, :4], atol=1e-4)
+    assert np.allclose(imod.xf.numpy()[kept, 4:], ours[:, 4:], atol=0.01)
     shifts = -aln.get_global_alignments("numpy")[:, 3:5] * pixel  # TX, TY: the specimen's displacement
     expected = [[a["shift_x_angstroms"], a["shift_y_angstroms"]] for a in used]
     assert np.allclose(shifts, expected, atol=0.001 * pixel)

@@ -43,6 +43,7 @@ from tiltstream.web.context import WebContext
 pytestmark = pytest.mark.kafka
 
 TILTS = 5
+OUTLIER = 2  # the tilt the reconstruction of series 1 left out as an alignment outlier
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -68,6 +69,14 @@ def _write_session(settings: CliSettings, url: str, roots: dict[str, Path], *, o
     request = next(v for r, v in events if r == "ReconstructionRequested" and v["version"] == 1)
     request["tilts"][TILTS - 1]["excluded"] = True
     request["tilts"][TILTS - 1]["exclusion_reason"] = "ctf-fit"
+    tomogram = next(
+        v for r, v in events if r == "TomogramReconstructed" and v["request_id"] == request["request_id"]
+    )
+    for alignment in tomogram["tilt_alignments"]:
+        alignment.update(neighbour_correlation=0.9, residual_error_angstroms=12.0)
+    tomogram["tilt_alignments"][OUTLIER - 1].update(  # the reconstruction left it out itself
+        included=False, exclusion_reason="alignment-outlier", neighbour_correlation=None
+    )
     statuses = [
         ("TiltSeriesStatus", status_event(1, "denoised", TILTS, excluded_tilts=1)),
         ("TiltSeriesStatus", status_event(2, "failed", TILTS, failed_tilts=1, message="tilt 5 failed")),
@@ -97,7 +106,12 @@ def _serve(
         context: WebContext = app.state.context
         assert context.follower is not None
         seen = context.follower.wait_for(
-            lambda f: len(f.statuses(SESSION)) == 3 and f.request(f"{SESSION}:Position_1") is not None, 60
+            lambda f: (
+                len(f.statuses(SESSION)) == 3
+                and f.request(f"{SESSION}:Position_1") is not None
+                and f.reconstruction(f"{SESSION}:Position_1") is not None
+            ),
+            60,
         )
         assert seen, "the web view did not read the status topic"
         yield Served(client, context, roots["processed"], url)
@@ -126,8 +140,9 @@ def test_session_lists_every_series_with_its_live_state(served: Served) -> None:
     series = {s["name"]: s for s in view["series"]}
     assert list(series) == ["Position_1", "Position_2", "Position_3"]
     assert series["Position_1"]["state"] == "denoised"
-    assert series["Position_1"]["used_tilts"] == TILTS - 1  # from the reconstruction command
-    assert series["Position_1"]["excluded_tilts"] == 1
+    # the reconstruction command's, less the tilt the reconstruction left out
+    assert series["Position_1"]["used_tilts"] == TILTS - 2
+    assert series["Position_1"]["excluded_tilts"] == 2
     assert series["Position_1"]["central_slice_url"].startswith(
         f"/api/sessions/{SESSION}/series/Position_1/images/central-slice.png"
     )
@@ -145,8 +160,13 @@ def test_series_detail_serves_every_image_and_the_exclusion_reasons(served: Serv
     detail = served.client.get(f"/api/sessions/{SESSION}/series/Position_1", headers=AUTH).json()
     tilts = detail["tilts"]
     assert [t["number"] for t in tilts] == list(range(1, TILTS + 1))
-    assert [t["excluded"] for t in tilts] == [False] * (TILTS - 1) + [True]
-    assert tilts[-1]["exclusion_reason"] == "ctf-fit"
+    assert [t["excluded"] for t in tilts] == [n in {OUTLIER, TILTS} for n in range(1, TILTS + 1)]
+    assert tilts[-1]["exclusion_reason"] == "ctf-fit"  # the command's reason
+    assert tilts[OUTLIER - 1]["exclusion_reason"] == "alignment-outlier"  # the reconstruction's
+    used = [t for t in tilts if not t["excluded"]]
+    assert all(t["alignment_correlation"] == 0.9 for t in used)  # from the event
+    assert all(t["alignment_residual_angstroms"] == pytest.approx(12.0) for t in used)  # through ISPyB
+    assert tilts[OUTLIER - 1]["alignment_residual_angstroms"] is None  # no TiltImageAlignment row
     assert all(t["defocus_micrometres"] and t["fit_resolution_angstroms"] for t in tilts)
     urls = [t[k] for t in tilts for k in ("micrograph_url", "power_spectrum_url", "drift_plot_url")]
     tomogram = detail["tomogram"]

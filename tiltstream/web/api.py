@@ -114,7 +114,8 @@ async def session_events(request: Request, ctx: Ctx, visit: Authorised) -> Strea
     def encode(value: dict[str, Any]) -> str:
         key = str(value["metadata"]["tilt_series_id"])
         name = key.removeprefix(f"{visit.session}:")
-        data = summary(visit.session, name, value, None, follower.request(key)).model_dump_json()
+        made = summary(visit.session, name, value, None, follower.request(key), follower.reconstruction(key))
+        data = made.model_dump_json()
         return f"event: status\ndata: {data}\n\n"
 
     async def stream() -> AsyncIterator[str]:

@@ -62,8 +62,18 @@ class TiltView(BaseModel):
     fit_resolution_angstroms: float | None = None
     fit_score: float | None = None
     refined_tilt_angle_degrees: float | None = None
+    alignment_residual_angstroms: float | None = Field(
+        None, description="Shift error against the reprojection of the other tilts (ISPyB's residualError)."
+    )
+    alignment_correlation: float | None = Field(
+        None, description="Best normalised correlation with a neighbour in angle: the alignment's confidence."
+    )
     excluded: bool | None = Field(None, description="Left out of the latest reconstruction (None: not yet).")
-    exclusion_reason: str | None = None
+    exclusion_reason: str | None = Field(
+        None,
+        description="Why: the command's reason ('motion', 'ctf-fit', ...) or the alignment's "
+        "('alignment-outlier').",
+    )
     micrograph_url: str | None = Field(None, description="Motion-corrected micrograph preview (PNG).")
     power_spectrum_url: str | None = Field(None, description="Power spectrum with the CTF fit (PNG).")
     drift_plot_url: str | None = Field(None, description="Frame drift plot (PNG).")

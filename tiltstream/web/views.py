@@ -23,7 +23,7 @@ from tiltstream.web.models import (
 )
 from tiltstream.web.queries import CollectionRow, SeriesRows, blsession, collections, series_rows
 
-__all__ = ["series_base", "series_detail", "session_view", "summary"]
+__all__ = ["reconstructed_tilts", "series_base", "series_detail", "session_view", "summary"]
 
 _WITH_TOMOGRAM = frozenset({"reconstructed", "denoised"})
 
@@ -55,8 +55,13 @@ def summary(
     status: dict[str, Any] | None,
     row: CollectionRow | None,
     request: dict[str, Any] | None = None,
+    reconstruction: dict[str, Any] | None = None,
 ) -> SeriesSummary:
-    """One series' summary: the live status where there is one, ISPyB's counts otherwise."""
+    """One series' summary: the live status where there is one, ISPyB's counts otherwise.
+
+    The used and excluded counts come from the latest command when there is one, less the tilts its
+    ``reconstruction`` (TomogramReconstructed) left out.
+    """
     tilt_series_id = f"{session}:{name}"
     version = 0
     if status is not None:
@@ -89,7 +94,8 @@ def summary(
     else:
         raise ValueError(f"nothing known about {tilt_series_id}")
     if request is not None and int(request["version"]) >= version:
-        used_count = sum(not tilt["excluded"] for tilt in request["tilts"])
+        left_out = sum(not a["included"] for a in reconstructed_tilts(request, reconstruction).values())
+        used_count = sum(not tilt["excluded"] for tilt in request["tilts"]) - left_out
         fields.update(used_tilts=used_count, excluded_tilts=len(request["tilts"]) - used_count)
     has_slice = row is not None and row.tomogram is not None and bool(row.tomogram.centralSliceImage)
     if has_slice or fields["state"] in _WITH_TOMOGRAM:
@@ -108,6 +114,38 @@ def _request(ctx: WebContext, tilt_series_id: str) -> dict[str, Any] | None:
     return ctx.follower.request(tilt_series_id) if ctx.follower is not None else None
 
 
+def _reconstruction(ctx: WebContext, tilt_series_id: str) -> dict[str, Any] | None:
+    return ctx.follower.reconstruction(tilt_series_id) if ctx.follower is not None else None
+
+
+def reconstructed_tilts(
+    request: dict[str, Any] | None, reconstruction: dict[str, Any] | None
+) -> dict[int, dict[str, Any]]:
+    """The reconstruction of ``request``, tilt by tilt (by number, from 1); empty for another request's."""
+    if request is None or reconstruction is None or reconstruction["request_id"] != request["request_id"]:
+        return {}
+    return {int(a["acquisition_order"]) + 1: a for a in reconstruction["tilt_alignments"]}
+
+
+def _exclusion(
+    command: dict[str, Any] | None, aligned: dict[str, Any] | None, has_tomogram: bool, has_row: bool
+) -> tuple[bool | None, str | None]:
+    """Whether a tilt was left out of the latest reconstruction and why.
+
+    The command's exclusion first; then the reconstruction's own (the alignment left it out); without
+    either, ISPyB's rows: a tomogram without an alignment row for the tilt.
+    """
+    if command is not None and command["excluded"]:
+        return True, command.get("exclusion_reason")
+    if aligned is not None and not aligned["included"]:
+        return True, aligned.get("exclusion_reason") or "left out by the alignment"
+    if command is not None:
+        return False, None
+    if has_tomogram:
+        return (False, None) if has_row else (True, "not in the aligned stack")
+    return None, None
+
+
 def session_view(ctx: WebContext, db: Session, visit: Visit) -> SessionView:
     """Every series of the session: ISPyB's, and those only the status topic knows of yet."""
     found = blsession(db, visit)
@@ -123,7 +161,12 @@ def session_view(ctx: WebContext, db: Session, visit: Visit) -> SessionView:
     names = sorted(set(rows) | set(statuses), key=started)  # in the order they were collected
     series = [
         summary(
-            visit.session, name, statuses.get(name), rows.get(name), _request(ctx, f"{visit.session}:{name}")
+            visit.session,
+            name,
+            statuses.get(name),
+            rows.get(name),
+            _request(ctx, f"{visit.session}:{name}"),
+            _reconstruction(ctx, f"{visit.session}:{name}"),
         )
         for name in names
     ]
@@ -203,18 +246,16 @@ def series_detail(ctx: WebContext, db: Session, visit: Visit, name: str) -> Seri
     status = ctx.follower.status(tilt_series_id) if ctx.follower is not None else None
     base = series_base(visit.session, name)
     commanded = {int(t["acquisition_order"]) + 1: t for t in request["tilts"]} if request else {}
+    reconstructed = reconstructed_tilts(request, _reconstruction(ctx, tilt_series_id))
     tilts = []
     for tilt in rows.tilts:
         movie, motion, ctf = tilt.movie, tilt.motion, tilt.ctf
         number = int(movie.movieNumber)
-        command = commanded.get(number)
-        excluded: bool | None = None
-        reason = None
-        if command is not None:
-            excluded, reason = bool(command["excluded"]), command.get("exclusion_reason")
-        elif rows.row.tomogram is not None:
-            excluded = tilt.alignment is None
-            reason = "not in the aligned stack" if excluded else None
+        aligned = reconstructed.get(number)
+        excluded, reason = _exclusion(
+            commanded.get(number), aligned, rows.row.tomogram is not None, tilt.alignment is not None
+        )
+        residual_nm = tilt.alignment.residualError if tilt.alignment is not None else None
         tilt_base = f"{base}/tilts/{number}"
         tilts.append(
             TiltView(
@@ -228,6 +269,8 @@ def series_detail(ctx: WebContext, db: Session, visit: Visit, name: str) -> Seri
                 fit_resolution_angstroms=ctf.estimatedResolution if ctf else None,
                 fit_score=ctf.ccValue if ctf else None,
                 refined_tilt_angle_degrees=tilt.alignment.refinedTiltAngle if tilt.alignment else None,
+                alignment_residual_angstroms=None if residual_nm is None else 10.0 * residual_nm,
+                alignment_correlation=None if aligned is None else aligned.get("neighbour_correlation"),
                 excluded=excluded,
                 exclusion_reason=reason,
                 micrograph_url=_url(
@@ -239,7 +282,7 @@ def series_detail(ctx: WebContext, db: Session, visit: Visit, name: str) -> Seri
         )
     return SeriesDetail(
         session=visit.session,
-        summary=summary(visit.session, name, status, rows.row, request),
+        summary=summary(visit.session, name, status, rows.row, request, _reconstruction(ctx, tilt_series_id)),
         tilts=tilts,
         ctf_plot_url=f"{base}/ctf.svg",
         tomogram=_tomogram(ctx, rows, base, visit.session),

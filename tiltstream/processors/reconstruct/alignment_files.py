@@ -9,6 +9,12 @@
   ``SEC ROT GMAG TX TY SMEAN SFIT SCALE BASE TILT``. ``ROT`` is the tilt axis from the y axis and
   ``TX``/``TY`` the specimen's displacement in the raw image, in raw pixels (the negative of the
   shift that aligns it), as teamtomo's readers interpret them.
+
+The raw stack is the request's tilts used as input, in tilt order. A tilt the reconstruction leaves
+out (the builtin alignment's outliers, AreTomo's dark frames) is a ``DarkFrame`` of the ``.aln``;
+the ``.xf`` and ``.tlt`` have the rows of the aligned stack, the tilts used, as the ``.aln``'s rows
+(cryoet-alignment's conversion of the ``.aln`` to IMOD gives a row per raw section instead, the left-out
+ones as placeholders in its ``EXCLUDELIST2``).
 """
 
 from __future__ import annotations

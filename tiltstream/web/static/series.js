@@ -81,6 +81,8 @@
         ts.el("td", { class: "num", text: ts.num(tilt.defocus_micrometres, 2) }),
         ts.el("td", { class: "num", text: ts.num(tilt.astigmatism_angstroms, 0) }),
         ts.el("td", { class: "num", text: ts.num(tilt.fit_resolution_angstroms, 1) }),
+        ts.el("td", { class: "num", text: ts.num(tilt.alignment_residual_angstroms, 1) }),
+        ts.el("td", { class: "num", text: ts.num(tilt.alignment_correlation, 2) }),
         ts.el("td", { class: "used", text: used }),
       );
     }));
