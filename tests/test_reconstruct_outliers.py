@@ -15,6 +15,7 @@ import mrcfile
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from reconstruct_fixtures import (
     SimulatedSeries,
     phantom_in_tomogram_frame,
@@ -229,6 +230,9 @@ def test_the_event_and_the_alignment_files_name_the_outlier(
     assert aln.dark_tilt_angles_degrees == pytest.approx((corrupted.tilt_angles_degrees[BAD],))
     assert BAD not in aln.section.tolist()
     assert len(aln.section) == 40
+    plot = np.asarray(Image.open(_local(data, event["alignment_plot"])).convert("RGB")).astype(int)
+    red = (plot[..., 0] > 200) & (plot[..., 1] < 60) & (plot[..., 2] < 60)  # the left-out tilt's line
+    assert int(red.sum()) > 50
 
 
 def _mean_fsc(volume: np.ndarray, reference: np.ndarray) -> float:

@@ -152,6 +152,7 @@ class ReconstructionProcessor(Processor[TiltStack]):
             result.shifts_xy_pixels * float(value["pixel_size_angstroms"]),
             result.tilt_axis_angle_degrees,
             str(value["metadata"]["tilt_series_id"]),
+            np.array([float(stack.tilts[i]["tilt_angle_degrees"]) for i in sorted(result.dropped)]),
         )
         write_xf(out("imod_xf"), result.shifts_xy_pixels, result.tilt_axis_angle_degrees)
         write_tlt(out("imod_tlt"), result.tilt_angles_degrees)
