@@ -129,11 +129,15 @@ def test_a_falling_correlation_is_no_outlier_but_a_dip_is(seed: int) -> None:
     assert torch.nonzero(find_outliers(correlations, residuals, TILTS, rule)).flatten().tolist() == [33]
 
 
-def test_a_residual_above_the_limit_is_an_outlier() -> None:
-    residuals = torch.full((41,), 10.0)
+def test_a_residual_above_the_limit_and_the_series_is_an_outlier() -> None:
+    rng = np.random.default_rng(0)
+    residuals = torch.from_numpy(rng.uniform(5.0, 15.0, 41))
     residuals[4] = 150.0
     found = find_outliers(_falling_correlations(0), residuals, TILTS, OutlierRule(residual_angstroms=100.0))
     assert torch.nonzero(found).flatten().tolist() == [4]
+    # at low dose every residual is large and scattered (the scoreboard: 30-260 Å): none is news
+    scattered = torch.from_numpy(rng.uniform(30.0, 260.0, 41))
+    assert not bool(find_outliers(_falling_correlations(0), scattered, TILTS, OutlierRule()).any())
 
 
 def test_at_most_the_allowed_fraction_is_left_out_the_worst_first() -> None:
@@ -143,6 +147,10 @@ def test_at_most_the_allowed_fraction_is_left_out_the_worst_first() -> None:
     assert int(find_outliers(correlations, torch.zeros(41), TILTS, OutlierRule()).sum()) == 7
     found = find_outliers(correlations, torch.zeros(41), TILTS, OutlierRule(max_fraction=0.1))
     assert torch.nonzero(found).flatten().tolist() == weak[:4].tolist()  # floor(0.1 * 41), the weakest
+    # a refit passes what is left of the series' allowance
+    found = find_outliers(correlations, torch.zeros(41), TILTS, OutlierRule(), allowed=1)
+    assert torch.nonzero(found).flatten().tolist() == weak[:1].tolist()
+    assert not bool(find_outliers(correlations, torch.zeros(41), TILTS, OutlierRule(), allowed=0).any())
 
 
 # -- on simulated series -------------------------------------------------------------------------------

@@ -235,9 +235,14 @@ def align_tilt_series(
     kept = torch.arange(images.shape[0], device=images.device)  # (k,) input rows of the current fit
     shifts, residuals = fit.shifts_yx_pixels.clone(), fit.residuals_pixels.clone()  # (t, 2), (t,)
     correlations, outliers = fit.neighbour_correlations.clone(), fit.outliers.clone()  # (t,), (t,)
+    allowance = math.floor(outlier_rule.max_fraction * images.shape[0])  # of the whole series
     for _ in range(max_refits):
         found = find_outliers(
-            fit.neighbour_correlations, fit.residuals_pixels * pixel_size_angstroms, tilts[kept], outlier_rule
+            fit.neighbour_correlations,
+            fit.residuals_pixels * pixel_size_angstroms,
+            tilts[kept],
+            outlier_rule,
+            allowed=allowance - int(outliers.sum()),
         )  # (k,)
         if not bool(found.any()):
             break

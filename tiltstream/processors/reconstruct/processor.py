@@ -81,6 +81,7 @@ class ReconstructionProcessor(Processor[TiltStack]):
             correlation_mads=self.settings.outlier_correlation_mads,
             correlation_fraction=self.settings.outlier_correlation_fraction,
             residual_angstroms=self.settings.outlier_residual_angstroms,
+            residual_mads=self.settings.outlier_residual_mads,
             max_fraction=self.settings.outlier_max_fraction,
         )
 

@@ -57,12 +57,14 @@ class ReconstructionSettings(ProcessorSettings):
     #: ``reconstruct.outliers``): its best normalised correlation with a neighbour in angle falls more
     #: than ``outlier_correlation_mads`` robust deviations and below ``outlier_correlation_fraction``
     #: of the running median of the series', or its residual against the reprojection of the other
-    #: tilts exceeds ``outlier_residual_angstroms``; the others are aligned again without it. At most
-    #: ``outlier_max_fraction`` of the tilts are left out (the worst).
+    #: tilts exceeds ``outlier_residual_angstroms`` and the series' median by ``outlier_residual_mads``
+    #: robust deviations; the others are aligned again without it. At most ``outlier_max_fraction`` of
+    #: the tilts are left out (the worst).
     reject_alignment_outliers: bool = True
     outlier_correlation_mads: float = Field(default=6.0, gt=0)
     outlier_correlation_fraction: float = Field(default=0.5, gt=0, le=1)
     outlier_residual_angstroms: float = Field(default=100.0, gt=0)
+    outlier_residual_mads: float = Field(default=6.0, gt=0)
     outlier_max_fraction: float = Field(default=0.25, ge=0, lt=1)
     output_folder: str = "tomograms"
     png_max_pixels: int = Field(default=1024, ge=64)
