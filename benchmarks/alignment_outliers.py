@@ -137,8 +137,9 @@ def shift_errors(series: Series, result: ReconstructionResult, pixel: float) -> 
     """Per used tilt but the spoilt one, the shift error in binned pixels, the gauge (a translation and
     the height term) fitted on them and removed."""
     used = result.stack_indices if result.stack_indices is not None else np.arange(len(series.tilts_degrees))
-    used = used[used != series.spoilt]
-    error = (result.shifts_xy_pixels + series.shifts_xy_angstroms[used] / pixel) / BINNING  # (k, 2)
+    rows = used != series.spoilt  # (k,) of the result's rows
+    used = used[rows]
+    error = (result.shifts_xy_pixels[rows] + series.shifts_xy_angstroms[used] / pixel) / BINNING  # (k, 2)
     phi = math.radians(AXIS_FROM_X_DEGREES)
     across, along = np.array([-math.sin(phi), math.cos(phi)]), np.array([math.cos(phi), math.sin(phi)])
     sines = np.sin(np.radians(series.tilts_degrees[used]))
