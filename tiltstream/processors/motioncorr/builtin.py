@@ -1,11 +1,13 @@
-"""The builtin backend: whole-frame motion and sums in Fourier space, the library for local motion.
+"""The builtin backend: whole-frame motion and sums in Fourier space; local motion by patches.
 
 For a global (1 x 1 patch) model the frames are transformed once; shifts are estimated on a
 low-frequency band of those spectra (:func:`estimate_global_shifts`), the frames aligned by
 separable phase ramps, and the plain and dose-weighted sums formed in Fourier space: two inverse
-FFTs, no resampling. Binning is a crop of the same spectra. With more than one patch the library's
-local fit and resampling (:func:`correct_locally`) start from these global shifts. The library's
-own path stays in :mod:`.library` as the reference.
+FFTs, no resampling. Binning is a crop of the same spectra. With more than one patch, patches of
+the same band are aligned on top of the whole-frame shifts (:func:`estimate_local_shifts`), their
+residuals smoothed into a field (:func:`smooth_local_shifts`) and every frame resampled along it
+once (:func:`local_sums`). The library's path (global and local) stays in :mod:`.library` as the
+reference.
 """
 
 from __future__ import annotations
@@ -16,12 +18,23 @@ import torch
 from tiltstream.processors.motioncorr.dose import dose_filters
 from tiltstream.processors.motioncorr.fourier import apply_phase_ramps, crop_spectra, spectrum_frequencies
 from tiltstream.processors.motioncorr.global_shifts import estimate_global_shifts
+from tiltstream.processors.motioncorr.local_field import smooth_local_shifts
+from tiltstream.processors.motioncorr.local_shifts import LocalShifts, estimate_local_shifts
+from tiltstream.processors.motioncorr.local_sums import local_sums
 from tiltstream.processors.motioncorr.motion_result import motion_result
 from tiltstream.processors.motioncorr.result import MotionParameters, MotionResult
 
-__all__ = ["FOURIER_BACKEND", "binned_spectra", "correct_movie_builtin", "fourier_sums"]
+__all__ = [
+    "FOURIER_BACKEND",
+    "LOCAL_BACKEND",
+    "binned_spectra",
+    "correct_movie_builtin",
+    "fourier_sums",
+    "local_motion",
+]
 
 FOURIER_BACKEND = "tiltstream-fourier-global"
+LOCAL_BACKEND = "tiltstream-patch-local"
 
 
 def binned_spectra(
@@ -70,7 +83,7 @@ def correct_movie_builtin(
     parameters: MotionParameters,
     device: torch.device,
 ) -> MotionResult:
-    """Align and sum a movie.
+    """Align and sum a movie: whole-frame motion, and local motion with more than one patch.
 
     The shifts returned are those applied to align each frame (x, y), the negative of the
     displacement each frame shows (checked against movies drifted by known shifts in the tests).
@@ -84,12 +97,43 @@ def correct_movie_builtin(
         displacement = estimate_global_shifts(
             spectra, shape, pixel, curvature_pixels=parameters.drift_curvature_angstroms / pixel
         )  # (t, 2) yx pixels
-        if parameters.binning > 1 and parameters.patches_x * parameters.patches_y > 1:
-            movie = torch.fft.irfft2(spectra, s=shape)  # (t, h, w)
-    if parameters.patches_x * parameters.patches_y > 1:  # the local fit needs gradients
-        from tiltstream.processors.motioncorr.library import correct_locally
-
-        return correct_locally(movie, pixel, displacement, parameters, device)
-    with torch.no_grad():
+        if parameters.patches_x * parameters.patches_y > 1:
+            return _correct_locally(movie, spectra, shape, displacement, parameters)
         summed, weighted = fourier_sums(spectra, shape, displacement, pixel, parameters)
     return motion_result(summed, weighted, displacement, pixel, parameters, FOURIER_BACKEND)
+
+
+def local_motion(
+    spectra: torch.Tensor,  # (t, h, w//2+1) binned
+    shape: tuple[int, int],
+    displacement: torch.Tensor,  # (t, 2) yx pixels, whole-frame
+    parameters: MotionParameters,
+) -> LocalShifts:
+    """The smoothed residuals of ``patches_y x patches_x`` patches on top of ``displacement``."""
+    pixel = parameters.pixel_size_angstroms * parameters.binning
+    local = estimate_local_shifts(
+        spectra,
+        shape,
+        displacement,
+        pixel,
+        (parameters.patches_y, parameters.patches_x),
+        curvature_pixels=parameters.drift_curvature_angstroms / pixel,
+    )
+    return smooth_local_shifts(local, parameters.local_curvature_angstroms / pixel)
+
+
+def _correct_locally(
+    movie: torch.Tensor,  # (t, H, W)
+    spectra: torch.Tensor,  # (t, h, w//2+1)
+    shape: tuple[int, int],
+    displacement: torch.Tensor,  # (t, 2) yx pixels
+    parameters: MotionParameters,
+) -> MotionResult:
+    """Patches aligned on top of the whole-frame shifts, smoothed into a field, frames resampled along it."""
+    pixel = parameters.pixel_size_angstroms * parameters.binning
+    local = local_motion(spectra, shape, displacement, parameters)
+    if parameters.binning > 1:
+        movie = torch.fft.irfft2(spectra, s=shape)  # (t, h, w)
+    del spectra
+    summed, weighted = local_sums(movie, displacement, local, pixel, parameters)
+    return motion_result(summed, weighted, displacement, pixel, parameters, LOCAL_BACKEND)

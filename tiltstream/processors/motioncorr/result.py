@@ -24,6 +24,9 @@ class MotionParameters:
     #: the builtin backend's smooth-trajectory prior: expected second difference of the drift
     #: (angstroms per frame²), weighed against each frame's shot noise; 0 turns it off
     drift_curvature_angstroms: float = 1.5
+    #: the local (patch) model's smoothness across neighbouring patches: the expected second difference
+    #: of the local displacement from one patch to the next (angstroms)
+    local_curvature_angstroms: float = 0.5
 
 
 @dataclass(frozen=True)
