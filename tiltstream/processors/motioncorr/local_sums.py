@@ -18,10 +18,49 @@ from tiltstream.processors.motioncorr.local_field import spline_weights
 from tiltstream.processors.motioncorr.local_shifts import LocalShifts
 from tiltstream.processors.motioncorr.result import MotionParameters
 
-__all__ = ["displacement_field", "local_sums"]
+__all__ = ["displacement_field", "local_sums", "sampling_grid"]
 
 #: Sampling-grid values (two per pixel and frame) held at once.
 CHUNK_VALUES = 1 << 26
+
+
+def sampling_grid(
+    local: LocalShifts,
+    displacement_pixels: torch.Tensor,  # (t, 2) yx whole-frame
+    shape: tuple[int, int],
+    frames: slice,
+    step_pixels: int = 1,
+) -> torch.Tensor:
+    """``(c, h, w, 2)`` where each pixel of the chosen frames is sampled from: ``p + field(p)``, as
+    ``grid_sample`` takes it (xy in [-1, 1], pixel centres, ``align_corners=False``); of every
+    ``step_pixels``-th row and column.
+
+    One matrix product writes it: along ``y`` the patch values are spread to rows (``(c, h, px)``), and a
+    right-hand matrix spreads them along ``x`` into interleaved x, y columns, with the pixel's own
+    coordinate and the whole-frame shift carried by constant columns.
+    """
+    h, w = shape
+    device = displacement_pixels.device
+    y, x = (torch.arange(0, n, step_pixels, dtype=torch.float32) for n in shape)
+    rows = spline_weights(local.centres_y_pixels, y).to(device)  # (h', py)
+    columns = spline_weights(local.centres_x_pixels, x).to(device)  # (w', px)
+    residual = local.residual_pixels[:, :, frames].to(device)  # (py, px, c, 2) yx
+    py, px, c, _ = residual.shape
+    along_y = (
+        (rows @ residual.reshape(py, -1)).reshape(len(y), px, c, 2).permute(2, 0, 3, 1)
+    )  # (c, h', 2, px)
+    shift = displacement_pixels[frames].to(device)  # (c, 2) yx
+    ones = torch.ones(c, len(y), 1, device=device)
+    row_y = ((2 * (y.to(device)[None, :] + shift[:, :1]) + 1) / h - 1)[..., None]  # (c, h', 1)
+    row_x = (shift[:, None, 1:] * (2 / w)).expand(-1, len(y), 1)  # (c, h', 1)
+    left = torch.cat([along_y[:, :, 1] * (2 / w), ones, row_x, along_y[:, :, 0] * (2 / h), row_y], dim=-1)
+    right = torch.zeros(2 * px + 3, len(x), 2, device=device)  # rows as the columns of ``left``
+    right[:px, :, 0] = columns.T
+    right[px, :, 0] = (2 * x.to(device) + 1) / w - 1  # the pixel's own x, normalised
+    right[px + 1, :, 0] = 1.0
+    right[px + 2 : 2 * px + 2, :, 1] = columns.T
+    right[2 * px + 2, :, 1] = 1.0
+    return (left @ right.reshape(2 * px + 3, -1)).reshape(c, len(y), len(x), 2)
 
 
 def displacement_field(
@@ -29,31 +68,22 @@ def displacement_field(
     displacement_pixels: torch.Tensor,  # (t, 2) yx whole-frame
     shape: tuple[int, int],
     frames: slice,
+    step_pixels: int = 1,
 ) -> torch.Tensor:
-    """``(c, 2, h, w)`` yx displacement of every pixel in the chosen frames."""
-    device = displacement_pixels.device
-    rows = spline_weights(local.centres_y_pixels, torch.arange(shape[0])).to(device)  # (h, py)
-    columns = spline_weights(local.centres_x_pixels, torch.arange(shape[1])).to(device)  # (w, px)
-    residual = local.residual_pixels[:, :, frames].to(device)  # (py, px, c, 2)
-    py, px, c, _ = residual.shape
-    along_y = (
-        (rows @ residual.reshape(py, -1)).reshape(shape[0], px, c, 2).permute(2, 3, 0, 1)
-    )  # (c, 2, h, px)
-    field = along_y @ columns.T  # (c, 2, h, w)
-    return field.add_(displacement_pixels[frames, :, None, None])
+    """``(c, 2, h', w')`` yx displacement of the chosen frames' pixels (every ``step_pixels``-th row
+    and column): :func:`sampling_grid` less each pixel's own position, in pixels."""
+    grid = sampling_grid(local, displacement_pixels, shape, frames, step_pixels)  # (c, h', w', 2) xy
+    y, x = (torch.arange(0, n, step_pixels, dtype=torch.float32, device=grid.device) for n in shape)
+    dx = (grid[..., 0] + 1) * (shape[1] / 2) - 0.5 - x  # (c, h', w')
+    dy = (grid[..., 1] + 1) * (shape[0] / 2) - 0.5 - y[:, None]
+    return torch.stack([dy, dx], dim=1)
 
 
 def _resample(
     frames: torch.Tensor,  # (c, h, w)
-    field: torch.Tensor,  # (c, 2, h, w) yx displacement
+    grid: torch.Tensor,  # (c, h, w, 2) from sampling_grid
 ) -> torch.Tensor:
     """Aligned frames: pixel ``p`` takes the frame's value at ``p + field(p)``, ``(c, h, w)``."""
-    h, w = frames.shape[-2:]
-    y = torch.arange(h, device=frames.device, dtype=torch.float32)[:, None]
-    x = torch.arange(w, device=frames.device, dtype=torch.float32)[None, :]
-    grid = torch.stack(
-        [(x + field[:, 1]).mul_(2 / w).add_(1 / w - 1), (y + field[:, 0]).mul_(2 / h).add_(1 / h - 1)], dim=-1
-    )  # (c, h, w, 2) xy in [-1, 1], align_corners=False
     aligned = F.grid_sample(frames[:, None], grid, mode="bicubic", padding_mode="border", align_corners=False)
     return aligned[:, 0]
 
@@ -84,10 +114,10 @@ def local_sums(
     chunk = max(1, CHUNK_VALUES // (2 * h * w))
     for start in range(0, t, chunk):
         frames = slice(start, min(t, start + chunk))
-        aligned = _resample(movie[frames], displacement_field(local, displacement_pixels, (h, w), frames))
+        aligned = _resample(movie[frames], sampling_grid(local, displacement_pixels, (h, w), frames))
         summed += aligned.sum(0)
         if filters is not None:
-            spectrum += (torch.fft.rfft2(aligned) * filters[0][frames]).sum(0)
+            spectrum += torch.fft.rfft2(aligned).mul_(filters[0][frames]).sum(0)
     if filters is None:
         return summed, None
     return summed, torch.fft.irfft2(spectrum * filters[1], s=(h, w))
