@@ -571,6 +571,11 @@ class MovieMotionCorrected:
     target_defocus_micrometres : float | None
         Defocus the microscope aimed for, in micrometres (negative is underfocus), carried from the movie: the
         CTF search looks near it.
+    mean_counts_per_pixel_per_second : float | None
+        Mean gain-corrected counts per movie pixel per second of exposure in the plain sum (its mean over the
+        frames summed, divided by their share of the exposure time): a tilt far darker than its neighbours by
+        angle (after 1/cos of the tilt) is excluded as dark. Null when the exposure time is unknown, and in
+        older events.
     """
 
     metadata: EventMetadata
@@ -600,6 +605,7 @@ class MovieMotionCorrected:
     spherical_aberration_mm: float | None = None
     amplitude_contrast: float | None = None
     target_defocus_micrometres: float | None = None
+    mean_counts_per_pixel_per_second: float | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> MovieMotionCorrected:
@@ -634,6 +640,7 @@ class MovieMotionCorrected:
             spherical_aberration_mm=value.get("spherical_aberration_mm"),
             amplitude_contrast=value.get("amplitude_contrast"),
             target_defocus_micrometres=value.get("target_defocus_micrometres"),
+            mean_counts_per_pixel_per_second=value.get("mean_counts_per_pixel_per_second"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -668,6 +675,7 @@ class MovieMotionCorrected:
             "spherical_aberration_mm": self.spherical_aberration_mm,
             "amplitude_contrast": self.amplitude_contrast,
             "target_defocus_micrometres": self.target_defocus_micrometres,
+            "mean_counts_per_pixel_per_second": self.mean_counts_per_pixel_per_second,
         }
 
 
@@ -1906,6 +1914,11 @@ def _write_movie_motion_corrected(out: bytearray, value: MovieMotionCorrected) -
     else:
         out.append(2)
         write_double(out, value.target_defocus_micrometres)
+    if value.mean_counts_per_pixel_per_second is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.mean_counts_per_pixel_per_second)
 
 
 def _read_movie_motion_corrected(buf: bytes, pos: int) -> tuple[MovieMotionCorrected, int]:
@@ -1968,6 +1981,11 @@ def _read_movie_motion_corrected(buf: bytes, pos: int) -> tuple[MovieMotionCorre
         pos += 1
     else:
         f_target_defocus_micrometres, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_mean_counts_per_pixel_per_second = None
+        pos += 1
+    else:
+        f_mean_counts_per_pixel_per_second, pos = read_double(buf, read_branch(buf, pos, 2))
     record = MovieMotionCorrected(
         metadata=f_metadata,
         movie_id=f_movie_id,
@@ -1996,6 +2014,7 @@ def _read_movie_motion_corrected(buf: bytes, pos: int) -> tuple[MovieMotionCorre
         spherical_aberration_mm=f_spherical_aberration_mm,
         amplitude_contrast=f_amplitude_contrast,
         target_defocus_micrometres=f_target_defocus_micrometres,
+        mean_counts_per_pixel_per_second=f_mean_counts_per_pixel_per_second,
     )
     return record, pos
 
@@ -2881,7 +2900,7 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     MovieMotionCorrected: RecordCodec(
         "tiltstream.events.MovieMotionCorrected",
-        0x095720CCC4BF35C1,
+        0xD7C0F58311108F1E,
         MovieMotionCorrected,
         _write_movie_motion_corrected,
         _read_movie_motion_corrected,
