@@ -26,7 +26,26 @@ from tiltstream.processors.runtime import (
 from tiltstream.processors.runtime.volume_io import write_mrc, write_png
 from tiltstream.streams.events import DataPath, FrameShift, MovieAcquired, MovieMotionCorrected
 
-__all__ = ["MotionCorrectionProcessor"]
+__all__ = ["MotionCorrectionProcessor", "mean_counts_per_pixel_per_second"]
+
+
+def mean_counts_per_pixel_per_second(
+    summed: np.ndarray,  # (h, w) plain sum of the aligned frames
+    frames_summed: int,
+    frame_count: int,
+    exposure_time_seconds: float,
+) -> float | None:
+    """The beam's brightness as the detector saw it: mean counts per pixel per second of exposure.
+
+    ``frames_summed`` of the movie's ``frame_count`` frames (EER: electron frames, of which a remainder
+    beyond the last whole group is not summed) took that share of ``exposure_time_seconds``. The mean is
+    per pixel of ``summed``, whose mean the backends keep when binning. None when the exposure time or a
+    frame count is not positive (nothing to divide by).
+    """
+    if exposure_time_seconds <= 0 or frames_summed <= 0 or frame_count <= 0:
+        return None
+    seconds = exposure_time_seconds * frames_summed / frame_count
+    return float(np.mean(summed, dtype=np.float64)) / seconds
 
 
 class MotionCorrectionProcessor(Processor[MovieData]):
@@ -227,5 +246,14 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             spherical_aberration_mm=movie.spherical_aberration_mm,
             amplitude_contrast=movie.amplitude_contrast,
             target_defocus_micrometres=movie.target_defocus_micrometres,
+            mean_counts_per_pixel_per_second=self._brightness(movie, result),
         )
         return [Output.of(event)]
+
+    def _brightness(self, movie: MovieAcquired, result: MotionResult) -> float | None:
+        """:func:`mean_counts_per_pixel_per_second` of the plain sum (EER: the movie's electron frames)."""
+        eer = self.eer_rendering_of(movie, self.settings)
+        frames_summed = len(result.shifts_angstroms) * (1 if eer is None else eer.frames_per_group)
+        return mean_counts_per_pixel_per_second(
+            result.summed, frames_summed, movie.frame_count, movie.exposure_time_seconds
+        )
