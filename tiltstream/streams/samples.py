@@ -136,6 +136,12 @@ def _movie_acquired(c: _Context) -> dict[str, Any]:
         "mdoc_writer": "serialem",
         "tilt_axis_source": "mdoc",
         "session_parameters_version": 0,
+        "gain_rotation_quarter_turns": None,
+        "gain_flip": None,
+        "eer_group_frames": None,
+        "eer_dose_per_output_frame_e_per_angstrom2": None,
+        "eer_sampling": None,
+        "defect_file": None,
     }
 
 
@@ -170,6 +176,12 @@ def _session_parameters_set(c: _Context) -> dict[str, Any]:
         "dose_per_frame_e_per_angstrom2": None,
         "time_zone": "Europe/London",
         "gain_reference": None,
+        "gain_rotation_quarter_turns": 1,
+        "gain_flip": 2,
+        "eer_group_frames": None,
+        "eer_dose_per_output_frame_e_per_angstrom2": 0.25,
+        "eer_sampling": 1,
+        "defect_file": "defects.txt",
     }
 
 
