@@ -9,6 +9,7 @@ aggregator excludes exactly the simulator's dark tilts.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from tiltstream.connectors.source.mdoc import read_mdoc
 from tiltstream.connectors.source.movie_check import inspect_movie
 from tiltstream.processors.motioncorr import MotionCorrectionProcessor
 from tiltstream.processors.runtime import Job
-from tiltstream.streams.aggregator import Rules, SeriesState, apply_event, decide
+from tiltstream.streams.aggregator import InputRecord, Rules, SeriesState, apply_event, decide
 from tiltstream.streams.aggregator.darkness import neighbour_brightness
 from tiltstream.streams.aggregator.selection import TiltSelection
 from tiltstream.streams.aggregator.state import Acquired, Corrected
@@ -31,7 +32,7 @@ NOW = 1_800_000_000_000
 RULES = Rules(min_usable_tilts=3, wait_for_ctf=False)
 
 
-def _series(tilts: list[tuple[float, float, float | None]]) -> SeriesState:
+def _series(tilts: Sequence[tuple[float, float, float | None]]) -> SeriesState:
     """A series of corrected tilts, each (angle in degrees, dose, counts per pixel per second)."""
     movies, corrected = {}, {}
     for order, (angle, dose, counts) in enumerate(tilts):
@@ -53,7 +54,7 @@ def _reasons(state: SeriesState, rules: Rules = RULES) -> dict[float, str | None
     return {c.movie.tilt_angle_degrees: c.reason for c in chosen}
 
 
-def _flat(angles: list[float], counts_at_0: float = 40.0) -> list[tuple[float, float, float | None]]:
+def _flat(angles: list[float], counts_at_0: float = 40.0) -> list[tuple[float, float, float]]:
     """Tilts whose counts fall as cos of the tilt (a thin specimen), dose unknown (0)."""
     return [(a, 0.0, counts_at_0 * math.cos(math.radians(a))) for a in angles]
 
@@ -88,7 +89,7 @@ def test_a_thick_specimens_high_tilts_are_not_dark() -> None:
 
 
 def test_unknown_doses_are_not_dark_by_dose_and_known_low_doses_are() -> None:
-    tilts = [(a, 3.0, c) for a, _, c in _flat(ANGLES[:10])]
+    tilts: list[tuple[float, float, float | None]] = [(a, 3.0, c) for a, _, c in _flat(ANGLES[:10])]
     tilts[2] = (tilts[2][0], 0.0, tilts[2][2])  # dose unknown, image normal: used
     tilts[5] = (tilts[5][0], 0.1, tilts[5][2])  # dose measured far below the others: dark by dose
     tilts[7] = (tilts[7][0], 3.0, None)  # not measured in the image (an older event): by dose only
@@ -160,7 +161,8 @@ def test_a_simulated_session_without_dose_has_its_dark_tilts_excluded_as_dark(tm
     assert {a.dose_e_per_angstrom2 for a in acquired} == {0.0}  # no dose hint at all
     assert all(c.mean_counts_per_pixel_per_second is not None for c in corrected)
     state = SeriesState("cm40000-1:Position_1")
-    for event in [*acquired, *corrected]:
+    events: list[InputRecord] = [*acquired, *corrected]
+    for event in events:
         state = apply_event(state, event, NOW)
     ended = TiltSeriesAcquisitionEnded.from_dict(
         {
