@@ -23,9 +23,17 @@ import math
 import statistics
 
 from tiltstream.streams.aggregator.rules import Rules
-from tiltstream.streams.aggregator.state import Acquired, Corrected
+from tiltstream.streams.aggregator.state import Acquired, Corrected, SeriesState
 
-__all__ = ["BrightRow", "brightness_row", "dose_dark", "dose_known", "image_dark", "neighbour_brightness"]
+__all__ = [
+    "BrightRow",
+    "brightness_row",
+    "dark_flags",
+    "dose_dark",
+    "dose_known",
+    "image_dark",
+    "neighbour_brightness",
+]
 
 #: (tilt angle in degrees, movie id, brightness): one tilt with a brightness, kept sorted.
 BrightRow = tuple[float, str, float]
@@ -73,3 +81,19 @@ def image_dark(rows: list[BrightRow], at: int, rules: Rules) -> bool:
     """Whether ``rows[at]`` is below ``rules.dark_brightness_fraction`` of its neighbours' median."""
     neighbours = neighbour_brightness(rows, at, rules.dark_neighbours)
     return bool(neighbours) and rows[at][2] < rules.dark_brightness_fraction * statistics.median(neighbours)
+
+
+def dark_flags(state: SeriesState, winners: list[Acquired], rules: Rules) -> dict[str, bool]:
+    """Whether each of ``winners`` (the movie standing for each angle) is dark, by dose or by image."""
+    doses = [movie.dose_e_per_angstrom2 for movie in winners if dose_known(movie)]
+    dose_limit = rules.dark_dose_fraction * statistics.median(doses) if doses else 0.0
+    measured = (brightness_row(movie, state.corrected.get(movie.movie_id)) for movie in winners)
+    rows = sorted(row for row in measured if row is not None)
+    position = {row[1]: at for at, row in enumerate(rows)}
+    flags = {}
+    for movie in winners:
+        at = position.get(movie.movie_id)
+        flags[movie.movie_id] = dose_dark(movie, dose_limit) or (
+            at is not None and image_dark(rows, at, rules)
+        )
+    return flags

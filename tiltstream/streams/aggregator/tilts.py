@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import statistics
 from dataclasses import dataclass, replace
 
-from tiltstream.streams.aggregator.darkness import brightness_row, dose_dark, dose_known, image_dark
+from tiltstream.streams.aggregator.darkness import dark_flags
 from tiltstream.streams.aggregator.rules import Rules
 from tiltstream.streams.aggregator.state import Acquired, CtfFit, Failure, SeriesState
 
@@ -101,16 +100,10 @@ def select_tilts(state: SeriesState, rules: Rules) -> list[TiltChoice]:
     """
     groups = group_retakes(list(state.movies.values()), rules.angle_tolerance_degrees)
     winners = [(_newest(group), group) for group in groups]
-    doses = [movie.dose_e_per_angstrom2 for movie, _ in winners if dose_known(movie)]
-    dose_limit = rules.dark_dose_fraction * statistics.median(doses) if doses else 0.0
-    measured = (brightness_row(movie, state.corrected.get(movie.movie_id)) for movie, _ in winners)
-    rows = sorted(row for row in measured if row is not None)
-    position = {row[1]: at for at, row in enumerate(rows)}
+    dark = dark_flags(state, [movie for movie, _ in winners], rules)
     chosen = []
     for movie, group in winners:
-        at = position.get(movie.movie_id)
-        dark = dose_dark(movie, dose_limit) or (at is not None and image_dark(rows, at, rules))
-        choice = choose_tilt(state, movie, dark, rules)
+        choice = choose_tilt(state, movie, dark[movie.movie_id], rules)
         retaken = tuple(sorted(m.movie_id for m in group if m.movie_id != movie.movie_id))
         chosen.append(replace(choice, retaken=retaken))
     return sorted(chosen, key=lambda c: (c.movie.acquisition_order, c.movie.tilt_angle_degrees))
