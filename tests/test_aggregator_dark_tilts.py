@@ -155,7 +155,14 @@ def _corrected_events(
 
 def test_a_simulated_session_without_dose_has_its_dark_tilts_excluded_as_dark(tmp_path: Path) -> None:
     session = tmp_path / "raw" / "cm40000-1"
-    (truth,) = simulate_small(session, "dark:1:2", "dark:1:5", exposure_dose_written=False)
+    (truth,) = simulate_small(
+        session,
+        "dark:1:2",
+        "dark:1:15",
+        exposure_dose_written=False,
+        max_tilt_degrees=60.0,
+        tilt_step_degrees=6.0,
+    )  # 21 tilts to ±60°: the high tilts, darker through the longer path, stay used
     acquired, corrected = _corrected_events(session, tmp_path)
     assert {a.dose_source for a in acquired} == {"unknown"}
     assert {a.dose_e_per_angstrom2 for a in acquired} == {0.0}  # no dose hint at all
