@@ -15,9 +15,9 @@ from test_motioncorr_eer import GROUP, PIXEL, _correct, _event, _write_eer_movie
 
 from tiltstream.processors.motioncorr import MotionCorrectionProcessor
 from tiltstream.processors.motioncorr.defects import defect_mask, read_defect_file, replace_defects
-from tiltstream.processors.motioncorr.detector import detector_setup
-from tiltstream.processors.runtime import CorruptInputError, ImpossibleParametersError, Job
+from tiltstream.processors.runtime import CorruptInputError, Job
 from tiltstream.streams.events import MovieAcquired
+from tiltstream.streams.validation import InvalidEventError, check_event
 
 SERVICE: dict[str, Any] = {
     "backend": "motioncor2",
@@ -106,16 +106,23 @@ def test_the_builtin_backend_applies_the_sessions_gain_flip(tmp_path: Path) -> N
     assert as_stored > flipped
 
 
-def test_out_of_range_session_values_fail_the_movie_permanently(tmp_path: Path) -> None:
-    settings = cpu_settings(tmp_path)
+def test_out_of_range_session_values_are_refused_where_events_are_made_and_read() -> None:
+    """The edge checks every producer and consumer runs: an event with such a value is never corrected."""
     for field, value, reason in (
-        ("gain_flip", 3, "gain_flip=3 from the session parameters: Input should be 0, 1 or 2"),
-        ("eer_sampling", 4, "eer_sampling=4"),
-        ("eer_dose_per_output_frame_e_per_angstrom2", -0.1, "greater than 0"),
+        ("gain_flip", 3, "gain_flip: 3 is outside [0, 2]"),
+        (
+            "gain_rotation_quarter_turns",
+            -1,
+            "gain_rotation_quarter_turns: -1 quarter turns is outside [0, 3]",
+        ),
+        ("eer_sampling", 4, "eer_sampling: 4 is outside [1, 2]"),
+        ("eer_group_frames", -5, "eer_group_frames: -5 is outside"),
+        ("eer_dose_per_output_frame_e_per_angstrom2", -0.1, "eer_dose_per_output_frame_e_per_angstrom2"),
     ):
-        movie = MovieAcquired.from_dict(_event("cm1/tilt.eer", 600, (64, 64), **{field: value}))
-        with pytest.raises(ImpossibleParametersError, match=reason):
-            detector_setup(movie, settings)
+        with pytest.raises(InvalidEventError) as refused:
+            check_event("MovieAcquired", _event("cm1/tilt.eer", 600, (64, 64), **{field: value}))
+        assert reason in str(refused.value), str(refused.value)
+    check_event("MovieAcquired", _event("cm1/tilt.eer", 600, (64, 64), gain_flip=2, eer_sampling=1))
 
 
 def test_defect_file_lines_and_refusals(tmp_path: Path) -> None:

@@ -8,15 +8,11 @@ builtin backend and the MotionCor2 command line apply the same ones.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
-
-from pydantic import TypeAdapter, ValidationError
+from typing import TypeVar
 
 from tiltstream.processors.motioncorr.settings import MotionCorrectionSettings
-from tiltstream.processors.runtime import ImpossibleParametersError
 from tiltstream.streams.events import DataPath, MovieAcquired
 
 __all__ = ["DetectorSetup", "detector_setup"]
@@ -34,41 +30,13 @@ class DetectorSetup:
     defect_file: DataPath | Path | None  # the session's (a data path) or the service's (a local path)
 
 
-@functools.cache
-def _adapter(name: str) -> TypeAdapter[Any]:
-    """The validator of the service setting ``name``: a session's value must pass the same constraints."""
-    info = MotionCorrectionSettings.model_fields[name]
-    kind: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
-    return TypeAdapter(kind)
-
-
-def _session(movie: MovieAcquired, name: str) -> Any:
-    """``movie``'s session value ``name`` (None: unset), checked against the service setting's constraints."""
-    value = getattr(movie, name)
-    if value is None:
-        return None
-    try:
-        return _adapter(name).validate_python(value, strict=True)
-    except ValidationError as exc:
-        reason = exc.errors()[0]["msg"]
-        raise ImpossibleParametersError(f"{name}={value!r} from the session parameters: {reason}") from None
-
-
 def detector_setup(movie: MovieAcquired, settings: MotionCorrectionSettings) -> DetectorSetup:
     """``movie``'s session values where set, the service's ``settings`` elsewhere.
 
     A session dose per output frame set without a group size groups that session's EER movies by dose.
-
-    Raises
-    ------
-    ImpossibleParametersError
-        A session value the service setting of that name would refuse (the source checks them; an event
-        from elsewhere may not).
+    The values' ranges are checked where events are made and read (``streams/validation_rules.py``).
     """
-    group, dose = (
-        _session(movie, "eer_group_frames"),
-        _session(movie, "eer_dose_per_output_frame_e_per_angstrom2"),
-    )
+    group, dose = movie.eer_group_frames, movie.eer_dose_per_output_frame_e_per_angstrom2
     if group is None:
         group = 0 if dose is not None else settings.eer_group_frames
     defects = movie.defect_file or (
@@ -76,14 +44,14 @@ def detector_setup(movie: MovieAcquired, settings: MotionCorrectionSettings) -> 
     )
     return DetectorSetup(
         gain_rotation_quarter_turns=_or(
-            _session(movie, "gain_rotation_quarter_turns"), settings.gain_rotation_quarter_turns
+            movie.gain_rotation_quarter_turns, settings.gain_rotation_quarter_turns
         ),
-        gain_flip=_or(_session(movie, "gain_flip"), settings.gain_flip),
+        gain_flip=_or(movie.gain_flip, settings.gain_flip),
         eer_group_frames=group,
         eer_dose_per_output_frame_e_per_angstrom2=_or(
             dose, settings.eer_dose_per_output_frame_e_per_angstrom2
         ),
-        eer_sampling=_or(_session(movie, "eer_sampling"), settings.eer_sampling),
+        eer_sampling=_or(movie.eer_sampling, settings.eer_sampling),
         defect_file=defects,
     )
 
