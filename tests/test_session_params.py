@@ -51,6 +51,51 @@ def test_set_and_show_publish_versions_and_refuse_bad_values(acquisition_setting
     assert json.loads(_cli(acquisition_settings, "show", "cm40000-9", "--json")[1])["voltage_kv"] is None
 
 
+def test_detector_parameters_are_set_shown_and_wrong_types_refused(acquisition_settings: CliSettings) -> None:
+    """Gain orientation, EER grouping and the defect file per session; a value of the wrong type or out of
+    range is refused naming the key and why, and nothing is published for it."""
+    shown_text = " ".join(_cli(acquisition_settings, "show", "cm40000-8")[1].split())  # as wrapped
+    assert shown_text.count("(the motion-correction service's setting)") == 6
+    code, out = _cli(
+        acquisition_settings,
+        "set",
+        "cm40000-8",
+        "gain_rotation_quarter_turns=1",
+        "gain_flip=2",
+        "eer_sampling=2",
+    )
+    assert code == 0, out
+    assert (
+        _cli(acquisition_settings, "set", "cm40000-8", "eer_group_frames=40", "defect_file=defects.txt")[0]
+        == 0
+    )
+    shown = json.loads(_cli(acquisition_settings, "show", "cm40000-8", "--json")[1])
+    assert {k: shown[k] for k in ("version", "gain_rotation_quarter_turns", "gain_flip", "eer_sampling")} == {
+        "version": 2,
+        "gain_rotation_quarter_turns": 1,
+        "gain_flip": 2,
+        "eer_sampling": 2,
+    }
+    assert (shown["eer_group_frames"], shown["defect_file"]) == (40, "defects.txt")
+    for assignment, reason in (
+        ("gain_flip=3", "gain_flip: Input should be less than or equal to 2"),
+        (
+            "gain_rotation_quarter_turns=90",
+            "gain_rotation_quarter_turns: Input should be less than or equal to 3",
+        ),
+        ("eer_sampling=1.5", "eer_sampling: Input should be a valid integer"),
+        ("eer_group_frames=many", "eer_group_frames: Input should be a valid integer"),
+        ("eer_dose_per_output_frame_e_per_angstrom2=0", "greater than 0"),
+    ):
+        code, out = _cli(acquisition_settings, "set", "cm40000-8", assignment)
+        assert code == 2, assignment
+        assert reason in " ".join(out.split()), out
+    events = _values(acquisition_settings, "SessionParametersSet")
+    assert [e["version"] for e in events if e["metadata"]["session_id"] == "cm40000-8"] == [1, 2]
+    assert _cli(acquisition_settings, "set", "cm40000-8", "gain_flip=")[0] == 0  # back to the service's
+    assert json.loads(_cli(acquisition_settings, "show", "cm40000-8", "--json")[1])["gain_flip"] is None
+
+
 def test_parse_assignments_merges_over_the_latest() -> None:
     base = SessionParameters(version=4, voltage_kv=200)
     merged = parse_assignments(["tilt_axis_angle_degrees=-86.5"], base)

@@ -409,6 +409,25 @@ class MovieAcquired:
         parameters' override).
     session_parameters_version : int | None
         Version of the session parameters this event was made with (0: none set); null in older events.
+    gain_rotation_quarter_turns : int | None
+        Quarter turns the gain reference is rotated by before use (0-3, counter-clockwise with y up,
+        MotionCor2's -RotGain), from the session parameters; null (none set, and in older events): the motion-
+        correction service's setting.
+    gain_flip : int | None
+        Flip of the gain reference after its rotation (0 none, 1 upside down, 2 left-right, MotionCor2's
+        -FlipGain), from the session parameters; null (none set, and in older events): the service's setting.
+    eer_group_frames : int | None
+        EER frames summed into each output frame, from the session parameters; null (none set, and in older
+        events): the service's setting (its own group size, or grouping by dose).
+    eer_dose_per_output_frame_e_per_angstrom2 : float | None
+        Target dose per output frame of an EER movie, in electrons per square angstrom, when no group size is
+        set, from the session parameters; null (none set, and in older events): the service's setting.
+    eer_sampling : int | None
+        EER rendering: 1 physical pixels, 2 super-resolution (half the pixel size; MotionCor2's -EerSampling),
+        from the session parameters; null (none set, and in older events): the service's setting.
+    defect_file : DataPath | None
+        The camera's defect file from the session parameters (MotionCor2's -DefectFile: lines of x y width
+        height); null (none set, and in older events): the service's setting.
     """
 
     metadata: EventMetadata
@@ -439,6 +458,12 @@ class MovieAcquired:
     mdoc_writer: str | None = None
     tilt_axis_source: str | None = None
     session_parameters_version: int | None = None
+    gain_rotation_quarter_turns: int | None = None
+    gain_flip: int | None = None
+    eer_group_frames: int | None = None
+    eer_dose_per_output_frame_e_per_angstrom2: float | None = None
+    eer_sampling: int | None = None
+    defect_file: DataPath | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> MovieAcquired:
@@ -474,6 +499,14 @@ class MovieAcquired:
             mdoc_writer=value.get("mdoc_writer"),
             tilt_axis_source=value.get("tilt_axis_source"),
             session_parameters_version=value.get("session_parameters_version"),
+            gain_rotation_quarter_turns=value.get("gain_rotation_quarter_turns"),
+            gain_flip=value.get("gain_flip"),
+            eer_group_frames=value.get("eer_group_frames"),
+            eer_dose_per_output_frame_e_per_angstrom2=value.get("eer_dose_per_output_frame_e_per_angstrom2"),
+            eer_sampling=value.get("eer_sampling"),
+            defect_file=None
+            if value.get("defect_file") is None
+            else DataPath.from_dict(value["defect_file"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -507,6 +540,12 @@ class MovieAcquired:
             "mdoc_writer": self.mdoc_writer,
             "tilt_axis_source": self.tilt_axis_source,
             "session_parameters_version": self.session_parameters_version,
+            "gain_rotation_quarter_turns": self.gain_rotation_quarter_turns,
+            "gain_flip": self.gain_flip,
+            "eer_group_frames": self.eer_group_frames,
+            "eer_dose_per_output_frame_e_per_angstrom2": self.eer_dose_per_output_frame_e_per_angstrom2,
+            "eer_sampling": self.eer_sampling,
+            "defect_file": None if self.defect_file is None else self.defect_file.to_dict(),
         }
 
 
@@ -571,6 +610,11 @@ class MovieMotionCorrected:
     target_defocus_micrometres : float | None
         Defocus the microscope aimed for, in micrometres (negative is underfocus), carried from the movie: the
         CTF search looks near it.
+    mean_counts_per_pixel_per_second : float | None
+        Mean gain-corrected counts per movie pixel per second of exposure in the plain sum (its mean over the
+        frames summed, divided by their share of the exposure time): a tilt far darker than its neighbours by
+        angle (after 1/cos of the tilt) is excluded as dark. Null when the exposure time is unknown, and in
+        older events.
     """
 
     metadata: EventMetadata
@@ -600,6 +644,7 @@ class MovieMotionCorrected:
     spherical_aberration_mm: float | None = None
     amplitude_contrast: float | None = None
     target_defocus_micrometres: float | None = None
+    mean_counts_per_pixel_per_second: float | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> MovieMotionCorrected:
@@ -634,6 +679,7 @@ class MovieMotionCorrected:
             spherical_aberration_mm=value.get("spherical_aberration_mm"),
             amplitude_contrast=value.get("amplitude_contrast"),
             target_defocus_micrometres=value.get("target_defocus_micrometres"),
+            mean_counts_per_pixel_per_second=value.get("mean_counts_per_pixel_per_second"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -668,6 +714,7 @@ class MovieMotionCorrected:
             "spherical_aberration_mm": self.spherical_aberration_mm,
             "amplitude_contrast": self.amplitude_contrast,
             "target_defocus_micrometres": self.target_defocus_micrometres,
+            "mean_counts_per_pixel_per_second": self.mean_counts_per_pixel_per_second,
         }
 
 
@@ -950,6 +997,24 @@ class SessionParametersSet:
     gain_reference : str | None
         The gain reference file, relative to the session directory (null: the mdoc's GainReference or
         SerialEM's CountRef_* beside the frames).
+    gain_rotation_quarter_turns : int | None
+        Quarter turns the gain reference is rotated by before use (0-3, counter-clockwise with y up,
+        MotionCor2's -RotGain), set for the session; null: the motion-correction service's setting.
+    gain_flip : int | None
+        Flip of the gain reference after its rotation (0 none, 1 upside down, 2 left-right, MotionCor2's
+        -FlipGain), set for the session; null: the service's setting.
+    eer_group_frames : int | None
+        EER frames summed into each output frame, set for the session; null: the service's setting (its own
+        group size, or grouping by dose).
+    eer_dose_per_output_frame_e_per_angstrom2 : float | None
+        Target dose per output frame of an EER movie, in electrons per square angstrom, when no group size is
+        set, set for the session; null: the service's setting.
+    eer_sampling : int | None
+        EER rendering: 1 physical pixels, 2 super-resolution (half the pixel size; MotionCor2's -EerSampling),
+        set for the session; null: the service's setting.
+    defect_file : str | None
+        The camera's defect file (MotionCor2's -DefectFile: lines of x y width height), relative to the
+        session directory; null: the service's setting.
     """
 
     metadata: EventMetadata
@@ -963,6 +1028,12 @@ class SessionParametersSet:
     dose_per_frame_e_per_angstrom2: float | None = None
     time_zone: str | None = None
     gain_reference: str | None = None
+    gain_rotation_quarter_turns: int | None = None
+    gain_flip: int | None = None
+    eer_group_frames: int | None = None
+    eer_dose_per_output_frame_e_per_angstrom2: float | None = None
+    eer_sampling: int | None = None
+    defect_file: str | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> SessionParametersSet:
@@ -979,6 +1050,12 @@ class SessionParametersSet:
             dose_per_frame_e_per_angstrom2=value.get("dose_per_frame_e_per_angstrom2"),
             time_zone=value.get("time_zone"),
             gain_reference=value.get("gain_reference"),
+            gain_rotation_quarter_turns=value.get("gain_rotation_quarter_turns"),
+            gain_flip=value.get("gain_flip"),
+            eer_group_frames=value.get("eer_group_frames"),
+            eer_dose_per_output_frame_e_per_angstrom2=value.get("eer_dose_per_output_frame_e_per_angstrom2"),
+            eer_sampling=value.get("eer_sampling"),
+            defect_file=value.get("defect_file"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -995,6 +1072,12 @@ class SessionParametersSet:
             "dose_per_frame_e_per_angstrom2": self.dose_per_frame_e_per_angstrom2,
             "time_zone": self.time_zone,
             "gain_reference": self.gain_reference,
+            "gain_rotation_quarter_turns": self.gain_rotation_quarter_turns,
+            "gain_flip": self.gain_flip,
+            "eer_group_frames": self.eer_group_frames,
+            "eer_dose_per_output_frame_e_per_angstrom2": self.eer_dose_per_output_frame_e_per_angstrom2,
+            "eer_sampling": self.eer_sampling,
+            "defect_file": self.defect_file,
         }
 
 
@@ -1749,6 +1832,36 @@ def _write_movie_acquired(out: bytearray, value: MovieAcquired) -> None:
     else:
         out.append(2)
         write_int(out, value.session_parameters_version)
+    if value.gain_rotation_quarter_turns is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.gain_rotation_quarter_turns)
+    if value.gain_flip is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.gain_flip)
+    if value.eer_group_frames is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.eer_group_frames)
+    if value.eer_dose_per_output_frame_e_per_angstrom2 is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.eer_dose_per_output_frame_e_per_angstrom2)
+    if value.eer_sampling is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.eer_sampling)
+    if value.defect_file is None:
+        out.append(0)
+    else:
+        out.append(2)
+        _write_data_path(out, value.defect_file)
 
 
 def _read_movie_acquired(buf: bytes, pos: int) -> tuple[MovieAcquired, int]:
@@ -1819,6 +1932,36 @@ def _read_movie_acquired(buf: bytes, pos: int) -> tuple[MovieAcquired, int]:
         pos += 1
     else:
         f_session_parameters_version, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_gain_rotation_quarter_turns = None
+        pos += 1
+    else:
+        f_gain_rotation_quarter_turns, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_gain_flip = None
+        pos += 1
+    else:
+        f_gain_flip, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_eer_group_frames = None
+        pos += 1
+    else:
+        f_eer_group_frames, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_eer_dose_per_output_frame_e_per_angstrom2 = None
+        pos += 1
+    else:
+        f_eer_dose_per_output_frame_e_per_angstrom2, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_eer_sampling = None
+        pos += 1
+    else:
+        f_eer_sampling, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_defect_file = None
+        pos += 1
+    else:
+        f_defect_file, pos = _read_data_path(buf, read_branch(buf, pos, 2))
     record = MovieAcquired(
         metadata=f_metadata,
         movie_id=f_movie_id,
@@ -1848,6 +1991,12 @@ def _read_movie_acquired(buf: bytes, pos: int) -> tuple[MovieAcquired, int]:
         mdoc_writer=f_mdoc_writer,
         tilt_axis_source=f_tilt_axis_source,
         session_parameters_version=f_session_parameters_version,
+        gain_rotation_quarter_turns=f_gain_rotation_quarter_turns,
+        gain_flip=f_gain_flip,
+        eer_group_frames=f_eer_group_frames,
+        eer_dose_per_output_frame_e_per_angstrom2=f_eer_dose_per_output_frame_e_per_angstrom2,
+        eer_sampling=f_eer_sampling,
+        defect_file=f_defect_file,
     )
     return record, pos
 
@@ -1906,6 +2055,11 @@ def _write_movie_motion_corrected(out: bytearray, value: MovieMotionCorrected) -
     else:
         out.append(2)
         write_double(out, value.target_defocus_micrometres)
+    if value.mean_counts_per_pixel_per_second is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.mean_counts_per_pixel_per_second)
 
 
 def _read_movie_motion_corrected(buf: bytes, pos: int) -> tuple[MovieMotionCorrected, int]:
@@ -1968,6 +2122,11 @@ def _read_movie_motion_corrected(buf: bytes, pos: int) -> tuple[MovieMotionCorre
         pos += 1
     else:
         f_target_defocus_micrometres, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_mean_counts_per_pixel_per_second = None
+        pos += 1
+    else:
+        f_mean_counts_per_pixel_per_second, pos = read_double(buf, read_branch(buf, pos, 2))
     record = MovieMotionCorrected(
         metadata=f_metadata,
         movie_id=f_movie_id,
@@ -1996,6 +2155,7 @@ def _read_movie_motion_corrected(buf: bytes, pos: int) -> tuple[MovieMotionCorre
         spherical_aberration_mm=f_spherical_aberration_mm,
         amplitude_contrast=f_amplitude_contrast,
         target_defocus_micrometres=f_target_defocus_micrometres,
+        mean_counts_per_pixel_per_second=f_mean_counts_per_pixel_per_second,
     )
     return record, pos
 
@@ -2260,6 +2420,36 @@ def _write_session_parameters_set(out: bytearray, value: SessionParametersSet) -
     else:
         out.append(2)
         write_string(out, value.gain_reference)
+    if value.gain_rotation_quarter_turns is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.gain_rotation_quarter_turns)
+    if value.gain_flip is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.gain_flip)
+    if value.eer_group_frames is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.eer_group_frames)
+    if value.eer_dose_per_output_frame_e_per_angstrom2 is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.eer_dose_per_output_frame_e_per_angstrom2)
+    if value.eer_sampling is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.eer_sampling)
+    if value.defect_file is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.defect_file)
 
 
 def _read_session_parameters_set(buf: bytes, pos: int) -> tuple[SessionParametersSet, int]:
@@ -2310,6 +2500,36 @@ def _read_session_parameters_set(buf: bytes, pos: int) -> tuple[SessionParameter
         pos += 1
     else:
         f_gain_reference, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_gain_rotation_quarter_turns = None
+        pos += 1
+    else:
+        f_gain_rotation_quarter_turns, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_gain_flip = None
+        pos += 1
+    else:
+        f_gain_flip, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_eer_group_frames = None
+        pos += 1
+    else:
+        f_eer_group_frames, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_eer_dose_per_output_frame_e_per_angstrom2 = None
+        pos += 1
+    else:
+        f_eer_dose_per_output_frame_e_per_angstrom2, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_eer_sampling = None
+        pos += 1
+    else:
+        f_eer_sampling, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_defect_file = None
+        pos += 1
+    else:
+        f_defect_file, pos = read_string(buf, read_branch(buf, pos, 2))
     record = SessionParametersSet(
         metadata=f_metadata,
         version=f_version,
@@ -2322,6 +2542,12 @@ def _read_session_parameters_set(buf: bytes, pos: int) -> tuple[SessionParameter
         dose_per_frame_e_per_angstrom2=f_dose_per_frame_e_per_angstrom2,
         time_zone=f_time_zone,
         gain_reference=f_gain_reference,
+        gain_rotation_quarter_turns=f_gain_rotation_quarter_turns,
+        gain_flip=f_gain_flip,
+        eer_group_frames=f_eer_group_frames,
+        eer_dose_per_output_frame_e_per_angstrom2=f_eer_dose_per_output_frame_e_per_angstrom2,
+        eer_sampling=f_eer_sampling,
+        defect_file=f_defect_file,
     )
     return record, pos
 
@@ -2874,14 +3100,14 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     MovieAcquired: RecordCodec(
         "tiltstream.events.MovieAcquired",
-        0xD12F0A762EFCFF09,
+        0x885BEE971D616995,
         MovieAcquired,
         _write_movie_acquired,
         _read_movie_acquired,
     ),
     MovieMotionCorrected: RecordCodec(
         "tiltstream.events.MovieMotionCorrected",
-        0x095720CCC4BF35C1,
+        0xD7C0F58311108F1E,
         MovieMotionCorrected,
         _write_movie_motion_corrected,
         _read_movie_motion_corrected,
@@ -2909,7 +3135,7 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     SessionParametersSet: RecordCodec(
         "tiltstream.events.SessionParametersSet",
-        0xB757148734F9ED46,
+        0x081635B3428382E0,
         SessionParametersSet,
         _write_session_parameters_set,
         _read_session_parameters_set,

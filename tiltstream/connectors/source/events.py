@@ -7,6 +7,7 @@ from typing import Any
 
 from tiltstream.connectors.source.mdoc import MdocInfo, MdocTilt
 from tiltstream.connectors.source.movie_check import MovieHeader
+from tiltstream.connectors.source.parameters import SessionParameters
 from tiltstream.streams.metadata import event_id, make_metadata
 from tiltstream.streams.validation import escape_nul
 
@@ -56,11 +57,18 @@ def movie_acquired(
     mdoc: dict[str, str] | None,
     position_name: str,
     gain_reference: dict[str, str] | None = None,
+    defect_file: dict[str, str] | None = None,
+    parameters: SessionParameters | None = None,
     voltage_kv: float,
     spherical_aberration_mm: float,
     amplitude_contrast: float,
 ) -> dict[str, Any]:
-    """A ``MovieAcquired`` value; ``occurred_at`` is the tilt's mdoc time, so a re-emission is identical."""
+    """A ``MovieAcquired`` value; ``occurred_at`` is the tilt's mdoc time, so a re-emission is identical.
+
+    ``parameters`` are the session's (the version ``info`` was read with): their detector values go to the
+    motion corrector, ``None`` where unset (the service's setting applies).
+    """
+    detector = parameters or SessionParameters()
     mid = movie_id(ctx.tilt_series_id, tilt.sub_frame_name)
     shift = tilt.image_shift_micrometres
     pixel = tilt.pixel_size_angstroms or info.pixel_size_angstroms
@@ -96,6 +104,12 @@ def movie_acquired(
         "mdoc_writer": info.writer,
         "tilt_axis_source": info.tilt_axis_source,
         "session_parameters_version": info.parameters_version,
+        "gain_rotation_quarter_turns": detector.gain_rotation_quarter_turns,
+        "gain_flip": detector.gain_flip,
+        "eer_group_frames": detector.eer_group_frames,
+        "eer_dose_per_output_frame_e_per_angstrom2": detector.eer_dose_per_output_frame_e_per_angstrom2,
+        "eer_sampling": detector.eer_sampling,
+        "defect_file": defect_file,
     }
 
 

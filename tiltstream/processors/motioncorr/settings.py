@@ -24,7 +24,9 @@ class MotionCorrectionSettings(ProcessorSettings):
     ``eer_sampling`` 1 (physical pixels) or 2 (super-resolution: half the pixel size). The gain
     reference is turned by ``gain_rotation_quarter_turns`` (90 degrees counter-clockwise each, y up) and then
     ``gain_flip`` (1 upside down, 2 left-right), as MotionCor2's ``-RotGain`` / ``-FlipGain``;
-    ``motioncor_defect_file`` is passed to MotionCor2 as ``-DefectFile``.
+    ``motioncor_defect_file`` is passed to MotionCor2 as ``-DefectFile`` and applied by the builtin backend.
+    Each of these is the service's default: a session sets its own (``tiltstream session set``), which
+    reaches here in the movie's ``MovieAcquired`` and wins (:mod:`.detector`).
     """
 
     model_config = SettingsConfigDict(env_prefix="TILTSTREAM_MOTIONCORR_", frozen=True, extra="ignore")

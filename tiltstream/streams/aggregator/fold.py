@@ -158,6 +158,7 @@ def _fold_corrected(state: SeriesState, event: MovieMotionCorrected, seen: _Seen
         micrograph_path=event.micrograph.path,
         pixel_size_angstroms=event.pixel_size_angstroms,
         total_motion_angstroms=event.total_motion_angstroms,
+        mean_counts_per_pixel_per_second=event.mean_counts_per_pixel_per_second,
     )
     return state.with_(corrected=_merge(state.corrected, corrected.movie_id, corrected))
 

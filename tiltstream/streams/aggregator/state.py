@@ -64,6 +64,8 @@ class Corrected:
     micrograph_path: str
     pixel_size_angstroms: float
     total_motion_angstroms: float
+    #: the plain sum's mean counts per pixel per second (None: not measured, e.g. an older event)
+    mean_counts_per_pixel_per_second: float | None = None
 
 
 @dataclass(frozen=True)

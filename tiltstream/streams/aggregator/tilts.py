@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import statistics
 from dataclasses import dataclass, replace
 
+from tiltstream.streams.aggregator.darkness import dark_flags
 from tiltstream.streams.aggregator.rules import Rules
 from tiltstream.streams.aggregator.state import Acquired, CtfFit, Failure, SeriesState
 
@@ -61,7 +61,7 @@ def _failure(state: SeriesState, movie_id: str, ctf: bool) -> Failure | None:
 
 
 def choose_tilt(state: SeriesState, movie: Acquired, dark: bool, rules: Rules) -> TiltChoice:
-    """The choice for ``movie`` standing for its angle (``dark``: its dose is below the threshold)."""
+    """The choice for ``movie`` standing for its angle (``dark``: by dose or image, see :mod:`.darkness`)."""
     corrected = state.corrected.get(movie.movie_id)
     micrograph = (corrected.micrograph_root, corrected.micrograph_path) if corrected else None
     ctf = state.ctf.get(movie.movie_id)
@@ -100,12 +100,10 @@ def select_tilts(state: SeriesState, rules: Rules) -> list[TiltChoice]:
     """
     groups = group_retakes(list(state.movies.values()), rules.angle_tolerance_degrees)
     winners = [(_newest(group), group) for group in groups]
-    doses = [movie.dose_e_per_angstrom2 for movie, _ in winners]
-    median_dose = statistics.median(doses) if doses else 0.0
+    dark = dark_flags(state, [movie for movie, _ in winners], rules)
     chosen = []
     for movie, group in winners:
-        dark = movie.dose_e_per_angstrom2 < rules.dark_dose_fraction * median_dose
-        choice = choose_tilt(state, movie, dark, rules)
+        choice = choose_tilt(state, movie, dark[movie.movie_id], rules)
         retaken = tuple(sorted(m.movie_id for m in group if m.movie_id != movie.movie_id))
         chosen.append(replace(choice, retaken=retaken))
     return sorted(chosen, key=lambda c: (c.movie.acquisition_order, c.movie.tilt_angle_degrees))
