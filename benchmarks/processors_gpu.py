@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -118,6 +119,7 @@ def _fft_floor(data: torch.Tensor) -> None:
 
 def _row(step: str, shape: str, seconds: float, floor: float, **accuracy: float) -> dict[str, Any]:
     row: dict[str, Any] = {"step": step, "shape": shape, "seconds": seconds, "floor_seconds": floor}
+    row["peak_host_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # so far, this process
     return row | {"ratio": seconds / floor} | accuracy
 
 
@@ -173,6 +175,7 @@ def measure_compute(
     repeats: int = 2,
     patches: tuple[int, ...] = (1, 5),
     library_local: bool = True,
+    library_global: bool = True,
 ) -> list[dict[str, Any]]:
     """Seconds per movie and their ratio to the FFT floor, for each backend configuration, with the
     accuracy of each beside it: whole-frame drift on a rigidly drifting movie, the field (drift plus
@@ -182,7 +185,7 @@ def measure_compute(
     data = f"{frames}x{size}x{size}"
     rows: list[dict[str, Any]] = []
     runs = [(f"motioncorr {n}x{n}", n, correct_movie_builtin) for n in patches]
-    if 1 in patches:
+    if 1 in patches and library_global:
         runs.insert(1, ("motioncorr 1x1 lib", 1, correct_movie_library))
     for step, count, backend in runs:
         parameters = MotionParameters(PIXEL, 0.1, 0.0, 300.0, patches_x=count, patches_y=count)
@@ -209,12 +212,16 @@ def measure_compute(
 
 def print_rows(rows: list[dict[str, Any]], device: str) -> None:
     """One line per measurement; the drift column is the field's error for the local rows."""
-    print(f"{'step':<20}{'data':>14}{'s/movie':>10}{'FFT floor s':>13}{'ratio':>9}{'error px':>10}   device")
+    print(
+        f"{'step':<20}{'data':>14}{'s/movie':>10}{'FFT floor s':>13}{'ratio':>9}{'error px':>10}"
+        f"{'peak GiB':>10}   device"
+    )
     for row in rows:
         drift = f"{row['drift_pixels']:>10.3f}" if "drift_pixels" in row else f"{'':>10}"
         print(
             f"{row['step']:<20}{row['shape']:>14}{row['seconds']:>10.3f}"
-            f"{row['floor_seconds']:>13.4f}{row['ratio']:>9.1f}{drift}   {device}"
+            f"{row['floor_seconds']:>13.4f}{row['ratio']:>9.1f}{drift}"
+            f"{row['peak_host_gib']:>10.1f}   {device}"
         )
     for shape in dict.fromkeys(r["shape"] for r in rows):
         _summary({r["step"]: r for r in rows if r["shape"] == shape})
@@ -257,6 +264,9 @@ def main() -> None:
     parser.add_argument(
         "--no-library-local", action="store_true", help="leave out the library's local fit (slow on a CPU)"
     )
+    parser.add_argument(
+        "--no-library", action="store_true", help="leave out both library paths (the references)"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     name = (
@@ -267,7 +277,14 @@ def main() -> None:
     rows = []
     for spec in args.sizes:
         size, frames = (int(v) for v in spec.split("x"))
-        rows += measure_compute(size, frames, device, args.repeats, library_local=not args.no_library_local)
+        rows += measure_compute(
+            size,
+            frames,
+            device,
+            args.repeats,
+            library_local=not (args.no_library_local or args.no_library),
+            library_global=not args.no_library,
+        )
     print_rows(rows, name)
 
 

@@ -108,6 +108,7 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             binning=settings.binning,
             dose_weighting=settings.dose_weighting,
             drift_curvature_angstroms=settings.drift_curvature_angstroms,
+            local_curvature_angstroms=settings.local_curvature_angstroms,
         )
 
     def load(self, value: dict[str, Any]) -> MovieData | None:

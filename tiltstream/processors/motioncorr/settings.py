@@ -40,6 +40,9 @@ class MotionCorrectionSettings(ProcessorSettings):
     #: The builtin backend's smooth-trajectory prior: the expected second difference of the drift in
     #: Å per frame², weighed against each frame's shot noise (it matters only at low dose); 0: off.
     drift_curvature_angstroms: float = Field(default=1.5, ge=0)
+    #: The builtin local (patch) model's smoothness across patches: the expected second difference of the
+    #: local displacement from one patch to the next, in Å; smaller follows the patches less.
+    local_curvature_angstroms: float = Field(default=0.5, gt=0)
     eer_group_frames: int = Field(default=0, ge=0)
     eer_dose_per_output_frame_e_per_angstrom2: float = Field(default=0.3, gt=0, le=20)
     eer_output_frames_without_dose: int = Field(default=10, ge=2)
