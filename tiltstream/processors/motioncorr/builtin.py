@@ -97,10 +97,15 @@ def correct_movie_builtin(
         displacement = estimate_global_shifts(
             spectra, shape, pixel, curvature_pixels=parameters.drift_curvature_angstroms / pixel
         )  # (t, 2) yx pixels
-        if parameters.patches_x * parameters.patches_y > 1:
-            return _correct_locally(movie, spectra, shape, displacement, parameters)
-        summed, weighted = fourier_sums(spectra, shape, displacement, pixel, parameters)
-    return motion_result(summed, weighted, displacement, pixel, parameters, FOURIER_BACKEND)
+        if parameters.patches_x * parameters.patches_y == 1:
+            summed, weighted = fourier_sums(spectra, shape, displacement, pixel, parameters)
+            return motion_result(summed, weighted, displacement, pixel, parameters, FOURIER_BACKEND)
+        local = local_motion(spectra, shape, displacement, parameters)
+        if parameters.binning > 1:
+            movie = torch.fft.irfft2(spectra, s=shape)  # (t, h, w)
+        del spectra  # the resampling works on the frames: the spectra's memory goes first
+        summed, weighted = local_sums(movie, displacement, local, pixel, parameters)
+    return motion_result(summed, weighted, displacement, pixel, parameters, LOCAL_BACKEND)
 
 
 def local_motion(
@@ -120,20 +125,3 @@ def local_motion(
         curvature_pixels=parameters.drift_curvature_angstroms / pixel,
     )
     return smooth_local_shifts(local, parameters.local_curvature_angstroms / pixel)
-
-
-def _correct_locally(
-    movie: torch.Tensor,  # (t, H, W)
-    spectra: torch.Tensor,  # (t, h, w//2+1)
-    shape: tuple[int, int],
-    displacement: torch.Tensor,  # (t, 2) yx pixels
-    parameters: MotionParameters,
-) -> MotionResult:
-    """Patches aligned on top of the whole-frame shifts, smoothed into a field, frames resampled along it."""
-    pixel = parameters.pixel_size_angstroms * parameters.binning
-    local = local_motion(spectra, shape, displacement, parameters)
-    if parameters.binning > 1:
-        movie = torch.fft.irfft2(spectra, s=shape)  # (t, h, w)
-    del spectra
-    summed, weighted = local_sums(movie, displacement, local, pixel, parameters)
-    return motion_result(summed, weighted, displacement, pixel, parameters, LOCAL_BACKEND)
