@@ -571,6 +571,12 @@ class MovieMotionCorrected:
     target_defocus_micrometres : float | None
         Defocus the microscope aimed for, in micrometres (negative is underfocus), carried from the movie: the
         CTF search looks near it.
+    micrograph_even : DataPath | None
+        Sum of the even frames (0, 2, 4, ..., numbered from 0), weighted like the micrograph
+        (<movie>_EVN.mrc): one half of a Noise2Noise pair; null when not made.
+    micrograph_odd : DataPath | None
+        Sum of the odd frames (1, 3, 5, ..., numbered from 0), weighted like the micrograph (<movie>_ODD.mrc):
+        one half of a Noise2Noise pair; null when not made.
     """
 
     metadata: EventMetadata
@@ -600,6 +606,8 @@ class MovieMotionCorrected:
     spherical_aberration_mm: float | None = None
     amplitude_contrast: float | None = None
     target_defocus_micrometres: float | None = None
+    micrograph_even: DataPath | None = None
+    micrograph_odd: DataPath | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> MovieMotionCorrected:
@@ -634,6 +642,12 @@ class MovieMotionCorrected:
             spherical_aberration_mm=value.get("spherical_aberration_mm"),
             amplitude_contrast=value.get("amplitude_contrast"),
             target_defocus_micrometres=value.get("target_defocus_micrometres"),
+            micrograph_even=None
+            if value.get("micrograph_even") is None
+            else DataPath.from_dict(value["micrograph_even"]),
+            micrograph_odd=None
+            if value.get("micrograph_odd") is None
+            else DataPath.from_dict(value["micrograph_odd"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -668,6 +682,8 @@ class MovieMotionCorrected:
             "spherical_aberration_mm": self.spherical_aberration_mm,
             "amplitude_contrast": self.amplitude_contrast,
             "target_defocus_micrometres": self.target_defocus_micrometres,
+            "micrograph_even": None if self.micrograph_even is None else self.micrograph_even.to_dict(),
+            "micrograph_odd": None if self.micrograph_odd is None else self.micrograph_odd.to_dict(),
         }
 
 
@@ -1906,6 +1922,16 @@ def _write_movie_motion_corrected(out: bytearray, value: MovieMotionCorrected) -
     else:
         out.append(2)
         write_double(out, value.target_defocus_micrometres)
+    if value.micrograph_even is None:
+        out.append(0)
+    else:
+        out.append(2)
+        _write_data_path(out, value.micrograph_even)
+    if value.micrograph_odd is None:
+        out.append(0)
+    else:
+        out.append(2)
+        _write_data_path(out, value.micrograph_odd)
 
 
 def _read_movie_motion_corrected(buf: bytes, pos: int) -> tuple[MovieMotionCorrected, int]:
@@ -1968,6 +1994,16 @@ def _read_movie_motion_corrected(buf: bytes, pos: int) -> tuple[MovieMotionCorre
         pos += 1
     else:
         f_target_defocus_micrometres, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_micrograph_even = None
+        pos += 1
+    else:
+        f_micrograph_even, pos = _read_data_path(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_micrograph_odd = None
+        pos += 1
+    else:
+        f_micrograph_odd, pos = _read_data_path(buf, read_branch(buf, pos, 2))
     record = MovieMotionCorrected(
         metadata=f_metadata,
         movie_id=f_movie_id,
@@ -1996,6 +2032,8 @@ def _read_movie_motion_corrected(buf: bytes, pos: int) -> tuple[MovieMotionCorre
         spherical_aberration_mm=f_spherical_aberration_mm,
         amplitude_contrast=f_amplitude_contrast,
         target_defocus_micrometres=f_target_defocus_micrometres,
+        micrograph_even=f_micrograph_even,
+        micrograph_odd=f_micrograph_odd,
     )
     return record, pos
 
@@ -2881,7 +2919,7 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     MovieMotionCorrected: RecordCodec(
         "tiltstream.events.MovieMotionCorrected",
-        0x095720CCC4BF35C1,
+        0xECCDD35DA5E963EA,
         MovieMotionCorrected,
         _write_movie_motion_corrected,
         _read_movie_motion_corrected,

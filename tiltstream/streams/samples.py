@@ -211,6 +211,8 @@ def _movie_motion_corrected(c: _Context) -> dict[str, Any]:
         "spherical_aberration_mm": 2.7,
         "amplitude_contrast": 0.07,
         "target_defocus_micrometres": -4.0,
+        "micrograph_even": _corrected(series, tilt, "_EVN.mrc"),
+        "micrograph_odd": _corrected(series, tilt, "_ODD.mrc"),
         **svc,
     }
 
