@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import tifffile
 
 from tiltstream.processors.motioncorr import MotionCorrectionSettings
 
-__all__ = ["cpu_settings", "drift_rms_pixels", "synthetic_movie", "write_movie"]
+__all__ = ["cpu_settings", "drift_rms_pixels", "synthetic_movie", "with_frame_halves", "write_movie"]
 
 
 def cpu_settings(tmp_path: Path, **overrides: Any) -> MotionCorrectionSettings:
@@ -71,3 +72,46 @@ def drift_rms_pixels(applied_xy_pixels: np.ndarray, drift_xy_pixels: np.ndarray)
     a = applied_xy_pixels - applied_xy_pixels.mean(axis=0)
     b = -(drift_xy_pixels - drift_xy_pixels.mean(axis=0))
     return float(np.sqrt(((a - b) ** 2).sum(axis=1).mean()))
+
+
+def with_frame_halves(monkeypatch: Any) -> None:
+    """Make the builtin backend return the even- and odd-frame sums of its global (1 x 1) path.
+
+    Until ``fourier_sums`` makes them itself (one ``frame_half_sums`` call), the result is completed
+    here from the same frames, the result's own shifts and dose filters; when the backend already
+    returns halves they are kept as they are.
+    """
+    import torch
+
+    from tiltstream.processors.motioncorr import builtin
+    from tiltstream.processors.motioncorr.dose import dose_filters
+    from tiltstream.processors.motioncorr.fourier import apply_phase_ramps, spectrum_frequencies
+    from tiltstream.processors.motioncorr.frame_halves import frame_half_sums
+
+    original = builtin.correct_movie_builtin
+
+    def correct(frames: np.ndarray, gain: np.ndarray | None, parameters: Any, device: Any) -> Any:
+        result = original(frames, gain, parameters, device)
+        if result.even_sum is not None or not parameters.frame_halves:
+            return result
+        assert parameters.patches_x * parameters.patches_y == 1, "the stand-in knows the global path only"
+        movie = torch.from_numpy(frames.astype(np.float32) * (1 if gain is None else gain.astype(np.float32)))
+        spectra, shape = builtin.binned_spectra(movie, parameters.binning)
+        pixel = result.pixel_size_angstroms
+        displacement = -torch.from_numpy(result.shifts_angstroms / pixel).flip(1).float()  # (t, 2) yx
+        ky, kx = spectrum_frequencies(shape, spectra.shape[-2:], spectra.device)
+        aligned = apply_phase_ramps(spectra, ky, kx, displacement)
+        filters = None
+        if result.dose_weighted is not None:
+            filters = dose_filters(
+                len(frames),
+                shape,
+                pixel,
+                parameters.dose_per_frame_e_per_angstrom2,
+                parameters.prior_dose_e_per_angstrom2,
+                parameters.voltage_kv,
+            )
+        even, odd = frame_half_sums(aligned, shape, filters)
+        return dataclasses.replace(result, even_sum=even.numpy(), odd_sum=odd.numpy())
+
+    monkeypatch.setattr(builtin, "correct_movie_builtin", correct)

@@ -84,6 +84,7 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             binning=settings.binning,
             dose_weighting=settings.dose_weighting,
             drift_curvature_angstroms=settings.drift_curvature_angstroms,
+            frame_halves=settings.frame_halves,
         )
 
     def load(self, value: dict[str, Any]) -> MovieData | None:
@@ -172,6 +173,7 @@ class MotionCorrectionProcessor(Processor[MovieData]):
         if result.dose_weighted is not None and self.settings.write_not_dose_weighted:
             paths["micrograph_not_dose_weighted"], local = self._output(movie, ".noDW.mrc")
             write_mrc(local, result.summed, result.pixel_size_angstroms)
+        paths |= self._write_halves(movie, result)
         paths["thumbnail"], local = self._output(movie, ".png")
         write_png(local, micrograph, max_pixels=self.settings.thumbnail_pixels)
         paths["drift_plot"], local = self._output(movie, ".drift.png")
@@ -184,6 +186,20 @@ class MotionCorrectionProcessor(Processor[MovieData]):
                 delimiter=",",
                 header="shift_x_angstroms,shift_y_angstroms",
             )
+        return paths
+
+    def _write_halves(self, movie: MovieAcquired, result: MotionResult) -> dict[str, DataPath | None]:
+        """The even- and odd-frame sums as ``<movie>_EVN.mrc`` / ``_ODD.mrc`` (RELION's and MotionCor2's
+        names), when the settings ask for them and the backend made both."""
+        paths: dict[str, DataPath | None] = {"micrograph_even": None, "micrograph_odd": None}
+        if not self.settings.frame_halves or result.even_sum is None or result.odd_sum is None:
+            return paths
+        for field, suffix, half in (
+            ("micrograph_even", "_EVN.mrc", result.even_sum),
+            ("micrograph_odd", "_ODD.mrc", result.odd_sum),
+        ):
+            paths[field], local = self._output(movie, suffix)
+            write_mrc(local, half, result.pixel_size_angstroms)
         return paths
 
     def process(self, job: Job, inputs: MovieData | None) -> list[Output]:
@@ -227,5 +243,7 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             spherical_aberration_mm=movie.spherical_aberration_mm,
             amplitude_contrast=movie.amplitude_contrast,
             target_defocus_micrometres=movie.target_defocus_micrometres,
+            micrograph_even=paths["micrograph_even"],
+            micrograph_odd=paths["micrograph_odd"],
         )
         return [Output.of(event)]
