@@ -99,7 +99,7 @@ def with_frame_halves(monkeypatch: Any) -> None:
         spectra, shape = builtin.binned_spectra(movie, parameters.binning)
         pixel = result.pixel_size_angstroms
         displacement = -torch.from_numpy(result.shifts_angstroms / pixel).flip(1).float()  # (t, 2) yx
-        ky, kx = spectrum_frequencies(shape, spectra.shape[-2:], spectra.device)
+        ky, kx = spectrum_frequencies(shape, (spectra.shape[-2], spectra.shape[-1]), spectra.device)
         aligned = apply_phase_ramps(spectra, ky, kx, displacement)
         filters = None
         if result.dose_weighted is not None:

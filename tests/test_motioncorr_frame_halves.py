@@ -38,7 +38,7 @@ def _rolled_and_aligned(shape: tuple[int, int]) -> tuple[np.ndarray, torch.Tenso
         [np.roll(f, (-dy, -dx), axis=(0, 1)) for f, (dy, dx) in zip(frames, displacement, strict=True)]
     )
     spectra = torch.fft.rfft2(torch.from_numpy(frames))
-    ky, kx = spectrum_frequencies(shape, spectra.shape[-2:], spectra.device)
+    ky, kx = spectrum_frequencies(shape, (spectra.shape[-2], spectra.shape[-1]), spectra.device)
     return rolled, apply_phase_ramps(spectra, ky, kx, torch.from_numpy(displacement).float())
 
 
