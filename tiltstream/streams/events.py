@@ -800,6 +800,12 @@ class ReconstructionTilt:
     exclusion_reason : str | None
         Why the tilt is excluded: 'failed', 'dark', 'missing', 'ctf-resolution', 'motion' or an operator's
         note.
+    micrograph_even : DataPath | None
+        Sum of the tilt's even movie frames (<movie>_EVN.mrc, from MovieMotionCorrected.micrograph_even), for
+        the half tomograms; null when motion correction made none.
+    micrograph_odd : DataPath | None
+        Sum of the tilt's odd movie frames (<movie>_ODD.mrc, from MovieMotionCorrected.micrograph_odd), for
+        the half tomograms; null when motion correction made none.
     """
 
     movie_id: str
@@ -813,6 +819,8 @@ class ReconstructionTilt:
     astigmatism_angle_degrees: float | None = None
     excluded: bool
     exclusion_reason: str | None = None
+    micrograph_even: DataPath | None = None
+    micrograph_odd: DataPath | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> ReconstructionTilt:
@@ -829,6 +837,12 @@ class ReconstructionTilt:
             astigmatism_angle_degrees=value.get("astigmatism_angle_degrees"),
             excluded=value["excluded"],
             exclusion_reason=value.get("exclusion_reason"),
+            micrograph_even=None
+            if value.get("micrograph_even") is None
+            else DataPath.from_dict(value["micrograph_even"]),
+            micrograph_odd=None
+            if value.get("micrograph_odd") is None
+            else DataPath.from_dict(value["micrograph_odd"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -845,6 +859,8 @@ class ReconstructionTilt:
             "astigmatism_angle_degrees": self.astigmatism_angle_degrees,
             "excluded": self.excluded,
             "exclusion_reason": self.exclusion_reason,
+            "micrograph_even": None if self.micrograph_even is None else self.micrograph_even.to_dict(),
+            "micrograph_odd": None if self.micrograph_odd is None else self.micrograph_odd.to_dict(),
         }
 
 
@@ -2154,6 +2170,16 @@ def _write_reconstruction_tilt(out: bytearray, value: ReconstructionTilt) -> Non
     else:
         out.append(2)
         write_string(out, value.exclusion_reason)
+    if value.micrograph_even is None:
+        out.append(0)
+    else:
+        out.append(2)
+        _write_data_path(out, value.micrograph_even)
+    if value.micrograph_odd is None:
+        out.append(0)
+    else:
+        out.append(2)
+        _write_data_path(out, value.micrograph_odd)
 
 
 def _read_reconstruction_tilt(buf: bytes, pos: int) -> tuple[ReconstructionTilt, int]:
@@ -2189,6 +2215,16 @@ def _read_reconstruction_tilt(buf: bytes, pos: int) -> tuple[ReconstructionTilt,
         pos += 1
     else:
         f_exclusion_reason, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_micrograph_even = None
+        pos += 1
+    else:
+        f_micrograph_even, pos = _read_data_path(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_micrograph_odd = None
+        pos += 1
+    else:
+        f_micrograph_odd, pos = _read_data_path(buf, read_branch(buf, pos, 2))
     record = ReconstructionTilt(
         movie_id=f_movie_id,
         acquisition_order=f_acquisition_order,
@@ -2201,6 +2237,8 @@ def _read_reconstruction_tilt(buf: bytes, pos: int) -> tuple[ReconstructionTilt,
         astigmatism_angle_degrees=f_astigmatism_angle_degrees,
         excluded=f_excluded,
         exclusion_reason=f_exclusion_reason,
+        micrograph_even=f_micrograph_even,
+        micrograph_odd=f_micrograph_odd,
     )
     return record, pos
 
@@ -2933,14 +2971,14 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     ReconstructionTilt: RecordCodec(
         "tiltstream.events.ReconstructionTilt",
-        0x7C20A3D389659D86,
+        0x95F3342162AB2F37,
         ReconstructionTilt,
         _write_reconstruction_tilt,
         _read_reconstruction_tilt,
     ),
     ReconstructionRequested: RecordCodec(
         "tiltstream.events.ReconstructionRequested",
-        0xDAB68944BA59067E,
+        0xFBCB864401AF8BF5,
         ReconstructionRequested,
         _write_reconstruction_requested,
         _read_reconstruction_requested,

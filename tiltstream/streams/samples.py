@@ -266,6 +266,8 @@ def _reconstruction_requested(c: _Context) -> dict[str, Any]:
             "astigmatism_angle_degrees": 32.5,
             "excluded": abs(a) > 57,
             "exclusion_reason": "ctf-fit" if abs(a) > 57 else None,
+            "micrograph_even": _corrected(series, i, "_EVN.mrc"),
+            "micrograph_odd": _corrected(series, i, "_ODD.mrc"),
         }
         for i, a in enumerate(angles)
     ]
