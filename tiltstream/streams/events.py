@@ -1427,6 +1427,17 @@ class TomogramReconstructed:
         Which implementation produced the result, e.g. 'torch-motion-correction 0.6.2' or 'MotionCor2 1.6.4'.
     duration_seconds : float
         Wall-clock seconds the job took, excluding queueing.
+    tomogram_even : DataPath | None
+        Half tomogram of the even frames' micrographs (or of the even tilts, see half_tomograms_from), aligned
+        and cut like the tomogram: one half of a Noise2Noise pair.
+    tomogram_odd : DataPath | None
+        Half tomogram of the odd frames' micrographs (or of the odd tilts), aligned and cut like the tomogram.
+    half_tomograms_from : str | None
+        What the half tomograms were made from: 'frames' (the even and odd movie frames of every tilt) or
+        'tilts' (alternating tilts); null when there are none.
+    fsc_resolution_angstroms : float | None
+        Resolution estimate in angstroms: where the FSC between the half tomograms falls below 0.143 (the full
+        tomogram's correlation with the truth then 0.5); null without halves or when they do not correlate.
     """
 
     metadata: EventMetadata
@@ -1456,6 +1467,10 @@ class TomogramReconstructed:
     tilt_alignments: tuple[TiltAlignment, ...]
     backend: str
     duration_seconds: float
+    tomogram_even: DataPath | None = None
+    tomogram_odd: DataPath | None = None
+    half_tomograms_from: str | None = None
+    fsc_resolution_angstroms: float | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> TomogramReconstructed:
@@ -1498,6 +1513,14 @@ class TomogramReconstructed:
             tilt_alignments=tuple(TiltAlignment.from_dict(x0) for x0 in value["tilt_alignments"]),
             backend=value["backend"],
             duration_seconds=value["duration_seconds"],
+            tomogram_even=None
+            if value.get("tomogram_even") is None
+            else DataPath.from_dict(value["tomogram_even"]),
+            tomogram_odd=None
+            if value.get("tomogram_odd") is None
+            else DataPath.from_dict(value["tomogram_odd"]),
+            half_tomograms_from=value.get("half_tomograms_from"),
+            fsc_resolution_angstroms=value.get("fsc_resolution_angstroms"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -1530,6 +1553,10 @@ class TomogramReconstructed:
             "tilt_alignments": [x0.to_dict() for x0 in self.tilt_alignments],
             "backend": self.backend,
             "duration_seconds": self.duration_seconds,
+            "tomogram_even": None if self.tomogram_even is None else self.tomogram_even.to_dict(),
+            "tomogram_odd": None if self.tomogram_odd is None else self.tomogram_odd.to_dict(),
+            "half_tomograms_from": self.half_tomograms_from,
+            "fsc_resolution_angstroms": self.fsc_resolution_angstroms,
         }
 
 
@@ -2806,6 +2833,26 @@ def _write_tomogram_reconstructed(out: bytearray, value: TomogramReconstructed) 
     write_array(out, value.tilt_alignments, _write_tilt_alignment)
     write_string(out, value.backend)
     out += _DOUBLES_1.pack(value.duration_seconds)
+    if value.tomogram_even is None:
+        out.append(0)
+    else:
+        out.append(2)
+        _write_data_path(out, value.tomogram_even)
+    if value.tomogram_odd is None:
+        out.append(0)
+    else:
+        out.append(2)
+        _write_data_path(out, value.tomogram_odd)
+    if value.half_tomograms_from is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.half_tomograms_from)
+    if value.fsc_resolution_angstroms is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.fsc_resolution_angstroms)
 
 
 def _read_tomogram_reconstructed(buf: bytes, pos: int) -> tuple[TomogramReconstructed, int]:
@@ -2891,6 +2938,26 @@ def _read_tomogram_reconstructed(buf: bytes, pos: int) -> tuple[TomogramReconstr
     f_backend, pos = read_string(buf, pos)
     (f_duration_seconds,) = _DOUBLES_1.unpack_from(buf, pos)
     pos += 8
+    if buf[pos] == 0:
+        f_tomogram_even = None
+        pos += 1
+    else:
+        f_tomogram_even, pos = _read_data_path(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_tomogram_odd = None
+        pos += 1
+    else:
+        f_tomogram_odd, pos = _read_data_path(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_half_tomograms_from = None
+        pos += 1
+    else:
+        f_half_tomograms_from, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_fsc_resolution_angstroms = None
+        pos += 1
+    else:
+        f_fsc_resolution_angstroms, pos = read_double(buf, read_branch(buf, pos, 2))
     record = TomogramReconstructed(
         metadata=f_metadata,
         request_id=f_request_id,
@@ -2919,6 +2986,10 @@ def _read_tomogram_reconstructed(buf: bytes, pos: int) -> tuple[TomogramReconstr
         tilt_alignments=f_tilt_alignments,
         backend=f_backend,
         duration_seconds=f_duration_seconds,
+        tomogram_even=f_tomogram_even,
+        tomogram_odd=f_tomogram_odd,
+        half_tomograms_from=f_half_tomograms_from,
+        fsc_resolution_angstroms=f_fsc_resolution_angstroms,
     )
     return record, pos
 
@@ -3020,7 +3091,7 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     TomogramReconstructed: RecordCodec(
         "tiltstream.events.TomogramReconstructed",
-        0xBF5BDB7E5AAE10D2,
+        0x99A57F5F867F35E9,
         TomogramReconstructed,
         _write_tomogram_reconstructed,
         _read_tomogram_reconstructed,

@@ -335,6 +335,10 @@ def _tomogram_reconstructed(c: _Context) -> dict[str, Any]:
         "residual_error_mean_angstroms": None,
         "residual_error_sd_angstroms": None,
         "tilt_alignments": alignments,
+        "tomogram_even": _path("processed", "cm40000-1", "tomograms", f"Position_{series}.v1_even.mrc"),
+        "tomogram_odd": _path("processed", "cm40000-1", "tomograms", f"Position_{series}.v1_odd.mrc"),
+        "half_tomograms_from": "frames",
+        "fsc_resolution_angstroms": 42.5,
         **svc,
     }
 
