@@ -64,6 +64,9 @@ class Corrected:
     micrograph_path: str
     pixel_size_angstroms: float
     total_motion_angstroms: float
+    #: the even- and odd-frame sums, (root, path) each as plain lists; None: not made
+    micrograph_even: list[str] | None = None
+    micrograph_odd: list[str] | None = None
 
 
 @dataclass(frozen=True)
