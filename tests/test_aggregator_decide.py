@@ -275,7 +275,7 @@ def test_command_names_each_tilts_frame_halves_where_motion_correction_made_them
     for record, value in scenario.events:
         if record == "MovieMotionCorrected":
             movie_id = value["movie_id"]
-            halves = not movie_id.endswith(("tilt3/take0", "tilt4/take0"))  # two tilts without halves
+            halves = not movie_id.endswith(("tilt3/take1", "tilt4/take1"))  # two tilts without halves
             value = {
                 **value,
                 "micrograph_even": {"root": "processed", "path": f"{movie_id}_EVN.mrc"} if halves else None,
@@ -287,7 +287,7 @@ def test_command_names_each_tilts_frame_halves_where_motion_correction_made_them
     assert sum(t["micrograph_even"] is None for t in command.value["tilts"]) == 2
     for tilt in command.value["tilts"]:
         movie_id = tilt["movie_id"]
-        if movie_id.endswith(("tilt3/take0", "tilt4/take0")):
+        if movie_id.endswith(("tilt3/take1", "tilt4/take1")):
             assert tilt["micrograph_even"] is None
             assert tilt["micrograph_odd"] is None
         else:
