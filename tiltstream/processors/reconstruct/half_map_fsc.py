@@ -45,7 +45,8 @@ def reference_correlation(fsc: np.ndarray) -> np.ndarray:
     A negative FSC counts as 0.
     """
     clipped = np.clip(fsc, 0.0, 1.0)
-    return np.sqrt(2 * clipped / (1 + clipped))
+    correlation: np.ndarray = np.sqrt(2 * clipped / (1 + clipped))
+    return correlation
 
 
 def half_map_fsc(
