@@ -409,6 +409,9 @@ class MovieAcquired:
         parameters' override).
     session_parameters_version : int | None
         Version of the session parameters this event was made with (0: none set); null in older events.
+    frame_halves : bool | None
+        The session parameters' choice of the even/odd frame sums for this movie; null: the motion-correction
+        service's setting (on).
     """
 
     metadata: EventMetadata
@@ -439,6 +442,7 @@ class MovieAcquired:
     mdoc_writer: str | None = None
     tilt_axis_source: str | None = None
     session_parameters_version: int | None = None
+    frame_halves: bool | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> MovieAcquired:
@@ -474,6 +478,7 @@ class MovieAcquired:
             mdoc_writer=value.get("mdoc_writer"),
             tilt_axis_source=value.get("tilt_axis_source"),
             session_parameters_version=value.get("session_parameters_version"),
+            frame_halves=value.get("frame_halves"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -507,6 +512,7 @@ class MovieAcquired:
             "mdoc_writer": self.mdoc_writer,
             "tilt_axis_source": self.tilt_axis_source,
             "session_parameters_version": self.session_parameters_version,
+            "frame_halves": self.frame_halves,
         }
 
 
@@ -982,6 +988,9 @@ class SessionParametersSet:
     gain_reference : str | None
         The gain reference file, relative to the session directory (null: the mdoc's GainReference or
         SerialEM's CountRef_* beside the frames).
+    frame_halves : bool | None
+        Write the even/odd frame sums for the session (and so the half tomograms and their FSC resolution);
+        null: the motion-correction service's setting (on).
     """
 
     metadata: EventMetadata
@@ -995,6 +1004,7 @@ class SessionParametersSet:
     dose_per_frame_e_per_angstrom2: float | None = None
     time_zone: str | None = None
     gain_reference: str | None = None
+    frame_halves: bool | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> SessionParametersSet:
@@ -1011,6 +1021,7 @@ class SessionParametersSet:
             dose_per_frame_e_per_angstrom2=value.get("dose_per_frame_e_per_angstrom2"),
             time_zone=value.get("time_zone"),
             gain_reference=value.get("gain_reference"),
+            frame_halves=value.get("frame_halves"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -1027,6 +1038,7 @@ class SessionParametersSet:
             "dose_per_frame_e_per_angstrom2": self.dose_per_frame_e_per_angstrom2,
             "time_zone": self.time_zone,
             "gain_reference": self.gain_reference,
+            "frame_halves": self.frame_halves,
         }
 
 
@@ -1808,6 +1820,11 @@ def _write_movie_acquired(out: bytearray, value: MovieAcquired) -> None:
     else:
         out.append(2)
         write_int(out, value.session_parameters_version)
+    if value.frame_halves is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_boolean(out, value.frame_halves)
 
 
 def _read_movie_acquired(buf: bytes, pos: int) -> tuple[MovieAcquired, int]:
@@ -1878,6 +1895,11 @@ def _read_movie_acquired(buf: bytes, pos: int) -> tuple[MovieAcquired, int]:
         pos += 1
     else:
         f_session_parameters_version, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_frame_halves = None
+        pos += 1
+    else:
+        f_frame_halves, pos = read_boolean(buf, read_branch(buf, pos, 2))
     record = MovieAcquired(
         metadata=f_metadata,
         movie_id=f_movie_id,
@@ -1907,6 +1929,7 @@ def _read_movie_acquired(buf: bytes, pos: int) -> tuple[MovieAcquired, int]:
         mdoc_writer=f_mdoc_writer,
         tilt_axis_source=f_tilt_axis_source,
         session_parameters_version=f_session_parameters_version,
+        frame_halves=f_frame_halves,
     )
     return record, pos
 
@@ -2363,6 +2386,11 @@ def _write_session_parameters_set(out: bytearray, value: SessionParametersSet) -
     else:
         out.append(2)
         write_string(out, value.gain_reference)
+    if value.frame_halves is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_boolean(out, value.frame_halves)
 
 
 def _read_session_parameters_set(buf: bytes, pos: int) -> tuple[SessionParametersSet, int]:
@@ -2413,6 +2441,11 @@ def _read_session_parameters_set(buf: bytes, pos: int) -> tuple[SessionParameter
         pos += 1
     else:
         f_gain_reference, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_frame_halves = None
+        pos += 1
+    else:
+        f_frame_halves, pos = read_boolean(buf, read_branch(buf, pos, 2))
     record = SessionParametersSet(
         metadata=f_metadata,
         version=f_version,
@@ -2425,6 +2458,7 @@ def _read_session_parameters_set(buf: bytes, pos: int) -> tuple[SessionParameter
         dose_per_frame_e_per_angstrom2=f_dose_per_frame_e_per_angstrom2,
         time_zone=f_time_zone,
         gain_reference=f_gain_reference,
+        frame_halves=f_frame_halves,
     )
     return record, pos
 
@@ -3021,7 +3055,7 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     MovieAcquired: RecordCodec(
         "tiltstream.events.MovieAcquired",
-        0xD12F0A762EFCFF09,
+        0x6DF6153F31B38771,
         MovieAcquired,
         _write_movie_acquired,
         _read_movie_acquired,
@@ -3056,7 +3090,7 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     SessionParametersSet: RecordCodec(
         "tiltstream.events.SessionParametersSet",
-        0xB757148734F9ED46,
+        0xE1EA11EAE0E0D82B,
         SessionParametersSet,
         _write_session_parameters_set,
         _read_session_parameters_set,

@@ -136,6 +136,7 @@ def _movie_acquired(c: _Context) -> dict[str, Any]:
         "mdoc_writer": "serialem",
         "tilt_axis_source": "mdoc",
         "session_parameters_version": 0,
+        "frame_halves": None,
     }
 
 
@@ -170,6 +171,7 @@ def _session_parameters_set(c: _Context) -> dict[str, Any]:
         "dose_per_frame_e_per_angstrom2": None,
         "time_zone": "Europe/London",
         "gain_reference": None,
+        "frame_halves": True,
     }
 
 
