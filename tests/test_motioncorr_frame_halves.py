@@ -127,15 +127,21 @@ def test_processor_writes_aligned_halves_that_add_up_to_the_micrograph(
     assert aligned > raw + 0.2
 
 
-def test_halves_switched_off_write_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("service", "session", "written"),
+    [(False, None, False), (True, False, False), (False, True, True), (True, None, True)],
+)
+def test_the_sessions_choice_wins_over_the_services(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, service: bool, session: bool | None, written: bool
+) -> None:
     with_frame_halves(monkeypatch)
     movie, _ = synthetic_movie(3, size=64, frames=4)
     write_movie(tmp_path / "raw" / "m.tiff", movie, PIXEL)
-    processor = MotionCorrectionProcessor(cpu_settings(tmp_path, frame_halves=False))
-    event = _run(processor, _event("m.tiff", movie))
-    assert event["micrograph_even"] is None
-    assert event["micrograph_odd"] is None
-    assert not list((tmp_path / "processed").rglob("*_EVN.mrc"))
+    processor = MotionCorrectionProcessor(cpu_settings(tmp_path, frame_halves=service))
+    event = _run(processor, _event("m.tiff", movie) | {"frame_halves": session})
+    assert (event["micrograph_even"] is not None) == written
+    assert (event["micrograph_odd"] is not None) == written
+    assert bool(list((tmp_path / "processed").rglob("*_EVN.mrc"))) == written
 
 
 # A stand-in for MotionCor2 that follows its documented interface: it refuses a command without

@@ -59,8 +59,12 @@ def movie_acquired(
     voltage_kv: float,
     spherical_aberration_mm: float,
     amplitude_contrast: float,
+    frame_halves: bool | None = None,
 ) -> dict[str, Any]:
-    """A ``MovieAcquired`` value; ``occurred_at`` is the tilt's mdoc time, so a re-emission is identical."""
+    """A ``MovieAcquired`` value; ``occurred_at`` is the tilt's mdoc time, so a re-emission is identical.
+
+    ``frame_halves`` is the session's choice of the even/odd frame sums (``None``: the service's).
+    """
     mid = movie_id(ctx.tilt_series_id, tilt.sub_frame_name)
     shift = tilt.image_shift_micrometres
     pixel = tilt.pixel_size_angstroms or info.pixel_size_angstroms
@@ -96,6 +100,7 @@ def movie_acquired(
         "mdoc_writer": info.writer,
         "tilt_axis_source": info.tilt_axis_source,
         "session_parameters_version": info.parameters_version,
+        "frame_halves": frame_halves,
     }
 
 

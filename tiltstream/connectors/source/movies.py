@@ -72,6 +72,7 @@ def _announce(
         voltage_kv=series.info.voltage_kv,
         spherical_aberration_mm=watcher.spherical_aberration_mm(),
         amplitude_contrast=watcher.settings.amplitude_contrast,
+        frame_halves=watcher.parameters.frame_halves,
     )
     try:
         check_movie_event(value, movie.tilt.sub_frame_name)

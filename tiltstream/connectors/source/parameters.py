@@ -22,6 +22,8 @@ class SessionParameters(BaseModel):
     ``DateTime`` is local time); ``None`` is this host's zone. ``version`` is the parameters' version,
     recorded in the events made with them (0: nothing set). ``gain_reference`` is a file relative to the
     session directory (else the mdoc's ``GainReference`` or SerialEM's ``CountRef_*`` beside the frames).
+    ``frame_halves`` switches the even/odd frame sums (and so the half tomograms and their FSC
+    resolution) on or off for the session; ``None`` leaves it to the motion-correction service (on).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -35,6 +37,7 @@ class SessionParameters(BaseModel):
     dose_per_frame_e_per_angstrom2: float | None = Field(default=None, gt=0, le=100)
     time_zone: str | None = None
     gain_reference: str | None = None
+    frame_halves: bool | None = None
 
     @field_validator("time_zone")
     @classmethod

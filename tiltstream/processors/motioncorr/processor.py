@@ -84,7 +84,8 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             binning=settings.binning,
             dose_weighting=settings.dose_weighting,
             drift_curvature_angstroms=settings.drift_curvature_angstroms,
-            frame_halves=settings.frame_halves,
+            # the session's choice (session parameters, carried by the movie) over the service's
+            frame_halves=settings.frame_halves if movie.frame_halves is None else movie.frame_halves,
         )
 
     def load(self, value: dict[str, Any]) -> MovieData | None:
@@ -190,9 +191,10 @@ class MotionCorrectionProcessor(Processor[MovieData]):
 
     def _write_halves(self, movie: MovieAcquired, result: MotionResult) -> dict[str, DataPath | None]:
         """The even- and odd-frame sums as ``<movie>_EVN.mrc`` / ``_ODD.mrc`` (RELION's and MotionCor2's
-        names), when the settings ask for them and the backend made both."""
+        names), when the session (else the settings) asks for them and the backend made both."""
         paths: dict[str, DataPath | None] = {"micrograph_even": None, "micrograph_odd": None}
-        if not self.settings.frame_halves or result.even_sum is None or result.odd_sum is None:
+        wanted = self.parameters_of(movie, self.settings).frame_halves
+        if not wanted or result.even_sum is None or result.odd_sum is None:
             return paths
         for field, suffix, half in (
             ("micrograph_even", "_EVN.mrc", result.even_sum),
