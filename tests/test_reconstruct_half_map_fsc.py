@@ -88,3 +88,21 @@ def test_crossing_is_interpolated_and_bad_input_refused() -> None:
         half_map_fsc(np.zeros((4, 4, 4)), np.zeros((4, 4, 4)), 0.0)
     # the half-map threshold is where the full map's correlation with the truth is one half
     assert reference_correlation(np.array([HALF_MAP_THRESHOLD]))[0] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_the_half_map_crossing_is_where_the_full_map_meets_the_truth_at_one_half() -> None:
+    """The sqrt(2) relation on a known volume: even + odd against the noise-free signal falls below 0.5
+    where the two halves' FSC falls below 0.143."""
+    amplitude = np.exp(-(_radius_cycles_per_voxel() ** 2) / (4 * 0.12**2))
+    rng = np.random.default_rng(9)
+    signal = np.fft.irfftn(np.fft.rfftn(rng.standard_normal(SHAPE)) * amplitude, s=SHAPE, axes=(0, 1, 2))
+    even, odd = (signal + rng.normal(0, 0.25, SHAPE) for _ in range(2))
+    halves = half_map_fsc(even, odd, VOXEL)
+    truth = half_map_fsc(even + odd, signal, VOXEL)
+    full = crossing_resolution_angstroms(truth.frequencies_per_angstrom, truth.fsc, 0.5)
+    assert full is not None
+    print(f"halves at 0.143: {halves.resolution_angstroms:.1f} Å, full map vs truth at 0.5: {full:.1f} Å")
+    assert halves.resolution_angstroms == pytest.approx(full, rel=0.05)
+    # and shell by shell, C_ref from the halves predicts the full map's correlation with the truth
+    band = slice(1, 12)
+    np.testing.assert_allclose(reference_correlation(halves.fsc)[band], truth.fsc[band], atol=0.05)
