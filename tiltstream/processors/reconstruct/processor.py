@@ -73,10 +73,10 @@ class ReconstructionProcessor(Processor[TiltStack]):
         )
 
     def load(self, value: dict[str, Any]) -> TiltStack:
-        """Read the used micrographs (prefetchable while the previous series reconstructs)."""
-        return read_tilt_stack(
-            value, self.roots, self.settings.minimum_tilts, halves=self.settings.frame_half_tomograms
-        )
+        """Read the used micrographs (prefetchable while the previous series reconstructs), and their
+        even/odd frame sums where the builtin backend makes half tomograms of them."""
+        halves = self.settings.frame_half_tomograms and self.settings.backend == "builtin"
+        return read_tilt_stack(value, self.roots, self.settings.minimum_tilts, halves=halves)
 
     def _output(self, value: dict[str, Any], name: str) -> tuple[DataPath, Path]:
         return self.output_path(f"{series_folder(value, self.settings.output_folder)}/{name}")
