@@ -22,7 +22,7 @@ from motioncorr_fixtures import cpu_settings, synthetic_movie, with_frame_halves
 from tiltstream.processors.motioncorr import MotionCorrectionProcessor
 from tiltstream.processors.motioncorr.dose import dose_filters, dose_weighted_sum
 from tiltstream.processors.motioncorr.fourier import apply_phase_ramps, spectrum_frequencies
-from tiltstream.processors.motioncorr.frame_halves import frame_half_sums
+from tiltstream.processors.motioncorr.frame_halves import frame_half_sums, half_spectra, halves_from_spectra
 from tiltstream.processors.runtime import Job
 from tiltstream.streams.samples import sample_event
 
@@ -63,6 +63,23 @@ def test_dose_weighted_halves_add_up_to_the_dose_weighted_sum() -> None:
     assert not np.allclose(even.numpy(), plain_even.numpy(), atol=0.1)  # the weighting did something
     # each half holds its frames' dose: about 4/7 and 3/7 of the full sum's mean
     assert float(even.mean()) == pytest.approx(full.mean() * 4 / 7, rel=0.05)
+
+
+def test_halves_added_chunk_by_chunk_are_the_halves_of_the_whole() -> None:
+    """A path that aligns frames in chunks (the local one) adds each chunk's half spectra."""
+    shape = (64, 80)
+    _, aligned = _rolled_and_aligned(shape)
+    q, norm = dose_filters(len(aligned), shape, 1.2, 0.8, 20.0, 200.0)
+    even = torch.zeros_like(aligned[0])
+    odd = torch.zeros_like(aligned[0])
+    for start in (0, 3, 5):  # chunks of 3, 2 and 2 frames: odd offsets swap the parity
+        chunk = slice(start, {0: 3, 3: 5, 5: 7}[start])
+        chunk_even, chunk_odd = half_spectra(aligned[chunk], start, q[chunk])
+        even += chunk_even
+        odd += chunk_odd
+    whole = frame_half_sums(aligned, shape, (q, norm))
+    for part, expected in zip(halves_from_spectra(even, odd, shape, norm), whole, strict=True):
+        np.testing.assert_allclose(part.numpy(), expected.numpy(), atol=1e-3)
 
 
 def test_too_few_frames_or_mismatched_filters_are_refused() -> None:
