@@ -15,7 +15,13 @@ from tiltstream.connectors.simulator.settings import SimulatorSettings
 from tiltstream.processors.motioncorr import MotionCorrectionSettings
 from tiltstream.processors.motioncorr.movie_io import read_movie
 
-__all__ = ["cpu_settings", "drift_rms_pixels", "simulated_tilt", "synthetic_movie", "write_movie"]
+__all__ = [
+    "cpu_settings",
+    "drift_rms_pixels",
+    "simulated_tilt",
+    "synthetic_movie",
+    "write_movie",
+]
 
 
 def cpu_settings(tmp_path: Path, **overrides: Any) -> MotionCorrectionSettings:

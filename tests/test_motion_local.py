@@ -121,12 +121,15 @@ def test_resampled_sums_equal_the_fourier_sums_for_whole_pixel_shifts(weighting:
         residual_pixels=torch.zeros(3, 3, 6, 2),
         variance_pixels2=torch.ones(3, 3, 6, 2),
     )
-    summed, weighted = local_sums(movie, displacement, still, 1.2, parameters)
-    expected, expected_weighted = fourier_sums(
+    summed, weighted, halves = local_sums(movie, displacement, still, 1.2, parameters)
+    expected, expected_weighted, expected_halves = fourier_sums(
         torch.fft.rfft2(movie), (128, 160), displacement, 1.2, parameters
     )
     inner = (slice(8, -8), slice(8, -8))
     torch.testing.assert_close(summed[inner], expected[inner], atol=1e-3, rtol=1e-5)
+    assert halves is not None
+    assert expected_halves is not None
+    torch.testing.assert_close(halves[0][inner], expected_halves[0][inner], atol=0.05, rtol=0.01)
     assert (weighted is None) == (not weighting) == (expected_weighted is None)
     if weighted is not None and expected_weighted is not None:
         # the dose filter spreads a pixel over its neighbours: compare well inside, loosely

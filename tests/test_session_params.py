@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from source_fixtures import fast_source_settings, read_topic
 from test_source_real_mdoc import DATA, _values, _write_movies
 from typer.testing import CliRunner
@@ -100,6 +101,10 @@ def test_parse_assignments_merges_over_the_latest() -> None:
     base = SessionParameters(version=4, voltage_kv=200)
     merged = parse_assignments(["tilt_axis_angle_degrees=-86.5"], base)
     assert (merged.voltage_kv, merged.tilt_axis_angle_degrees, merged.version) == (200, -86.5, 4)
+    assert parse_assignments(["frame_halves=off"], base).frame_halves is False
+    assert parse_assignments(["frame_halves="], merged).frame_halves is None  # back to the service's
+    with pytest.raises(ValueError, match="frame_halves"):
+        parse_assignments(["frame_halves=sometimes"], base)
 
 
 def test_a_series_waiting_for_its_voltage_goes_on_when_the_operator_sets_it(
@@ -119,12 +124,18 @@ def test_a_series_waiting_for_its_voltage_goes_on_when_the_operator_sets_it(
         assert refusal[0]["error_class"] == "MissingSessionValueError"
         assert "voltage_kv" in refusal[0]["error_message"]
         assert read_topic(acquisition_settings, "MovieAcquired") == []  # nothing while it waits
-        assert _cli(acquisition_settings, "set", "cm40000-1", "voltage_kv=300", "time_zone=UTC")[0] == 0
+        assert (
+            _cli(
+                acquisition_settings, "set", "cm40000-1", "voltage_kv=300", "time_zone=UTC", "frame_halves=no"
+            )[0]
+            == 0
+        )
         movies = _wait_for(acquisition_settings, "MovieAcquired", len(names))
     finally:
         stop.set()
         thread.join(15)
     assert {(m["voltage_kv"], m["session_parameters_version"]) for m in movies} == {(300.0, 1)}
+    assert {m["frame_halves"] for m in movies} == {False}  # the session's choice travels with each movie
     first = next(m for m in movies if m["acquisition_order"] == 0)
     assert first["acquired_at"].isoformat() == "2015-11-30T15:21:38+00:00"  # zone UTC as set
 

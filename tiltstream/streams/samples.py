@@ -142,6 +142,7 @@ def _movie_acquired(c: _Context) -> dict[str, Any]:
         "eer_dose_per_output_frame_e_per_angstrom2": None,
         "eer_sampling": None,
         "defect_file": None,
+        "frame_halves": None,
     }
 
 
@@ -182,6 +183,7 @@ def _session_parameters_set(c: _Context) -> dict[str, Any]:
         "eer_dose_per_output_frame_e_per_angstrom2": 0.25,
         "eer_sampling": 1,
         "defect_file": "defects.txt",
+        "frame_halves": True,
     }
 
 
@@ -225,6 +227,8 @@ def _movie_motion_corrected(c: _Context) -> dict[str, Any]:
         "target_defocus_micrometres": -4.0,
         # the dose over 0.6 s on 1.34 Å pixels, fewer through the thicker path at a tilt
         "mean_counts_per_pixel_per_second": round(_DOSE * _PIXEL**2 / 0.6 * math.cos(math.radians(angle)), 3),
+        "micrograph_even": _corrected(series, tilt, "_EVN.mrc"),
+        "micrograph_odd": _corrected(series, tilt, "_ODD.mrc"),
         **svc,
     }
 
@@ -278,6 +282,8 @@ def _reconstruction_requested(c: _Context) -> dict[str, Any]:
             "astigmatism_angle_degrees": 32.5,
             "excluded": abs(a) > 57,
             "exclusion_reason": "ctf-fit" if abs(a) > 57 else None,
+            "micrograph_even": _corrected(series, i, "_EVN.mrc"),
+            "micrograph_odd": _corrected(series, i, "_ODD.mrc"),
         }
         for i, a in enumerate(angles)
     ]
@@ -345,6 +351,10 @@ def _tomogram_reconstructed(c: _Context) -> dict[str, Any]:
         "residual_error_mean_angstroms": None,
         "residual_error_sd_angstroms": None,
         "tilt_alignments": alignments,
+        "tomogram_even": _path("processed", "cm40000-1", "tomograms", f"Position_{series}.v1_even.mrc"),
+        "tomogram_odd": _path("processed", "cm40000-1", "tomograms", f"Position_{series}.v1_odd.mrc"),
+        "half_tomograms_from": "frames",
+        "fsc_resolution_angstroms": 42.5,
         **svc,
     }
 

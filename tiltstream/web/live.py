@@ -1,11 +1,12 @@
-"""Following ``tiltseries.status`` (and the reconstruction commands) for the live pages.
+"""Following ``tiltseries.status`` (and the reconstruction commands and results) for the live pages.
 
 One thread reads both topics from the beginning and keeps following them, outside any consumer group,
 through the consumer runtime's decode path (:class:`~tiltstream.streams.runtime.decoding.MessageDecoder`):
 reinjected copies are skipped (the follower read the originals), undecodable and invalid events are
 logged and skipped (the follower owns no offsets and no dead-letter topic; it loses nothing).
-It keeps the latest status of every series and the latest command (for the tilts' exclusion reasons),
-and hands every new status to the subscribers of its session: asyncio queues filled through their
+It keeps the latest status of every series, the latest command (for the tilts' exclusion reasons) and
+what the latest reconstruction measured that ISPyB has no column for (the half tomograms' FSC
+resolution), and hands every new status to the subscribers of its session: asyncio queues filled through their
 loop's ``call_soon_threadsafe``, drained by the server-sent-event responses.
 """
 
@@ -68,6 +69,7 @@ class StatusFollower:
         self.retry_seconds = retry_seconds
         self._statuses: dict[str, dict[str, Any]] = {}
         self._requests: dict[str, dict[str, Any]] = {}
+        self._reconstructions: dict[str, dict[str, Any]] = {}
         self._subscribers: set[Subscription] = set()
         self._changed = threading.Condition()
         self._stop = threading.Event()
@@ -90,6 +92,7 @@ class StatusFollower:
         topics = [
             self.catalogue.topic("tiltseries.status"),
             self.catalogue.topic("tiltseries.reconstruction-requested"),
+            self.catalogue.topic("tomogram.reconstructed"),
         ]
         dlq_topic = self.catalogue.dlq(FOLLOWER_NAME).name
         while not self._stop.is_set():
@@ -98,12 +101,12 @@ class StatusFollower:
                 for event in read_events(
                     self.kafka, topics, start=StartAt.BEGINNING, follow=True, decoder=decoder, stop=self._stop
                 ):
-                    self._apply(event, status_topic=topics[0].name)
+                    self._apply(event, status_topic=topics[0].name, result_topic=topics[2].name)
             except Exception as error:
                 _log.warning("status follower failed; reading again", error=str(error))
                 self._stop.wait(self.retry_seconds)
 
-    def _apply(self, event: ReadEvent, *, status_topic: str) -> None:
+    def _apply(self, event: ReadEvent, *, status_topic: str, result_topic: str) -> None:
         if event.error is not None:
             if event.raw is not None:  # not a tombstone
                 _log.warning("status follower skips an event", error=event.error, topic=event.topic)
@@ -112,6 +115,8 @@ class StatusFollower:
             return
         if event.topic == status_topic:
             self._status(event.key, event.value)
+        elif event.topic == result_topic:
+            self._reconstruction(event.key, event.value)
         else:
             self._request(event.key, event.value)
 
@@ -130,6 +135,15 @@ class StatusFollower:
                 self._requests[key] = value
             self._changed.notify_all()
 
+    def _reconstruction(self, key: str, value: dict[str, Any]) -> None:
+        """Keep the newest version's resolution estimate (not the whole event: its tilts stay in ISPyB)."""
+        kept = {k: value.get(k) for k in ("version", "fsc_resolution_angstroms", "half_tomograms_from")}
+        with self._changed:
+            current = self._reconstructions.get(key)
+            if current is None or int(value["version"]) >= int(current["version"]):
+                self._reconstructions[key] = kept
+            self._changed.notify_all()
+
     # -- what the pages read ------------------------------------------------------------------------
 
     def statuses(self, session: str) -> dict[str, dict[str, Any]]:
@@ -146,6 +160,12 @@ class StatusFollower:
         """The latest reconstruction command of one series (its tilts, included or not, and why)."""
         with self._changed:
             return self._requests.get(tilt_series_id)
+
+    def reconstruction(self, tilt_series_id: str) -> dict[str, Any] | None:
+        """The newest reconstruction of one series: its ``version``, ``fsc_resolution_angstroms`` and
+        ``half_tomograms_from``."""
+        with self._changed:
+            return self._reconstructions.get(tilt_series_id)
 
     def wait_for(self, condition: Callable[[StatusFollower], bool], timeout: float) -> bool:
         """Block until ``condition(self)`` holds (re-checked on every event) or ``timeout`` passes."""

@@ -65,8 +65,9 @@ def movie_acquired(
 ) -> dict[str, Any]:
     """A ``MovieAcquired`` value; ``occurred_at`` is the tilt's mdoc time, so a re-emission is identical.
 
-    ``parameters`` are the session's (the version ``info`` was read with): their detector values go to the
-    motion corrector, ``None`` where unset (the service's setting applies).
+    ``parameters`` are the session's (the version ``info`` was read with): their detector values and
+    ``frame_halves`` (the even/odd frame sums) go to the motion corrector, ``None`` where unset (the
+    service's setting applies).
     """
     detector = parameters or SessionParameters()
     mid = movie_id(ctx.tilt_series_id, tilt.sub_frame_name)
@@ -110,6 +111,7 @@ def movie_acquired(
         "eer_dose_per_output_frame_e_per_angstrom2": detector.eer_dose_per_output_frame_e_per_angstrom2,
         "eer_sampling": detector.eer_sampling,
         "defect_file": defect_file,
+        "frame_halves": detector.frame_halves,
     }
 
 

@@ -39,6 +39,8 @@ class SessionParameters(BaseModel):
     ``eer_group_frames`` EER frames per output frame (0: grouped by dose), else
     ``eer_dose_per_output_frame_e_per_angstrom2`` (set alone, it groups by that dose); ``eer_sampling`` 1
     or 2; ``defect_file`` (MotionCor2's ``-DefectFile``) relative to the session directory.
+    ``frame_halves`` switches the even/odd frame sums (and so the half tomograms and their FSC
+    resolution) on or off for the session; ``None`` leaves it to the motion-correction service (on).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -58,6 +60,7 @@ class SessionParameters(BaseModel):
     eer_dose_per_output_frame_e_per_angstrom2: float | None = Field(default=None, gt=0, le=20)
     eer_sampling: int | None = Field(default=None, ge=1, le=2)
     defect_file: str | None = None
+    frame_halves: bool | None = None
 
     @field_validator("time_zone")
     @classmethod

@@ -17,6 +17,7 @@ import torch
 
 from tiltstream.processors.motioncorr.dose import dose_filters
 from tiltstream.processors.motioncorr.fourier import apply_phase_ramps, crop_spectra, spectrum_frequencies
+from tiltstream.processors.motioncorr.frame_halves import frame_half_sums, half_spectra, halves_from_spectra
 from tiltstream.processors.motioncorr.global_shifts import estimate_global_shifts
 from tiltstream.processors.motioncorr.local_field import smooth_local_shifts
 from tiltstream.processors.motioncorr.local_shifts import LocalShifts, estimate_local_shifts
@@ -56,14 +57,15 @@ def fourier_sums(
     displacement_pixels: torch.Tensor,  # (t, 2) yx
     pixel: float,
     parameters: MotionParameters,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Plain and (when asked for and the dose is known) dose-weighted sums of the aligned frames, (h, w)."""
+) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor] | None]:
+    """Plain and (when asked for and the dose is known) dose-weighted sums of the aligned frames, (h, w),
+    and the even- and odd-frame sums weighted like the micrograph (when ``parameters.frame_halves``)."""
     ky, kx = spectrum_frequencies(shape, (spectra.shape[-2], spectra.shape[-1]), spectra.device)
     aligned = apply_phase_ramps(spectra, ky, kx, displacement_pixels)
     summed = torch.fft.irfft2(aligned.sum(0), s=shape)
     # a dose of 0 is the source's "unknown" (ExposureDose 0: not calibrated): no weighting then
     if not parameters.dose_weighting or parameters.dose_per_frame_e_per_angstrom2 <= 0:
-        return summed, None
+        return summed, None, frame_half_sums(aligned, shape) if parameters.frame_halves else None
     q, norm = dose_filters(
         len(aligned),
         shape,
@@ -73,8 +75,10 @@ def fourier_sums(
         parameters.voltage_kv,
         spectra.device,
     )
-    weighted = torch.fft.irfft2(aligned.mul_(q).sum(0).mul_(norm), s=shape)
-    return summed, weighted
+    even, odd = half_spectra(aligned.mul_(q))
+    weighted = torch.fft.irfft2((even + odd).mul_(norm), s=shape)
+    halves = halves_from_spectra(even, odd, shape, norm) if parameters.frame_halves else None
+    return summed, weighted, halves
 
 
 def correct_movie_builtin(
@@ -98,14 +102,14 @@ def correct_movie_builtin(
             spectra, shape, pixel, curvature_pixels=parameters.drift_curvature_angstroms / pixel
         )  # (t, 2) yx pixels
         if parameters.patches_x * parameters.patches_y == 1:
-            summed, weighted = fourier_sums(spectra, shape, displacement, pixel, parameters)
-            return motion_result(summed, weighted, displacement, pixel, parameters, FOURIER_BACKEND)
+            summed, weighted, halves = fourier_sums(spectra, shape, displacement, pixel, parameters)
+            return motion_result(summed, weighted, displacement, pixel, parameters, FOURIER_BACKEND, halves)
         local = local_motion(spectra, shape, displacement, parameters)
         if parameters.binning > 1:
             movie = torch.fft.irfft2(spectra, s=shape)  # (t, h, w)
         del spectra  # the resampling works on the frames: the spectra's memory goes first
-        summed, weighted = local_sums(movie, displacement, local, pixel, parameters)
-    return motion_result(summed, weighted, displacement, pixel, parameters, LOCAL_BACKEND)
+        summed, weighted, halves = local_sums(movie, displacement, local, pixel, parameters)
+    return motion_result(summed, weighted, displacement, pixel, parameters, LOCAL_BACKEND, halves)
 
 
 def local_motion(

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from tiltstream.processors.motioncorr.dose import dose_filters
+from tiltstream.processors.motioncorr.frame_halves import half_spectra, halves_from_spectra
 from tiltstream.processors.motioncorr.local_field import spline_weights
 from tiltstream.processors.motioncorr.local_shifts import LocalShifts
 from tiltstream.processors.motioncorr.result import MotionParameters
@@ -94,30 +95,46 @@ def local_sums(
     local: LocalShifts,
     pixel_size_angstroms: float,
     parameters: MotionParameters,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Plain and (when asked for and the dose is known) dose-weighted sums, ``(h, w)`` each."""
+) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor] | None]:
+    """Plain and (when asked for and the dose is known) dose-weighted sums, ``(h, w)`` each, and the
+    even- and odd-frame sums weighted like the micrograph (when ``parameters.frame_halves``)."""
     t, h, w = movie.shape
-    weighting = parameters.dose_weighting and parameters.dose_per_frame_e_per_angstrom2 > 0
-    filters = None
-    if weighting:
-        filters = dose_filters(
-            t,
-            (h, w),
-            pixel_size_angstroms,
-            parameters.dose_per_frame_e_per_angstrom2,
-            parameters.prior_dose_e_per_angstrom2,
-            parameters.voltage_kv,
-            movie.device,
-        )
+    filters = _dose_filters(t, (h, w), pixel_size_angstroms, parameters, movie.device)
     summed = torch.zeros(h, w, device=movie.device)
-    spectrum = torch.zeros(h, w // 2 + 1, dtype=torch.complex64, device=movie.device)
+    even = torch.zeros(h, w // 2 + 1, dtype=torch.complex64, device=movie.device)  # (weighted) spectra
+    odd = torch.zeros_like(even)
+    spectra_needed = filters is not None or parameters.frame_halves
     chunk = max(1, CHUNK_VALUES // (2 * h * w))
     for start in range(0, t, chunk):
         frames = slice(start, min(t, start + chunk))
         aligned = _resample(movie[frames], sampling_grid(local, displacement_pixels, (h, w), frames))
         summed += aligned.sum(0)
-        if filters is not None:
-            spectrum += torch.fft.rfft2(aligned).mul_(filters[0][frames]).sum(0)
-    if filters is None:
-        return summed, None
-    return summed, torch.fft.irfft2(spectrum * filters[1], s=(h, w))
+        if spectra_needed:
+            spectra = torch.fft.rfft2(aligned)
+            if filters is not None:
+                spectra.mul_(filters[0][frames])
+            chunk_even, chunk_odd = half_spectra(spectra, start)
+            even += chunk_even
+            odd += chunk_odd
+    norm = None if filters is None else filters[1]
+    halves = halves_from_spectra(even, odd, (h, w), norm) if parameters.frame_halves else None
+    if norm is None:
+        return summed, None, halves
+    return summed, torch.fft.irfft2((even + odd).mul_(norm), s=(h, w)), halves
+
+
+def _dose_filters(
+    frames: int, shape: tuple[int, int], pixel: float, parameters: MotionParameters, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """:func:`dose_filters` when the sum is to be dose-weighted (asked for, and the dose known)."""
+    if not parameters.dose_weighting or parameters.dose_per_frame_e_per_angstrom2 <= 0:
+        return None  # a dose of 0 is the source's "unknown" (ExposureDose 0: not calibrated)
+    return dose_filters(
+        frames,
+        shape,
+        pixel,
+        parameters.dose_per_frame_e_per_angstrom2,
+        parameters.prior_dose_e_per_angstrom2,
+        parameters.voltage_kv,
+        device,
+    )

@@ -109,6 +109,8 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             dose_weighting=settings.dose_weighting,
             drift_curvature_angstroms=settings.drift_curvature_angstroms,
             local_curvature_angstroms=settings.local_curvature_angstroms,
+            # the session's choice (session parameters, carried by the movie) over the service's
+            frame_halves=settings.frame_halves if movie.frame_halves is None else movie.frame_halves,
         )
 
     def load(self, value: dict[str, Any]) -> MovieData | None:
@@ -216,6 +218,7 @@ class MotionCorrectionProcessor(Processor[MovieData]):
         if result.dose_weighted is not None and self.settings.write_not_dose_weighted:
             paths["micrograph_not_dose_weighted"], local = self._output(movie, ".noDW.mrc")
             write_mrc(local, result.summed, result.pixel_size_angstroms)
+        paths |= self._write_halves(movie, result)
         paths["thumbnail"], local = self._output(movie, ".png")
         write_png(local, micrograph, max_pixels=self.settings.thumbnail_pixels)
         paths["drift_plot"], local = self._output(movie, ".drift.png")
@@ -228,6 +231,21 @@ class MotionCorrectionProcessor(Processor[MovieData]):
                 delimiter=",",
                 header="shift_x_angstroms,shift_y_angstroms",
             )
+        return paths
+
+    def _write_halves(self, movie: MovieAcquired, result: MotionResult) -> dict[str, DataPath | None]:
+        """The even- and odd-frame sums as ``<movie>_EVN.mrc`` / ``_ODD.mrc`` (RELION's and MotionCor2's
+        names), when the session (else the settings) asks for them and the backend made both."""
+        paths: dict[str, DataPath | None] = {"micrograph_even": None, "micrograph_odd": None}
+        wanted = self.parameters_of(movie, self.settings).frame_halves
+        if not wanted or result.even_sum is None or result.odd_sum is None:
+            return paths
+        for field, suffix, half in (
+            ("micrograph_even", "_EVN.mrc", result.even_sum),
+            ("micrograph_odd", "_ODD.mrc", result.odd_sum),
+        ):
+            paths[field], local = self._output(movie, suffix)
+            write_mrc(local, half, result.pixel_size_angstroms)
         return paths
 
     def process(self, job: Job, inputs: MovieData | None) -> list[Output]:
@@ -272,6 +290,8 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             amplitude_contrast=movie.amplitude_contrast,
             target_defocus_micrometres=movie.target_defocus_micrometres,
             mean_counts_per_pixel_per_second=self._brightness(movie, result),
+            micrograph_even=paths["micrograph_even"],
+            micrograph_odd=paths["micrograph_odd"],
         )
         return [Output.of(event)]
 

@@ -50,6 +50,10 @@ class MotionCorrectionSettings(ProcessorSettings):
     gain_rotation_quarter_turns: Literal[0, 1, 2, 3] = 0
     gain_flip: Literal[0, 1, 2] = 0
     write_not_dose_weighted: bool = True
+    #: Also write the sums of the even and the odd frames (``<movie>_EVN.mrc`` / ``_ODD.mrc``, weighted
+    #: like the micrograph; MotionCor2's ``-SplitSum 1``): the halves the reconstruction makes its two
+    #: half tomograms (FSC resolution, Noise2Noise pairs) from.
+    frame_halves: bool = True
     thumbnail_pixels: int = Field(default=512, ge=64)
     output_folder: str = "motioncorr"
     motioncor_executable: str = "MotionCor2"

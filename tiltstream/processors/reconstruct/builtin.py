@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import torch
@@ -10,7 +11,7 @@ import torch_tomogram
 from torch_fourier_rescale import fourier_rescale_2d
 from torch_tomogram import Tomogram
 
-from tiltstream.processors.reconstruct.alignment import align_tilt_series
+from tiltstream.processors.reconstruct.alignment import TiltSeriesAlignment, align_tilt_series
 from tiltstream.processors.reconstruct.ctf_correction import phase_flip
 from tiltstream.processors.reconstruct.filtered_back_projection import filtered_back_projection
 from tiltstream.processors.reconstruct.geometry import align_images, axis_from_y_degrees
@@ -101,11 +102,56 @@ def _halves(
     return even, odd
 
 
+def _frame_halves(
+    half_images: tuple[np.ndarray, np.ndarray],  # (even (t, h, w), odd (t, h, w)) frame sums
+    tilt_angles_degrees: np.ndarray,  # (t,) nominal
+    alignment: TiltSeriesAlignment,
+    thickness_pixels: int,
+    parameters: ReconstructionParameters,
+    device: torch.device,
+) -> tuple[np.ndarray, np.ndarray]:  # (d, h, w) each
+    """The half tomograms of the even- and odd-frame sums: each binned, phase-flipped, aligned and
+    back-projected exactly as the micrographs were, with the alignment of the micrographs."""
+    tilts = torch.as_tensor(tilt_angles_degrees, dtype=torch.float32, device=device)
+    tilts = tilts + alignment.tilt_angle_offset_degrees
+    volumes = []
+    for images in half_images:
+        binned, _ = _binned_and_flipped(images, tilt_angles_degrees, parameters, device)
+        with torch.no_grad():
+            aligned = align_images(binned, alignment.shifts_yx_pixels, alignment.axis_from_y_degrees)
+            volume = _back_project(aligned, tilts, thickness_pixels, parameters)
+        volumes.append(volume.cpu().numpy().astype(np.float32))
+    return volumes[0], volumes[1]
+
+
+def _half_tomograms(
+    half_images: tuple[np.ndarray, np.ndarray] | None,  # (even, odd) frame sums, (t, h, w) each
+    aligned: torch.Tensor,  # (t, h', w') the aligned micrographs
+    tilt_angles_degrees: np.ndarray,  # (t,) nominal
+    alignment: TiltSeriesAlignment,
+    thickness_pixels: int,
+    parameters: ReconstructionParameters,
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, Literal["frames", "tilts"] | None]:
+    """Step 5: the half tomograms and what they were made from (``None, None``: none)."""
+    if half_images is not None:
+        halves = _frame_halves(
+            half_images, tilt_angles_degrees, alignment, thickness_pixels, parameters, aligned.device
+        )
+        return halves, "frames"
+    if not parameters.half_tomograms:
+        return None, None
+    tilts = torch.as_tensor(tilt_angles_degrees, dtype=torch.float32, device=aligned.device)
+    with torch.no_grad():
+        tilts = tilts + alignment.tilt_angle_offset_degrees
+        return _halves(aligned, tilts, thickness_pixels, parameters), "tilts"
+
+
 def reconstruct_builtin(
     images: np.ndarray,  # (t, h, w) micrographs in tilt order
     tilt_angles_degrees: np.ndarray,  # (t,)
     parameters: ReconstructionParameters,
     device: torch.device,
+    half_images: tuple[np.ndarray, np.ndarray] | None = None,  # (even, odd) frame sums, (t, h, w) each
 ) -> ReconstructionResult:
     """Align and reconstruct a tilt series.
 
@@ -117,7 +163,10 @@ def reconstruct_builtin(
     3. resample into the aligned frame (shifted, tilt axis along y);
     4. back-projection into ``thickness_angstroms`` at the nominal angles plus the offset: filtered
        (``filtered_back_projection``, the default) or torch-tomogram's weighted back-projection
-       (``back_projection="torch-tomogram"``, the library reference).
+       (``back_projection="torch-tomogram"``, the library reference);
+    5. the half tomograms: of ``half_images`` (the even- and odd-frame sums of the same tilts) through
+       steps 1, 3 and 4 with the micrographs' alignment, so that even + odd is the tomogram; without
+       them, of the even and the odd tilts when ``parameters.half_tomograms``.
     """
     binned, binned_pixel = _binned_and_flipped(images, tilt_angles_degrees, parameters, device)
     tilts = torch.as_tensor(tilt_angles_degrees, dtype=torch.float32, device=device)
@@ -138,9 +187,9 @@ def reconstruct_builtin(
     with torch.no_grad():
         aligned = align_images(binned, alignment.shifts_yx_pixels, alignment.axis_from_y_degrees)
         volume = _back_project(aligned, tilts + offset, thickness, parameters)
-        halves = (
-            _halves(aligned, tilts + offset, thickness, parameters) if parameters.half_tomograms else None
-        )
+    halves, source = _half_tomograms(
+        half_images, aligned, tilt_angles_degrees, alignment, thickness, parameters
+    )
     reconstruction = (
         "filtered back-projection"
         if parameters.back_projection == "filtered"
@@ -159,6 +208,7 @@ def reconstruct_builtin(
         axis_agreement=None if math.isnan(alignment.agreement) else alignment.agreement,
         residuals_pixels=alignment.residuals_pixels.cpu().numpy().astype(np.float64) * scale,
         half_tomograms=halves,
+        half_tomograms_from=source,
         backend=f"torch-tiltxcorr + {reconstruction}"
         + (" + phase flip" if parameters.ctf is not None else ""),
     )

@@ -38,6 +38,8 @@ class TiltChoice:
     excluded: bool
     reason: str | None
     retaken: tuple[str, ...]  # movie ids this one superseded
+    #: the even- and odd-frame sums of the micrograph, ((root, path), (root, path)); None: not made
+    halves: tuple[tuple[str, str], tuple[str, str]] | None = None
 
 
 def group_retakes(movies: list[Acquired], tolerance_degrees: float) -> list[list[Acquired]]:
@@ -66,8 +68,13 @@ def choose_tilt(state: SeriesState, movie: Acquired, dark: bool, rules: Rules) -
     micrograph = (corrected.micrograph_root, corrected.micrograph_path) if corrected else None
     ctf = state.ctf.get(movie.movie_id)
 
+    halves = None
+    if corrected is not None and corrected.micrograph_even and corrected.micrograph_odd:
+        even, odd = corrected.micrograph_even, corrected.micrograph_odd
+        halves = ((even[0], even[1]), (odd[0], odd[1]))
+
     def choice(settled: bool, reason: str | None) -> TiltChoice:
-        return TiltChoice(movie, settled, micrograph, ctf, reason is not None, reason, ())
+        return TiltChoice(movie, settled, micrograph, ctf, reason is not None, reason, (), halves)
 
     failed = _failure(state, movie.movie_id, ctf=False)
     if failed is not None and (corrected is None or failed.attempt > corrected.attempt):
