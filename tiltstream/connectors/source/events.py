@@ -11,7 +11,33 @@ from tiltstream.connectors.source.parameters import SessionParameters
 from tiltstream.streams.metadata import event_id, make_metadata
 from tiltstream.streams.validation import escape_nul
 
-__all__ = ["SERVICE", "SeriesContext", "acquisition_ended", "movie_acquired", "movie_id", "processing_failed"]
+__all__ = [
+    "CARRIED_PARAMETERS",
+    "SERVICE",
+    "SeriesContext",
+    "acquisition_ended",
+    "carried_parameters",
+    "movie_acquired",
+    "movie_id",
+    "processing_failed",
+]
+
+#: Session parameters every ``MovieAcquired`` carries as they are set (``None``: the motion corrector's
+#: own setting), so that a reprocessed movie can take the session's newest values.
+CARRIED_PARAMETERS = (
+    "gain_rotation_quarter_turns",
+    "gain_flip",
+    "eer_group_frames",
+    "eer_dose_per_output_frame_e_per_angstrom2",
+    "eer_sampling",
+    "frame_halves",
+)
+
+
+def carried_parameters(parameters: SessionParameters) -> dict[str, Any]:
+    """The :data:`CARRIED_PARAMETERS` of ``parameters``, as ``MovieAcquired`` fields."""
+    return {name: getattr(parameters, name) for name in CARRIED_PARAMETERS}
+
 
 #: The producing service's name in every event's metadata.
 SERVICE = "source"
@@ -105,13 +131,8 @@ def movie_acquired(
         "mdoc_writer": info.writer,
         "tilt_axis_source": info.tilt_axis_source,
         "session_parameters_version": info.parameters_version,
-        "gain_rotation_quarter_turns": detector.gain_rotation_quarter_turns,
-        "gain_flip": detector.gain_flip,
-        "eer_group_frames": detector.eer_group_frames,
-        "eer_dose_per_output_frame_e_per_angstrom2": detector.eer_dose_per_output_frame_e_per_angstrom2,
-        "eer_sampling": detector.eer_sampling,
         "defect_file": defect_file,
-        "frame_halves": detector.frame_halves,
+        **carried_parameters(detector),
     }
 
 
