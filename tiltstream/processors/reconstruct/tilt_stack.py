@@ -82,5 +82,8 @@ def _read_images(
         expected = shape or (images[0].shape if images else data.shape)
         if data.ndim != 2 or data.shape != expected:
             raise CorruptInputError(f"{field} {where} has shape {data.shape}, not {expected}")
+        bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+        if bad:
+            raise CorruptInputError(f"{field} {where} is not finite: {bad} NaN or infinite pixels")
         images.append(data)
     return np.stack(images)
