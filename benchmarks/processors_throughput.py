@@ -176,6 +176,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--job-seconds", type=float, default=0.5)
     parser.add_argument("--movies", type=int, default=32, help="0: leave out the scaling part")
+    parser.add_argument(
+        "--library-local", action="store_true", help="also the library's 5x5 local fit (a minute or more)"
+    )
     args = parser.parse_args()
     configure_logging(LoggingSettings(level="WARNING", format="console"))
     logging.getLogger("tiltstream.librdkafka").setLevel(logging.ERROR)
@@ -183,7 +186,9 @@ def main() -> None:
     device = torch.device("cpu")
     print(f"1. compute on CPU ({torch.get_num_threads()} torch threads; no GPU used here)")
     if args.size > 0:
-        rows = measure_compute(args.size, args.frames, device, args.repeats, patches=(1,))
+        rows = measure_compute(
+            args.size, args.frames, device, args.repeats, patches=(1, 5), library_local=args.library_local
+        )
         print_rows(rows, f"cpu ({torch.get_num_threads()} threads)")
 
     if args.movies <= 0:

@@ -7,6 +7,7 @@ never settles). Values are built from :func:`tiltstream.streams.samples.sample_e
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -92,6 +93,9 @@ def _movie_events(
         movie_id=movie_id,
         micrograph={"root": "processed", "path": f"{movie_id}.mrc"},
         total_motion_angstroms=500.0 if outcome == "motion" else 9.0,
+        # the detector sees the dark tilt dark too; the others alike after 1/cos of the tilt
+        mean_counts_per_pixel_per_second=(1.0 if outcome == "dark" else 50.0)
+        * math.cos(math.radians(corrected["tilt_angle_degrees"])),
     )
     events.append(("MovieMotionCorrected", corrected))
     if outcome == "no-ctf":

@@ -9,9 +9,19 @@ import mrcfile
 import numpy as np
 import tifffile
 
+from tiltstream.connectors.simulator.ground_truth import TiltTruth
+from tiltstream.connectors.simulator.session import simulate_session
+from tiltstream.connectors.simulator.settings import SimulatorSettings
 from tiltstream.processors.motioncorr import MotionCorrectionSettings
+from tiltstream.processors.motioncorr.movie_io import read_movie
 
-__all__ = ["cpu_settings", "drift_rms_pixels", "synthetic_movie", "write_movie"]
+__all__ = [
+    "cpu_settings",
+    "drift_rms_pixels",
+    "simulated_tilt",
+    "synthetic_movie",
+    "write_movie",
+]
 
 
 def cpu_settings(tmp_path: Path, **overrides: Any) -> MotionCorrectionSettings:
@@ -50,6 +60,27 @@ def synthetic_movie(
         shifted = shifted / shifted.std()
         movie[i] = rng.poisson(counts * np.clip(1 + contrast * shifted, 0.05, None))
     return movie, drift
+
+
+def simulated_tilt(
+    directory: Path, seed: int, size: int, frames: int, dose_per_frame: float, doming_angstroms: float
+) -> tuple[np.ndarray, TiltTruth, float]:
+    """One 0° tilt from the simulator (drift, doming, CTF, counting noise): ``(movie, truth, pixel)``."""
+    settings = SimulatorSettings(
+        session_id=f"tilt-{seed}",
+        seed=seed,
+        positions=1,
+        size_pixels=size,
+        frames=frames,
+        dose_per_tilt_e_per_angstrom2=dose_per_frame * frames,
+        max_tilt_degrees=1.0,
+        tilt_step_degrees=3.0,
+        doming_angstroms=doming_angstroms,
+    )
+    tilt = simulate_session(directory, settings)[0].tilts[0]
+    with (directory / tilt.movie).open("rb") as stream:
+        movie = read_movie(stream, settings.movie_format)
+    return movie, tilt, settings.pixel_size_angstroms
 
 
 def write_movie(path: Path, movie: np.ndarray, pixel_size_angstroms: float) -> None:

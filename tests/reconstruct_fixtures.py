@@ -126,6 +126,13 @@ def phantom_in_tomogram_frame(
     return binned
 
 
+def _write_image(path: Path, image: np.ndarray, pixel_size_angstroms: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(image.astype(np.float32))
+        mrc.voxel_size = pixel_size_angstroms
+
+
 def reconstruction_request(
     series: SimulatedSeries,
     data: Path,
@@ -137,8 +144,12 @@ def reconstruction_request(
     binning: int = 4,
     thickness_angstroms: float = 800.0,
     defocus_angstroms: float | None = None,
+    halves: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Write the micrographs under ``data/processed`` and return a ReconstructionRequested for them.
+
+    ``halves`` (even, odd), each ``(t, h, w)`` like the micrographs, are written beside them as
+    ``_EVN.mrc`` / ``_ODD.mrc`` and named by every tilt whose micrograph is written.
 
     ``excluded`` marks tilts (by index) excluded with a reason; ``missing`` names tilts whose
     micrograph file is not written (the request still names it). ``defocus_angstroms`` gives every
@@ -153,12 +164,16 @@ def reconstruction_request(
     tilts = []
     for index, angle in enumerate(series.tilt_angles_degrees):
         relative = f"{session}/motioncorr/{name}_{index:03d}.mrc"
+        named: dict[str, Any] = {}
         if index not in missing:
-            path = data / "processed" / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with mrcfile.new(path, overwrite=True) as mrc:
-                mrc.set_data(series.images[index].astype(np.float32))
-                mrc.voxel_size = series.pixel_size_angstroms
+            _write_image(data / "processed" / relative, series.images[index], series.pixel_size_angstroms)
+            for field, tag, images in zip(
+                ("micrograph_even", "micrograph_odd"), ("_EVN", "_ODD"), halves or (), strict=False
+            ):
+                named[field] = {"root": "processed", "path": relative.replace(".mrc", f"{tag}.mrc")}
+                _write_image(
+                    data / "processed" / named[field]["path"], images[index], series.pixel_size_angstroms
+                )
         tilts.append(
             {
                 "movie_id": event_id("movie", series_id, index),
@@ -176,6 +191,7 @@ def reconstruction_request(
                 "astigmatism_angle_degrees": None if defocus_angstroms is None else 30.0,
                 "excluded": index in excluded,
                 "exclusion_reason": excluded.get(index),
+                **named,
             }
         )
     value = sample_event("ReconstructionRequested")

@@ -267,3 +267,31 @@ def test_a_real_end_after_the_inactivity_end_changes_nothing_when_complete() -> 
     assert after.state.ended is not None
     assert after.state.ended.reason != "inactivity"  # the real end replaces the assumed one
     assert after.state.latest == decided.state.latest
+
+
+def test_command_names_each_tilts_frame_halves_where_motion_correction_made_them() -> None:
+    scenario = build_scenario([TiltPlan("used") for _ in range(5)])
+    events = []
+    for record, value in scenario.events:
+        if record == "MovieMotionCorrected":
+            movie_id = value["movie_id"]
+            halves = not movie_id.endswith(("tilt3/take1", "tilt4/take1"))  # two tilts without halves
+            value = {
+                **value,
+                "micrograph_even": {"root": "processed", "path": f"{movie_id}_EVN.mrc"} if halves else None,
+                "micrograph_odd": {"root": "processed", "path": f"{movie_id}_ODD.mrc"} if halves else None,
+            }
+        events.append((record, value))
+    state, commands = run(scenario, events)
+    (command,) = commands
+    assert sum(t["micrograph_even"] is None for t in command.value["tilts"]) == 2
+    for tilt in command.value["tilts"]:
+        movie_id = tilt["movie_id"]
+        if movie_id.endswith(("tilt3/take1", "tilt4/take1")):
+            assert tilt["micrograph_even"] is None
+            assert tilt["micrograph_odd"] is None
+        else:
+            assert tilt["micrograph_even"] == {"root": "processed", "path": f"{movie_id}_EVN.mrc"}
+            assert tilt["micrograph_odd"] == {"root": "processed", "path": f"{movie_id}_ODD.mrc"}
+    SERDE.encode("ReconstructionRequested", command.value)
+    assert state_from_json(state_to_json(state)) == state  # the halves survive the table's encoding

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aggregator_scenarios import RULES, Scenario, TiltPlan, build_scenario, scenarios, typed
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,12 +21,26 @@ def _movie_id(value: dict[str, object]) -> str | None:
     return movie_id if isinstance(movie_id, str) else None
 
 
+def _with_drawn_brightness(
+    events: list[tuple[str, dict[str, Any]]], data: st.DataObject
+) -> list[tuple[str, dict[str, Any]]]:
+    """The events with each micrograph's brightness drawn (some unmeasured, some dark among bright), so
+    that image darkness comes and goes as tilts, retakes and their micrographs arrive."""
+    levels = st.sampled_from([None, 0.5, 1.0, 8.0, 10.0, 12.0, 13.0])
+    return [
+        (record, value | {"mean_counts_per_pixel_per_second": data.draw(levels)})
+        if record == "MovieMotionCorrected"
+        else (record, value)
+        for record, value in events
+    ]
+
+
 @settings(max_examples=200, deadline=None)
 @given(scenario=scenarios(max_tilts=14), data=st.data())
 def test_after_every_event_the_selection_is_what_select_tilts_chooses(
     scenario: Scenario, data: st.DataObject
 ) -> None:
-    events = list(data.draw(st.permutations(scenario.events)))
+    events = list(data.draw(st.permutations(_with_drawn_brightness(scenario.events, data))))
     duplicates = data.draw(st.lists(st.sampled_from(scenario.events), max_size=len(events)))
     for i, event in enumerate(duplicates):
         events.insert(data.draw(st.integers(0, len(events)), label=f"position {i}"), event)

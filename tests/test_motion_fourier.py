@@ -74,7 +74,7 @@ def test_sums_of_integer_shifts_equal_the_real_space_sums(shape: tuple[int, int]
         [np.roll(f, (-dy, -dx), axis=(0, 1)) for f, (dy, dx) in zip(frames, displacement, strict=True)]
     )
     parameters = MotionParameters(1.2, 0.8, 20.0, 200.0)
-    summed, weighted = fourier_sums(
+    summed, weighted, halves = fourier_sums(
         torch.fft.rfft2(torch.from_numpy(frames)),
         shape,
         torch.from_numpy(displacement).float(),
@@ -86,6 +86,8 @@ def test_sums_of_integer_shifts_equal_the_real_space_sums(shape: tuple[int, int]
     np.testing.assert_allclose(summed.numpy(), rolled.sum(0), atol=2e-3)
     np.testing.assert_allclose(weighted.numpy(), expected.numpy(), atol=2e-3)
     assert not np.allclose(weighted.numpy(), summed.numpy(), atol=0.1)  # the weighting did something
+    assert halves is not None  # the even- and odd-frame sums, weighted like the micrograph
+    np.testing.assert_allclose((halves[0] + halves[1]).numpy(), expected.numpy(), atol=2e-3)
 
 
 def test_unknown_dose_gives_no_dose_weighted_sum() -> None:

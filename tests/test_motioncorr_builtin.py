@@ -160,3 +160,30 @@ def test_unknown_dose_is_not_dose_weighted_and_says_so(tmp_path: Path) -> None:
     assert event["micrograph_not_dose_weighted"] is None
     known = _run(processor, _event("cm1/Position_1_005.tiff", movie, "tiff"))
     assert known["dose_weighted"] is True
+
+
+def test_the_event_tells_the_beam_brightness_per_pixel_per_second(tmp_path: Path) -> None:
+    """The plain sum's mean counts per pixel over the exposure time, from the movie itself (dose
+    unknown: it is what dark-tilt detection has then); binned by 2 it stays per movie pixel."""
+    movie, _ = synthetic_movie(4, size=128, frames=6, counts=3.0, contrast=0.1)
+    write_movie(tmp_path / "raw" / "cm1" / "bright.tiff", movie, PIXEL)
+    truth = float(movie.sum(axis=0, dtype=np.float64).mean()) / 0.6
+    for binning in (1, 2):
+        processor = MotionCorrectionProcessor(cpu_settings(tmp_path, binning=binning))
+        value = _event("cm1/bright.tiff", movie, "tiff", dose_source="unknown", exposure_time_seconds=0.6)
+        value["dose_e_per_angstrom2"] = 0.0
+        event = _run(processor, value)
+        assert event["mean_counts_per_pixel_per_second"] == pytest.approx(truth, rel=1e-4), binning
+    dim = movie // 4  # a quarter of the electrons: a quarter of the brightness
+    write_movie(tmp_path / "raw" / "cm1" / "dim.tiff", dim, PIXEL)
+    event = _run(MotionCorrectionProcessor(cpu_settings(tmp_path)), _event("cm1/dim.tiff", dim, "tiff"))
+    assert event["mean_counts_per_pixel_per_second"] == pytest.approx(
+        float(dim.sum(axis=0, dtype=np.float64).mean()) / 0.6, rel=1e-4
+    )
+    unknown_time = _event("cm1/dim.tiff", dim, "tiff", exposure_time_seconds=0.0)
+    assert (
+        _run(MotionCorrectionProcessor(cpu_settings(tmp_path)), unknown_time)[
+            "mean_counts_per_pixel_per_second"
+        ]
+        is None
+    )

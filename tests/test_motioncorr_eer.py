@@ -170,3 +170,21 @@ def test_eer_at_2x_sampling_binned_back_with_a_physical_pixel_gain(tmp_path: Pat
     with mrcfile.open(tmp_path / "processed" / "cm40000-1/motioncorr/cm40000-1_Position_1/tilt.mrc") as mrc:
         assert mrc.data.shape == movie.shape[1:]
         assert float(mrc.voxel_size.x) == pytest.approx(PIXEL)
+
+
+def test_eer_brightness_counts_the_electron_frames_summed(tmp_path: Path) -> None:
+    """42 EER frames in groups of 5: 8 output frames hold 40 of them; the brightness is their electrons
+    per pixel over their 40/42 of the exposure time."""
+    movie, _ = synthetic_movie(5, size=64, frames=7, counts=2.0, contrast=0.1)
+    events = eer_events_from_counts(movie, GROUP, np.random.default_rng(2))  # 42 electron frames
+    path = tmp_path / "raw" / "cm1" / "remainder.eer"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_eer(events, movie.shape[1:], PIXEL))
+    value = _event("cm1/remainder.eer", 42, movie.shape[1:], exposure_time_seconds=2.1)
+    processor = MotionCorrectionProcessor(cpu_settings(tmp_path, eer_group_frames=5))
+    job = Job(value=value, topic="movie.acquired", partition=0, offset=0, attempt=1)
+    (output,) = processor.process(job, processor.load(value))
+    assert output.value["last_frame"] == 7
+    electrons = sum(len(y) for y, _ in events[:40])
+    expected = electrons / movie[0].size / (2.1 * 40 / 42)
+    assert output.value["mean_counts_per_pixel_per_second"] == pytest.approx(expected, rel=1e-4)

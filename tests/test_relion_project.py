@@ -49,9 +49,11 @@ def _reconstruct(data: Path, request: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def project(series: SimulatedSeries, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     data = tmp_path_factory.mktemp("data")
+    noise = np.random.default_rng(4).normal(0, float(series.images.std()), series.images.shape)
+    halves = ((series.images / 2 + noise).astype(np.float32), (series.images / 2 - noise).astype(np.float32))
     requests = {
         name: reconstruction_request(
-            series, data, name=name, excluded=EXCLUDED, binning=2, defocus_angstroms=DEFOCUS
+            series, data, name=name, excluded=EXCLUDED, binning=2, defocus_angstroms=DEFOCUS, halves=halves
         )
         for name in ("Position_1", "Position_2")
     }
@@ -102,6 +104,12 @@ def test_per_tilt_stars_carry_the_request_values(project: dict[str, Any]) -> Non
     data = project["data"] / "processed"
     assert list(corrected["rlnMicrographName"]) == [str(data / t["micrograph"]["path"]) for t in tilts]
     assert all(Path(p).is_file() for p in corrected["rlnMicrographName"])
+    for column, field in (
+        ("rlnMicrographNameEven", "micrograph_even"),
+        ("rlnMicrographNameOdd", "micrograph_odd"),
+    ):
+        assert list(corrected[column]) == [str(data / t[field]["path"]) for t in tilts]
+        assert all(Path(p).is_file() for p in corrected[column])
     ctf = _read(root / "CtfFind/job003/tilt_series" / f"{name}.star")
     assert np.allclose(ctf["rlnDefocusU"], [t["defocus_u_angstroms"] for t in tilts])
     assert np.allclose(ctf["rlnDefocusV"], [t["defocus_v_angstroms"] for t in tilts])
@@ -153,6 +161,9 @@ def test_tomograms_star_names_the_tomogram_and_its_size(project: dict[str, Any])
     assert 200.0 < event["sample_thickness_angstroms"] < 800.0
     assert event["size_z_pixels"] * event["pixel_spacing_angstroms"] < 800.0
     assert row["rlnTomoTiltSeriesStarFile"] == "AlignTiltSeries/job005/tilt_series/cm40000-1_Position_2.star"
+    # the half tomograms of the even and odd frames, where RELION's denoising (cryoCARE) looks for them
+    assert row["rlnTomoReconstructedTomogramHalf1"] == str(data / event["tomogram_even"]["path"])
+    assert row["rlnTomoReconstructedTomogramHalf2"] == str(data / event["tomogram_odd"]["path"])
 
 
 def test_default_pipeline_lists_the_jobs_and_their_nodes(project: dict[str, Any]) -> None:
@@ -194,6 +205,11 @@ def test_replay_and_version_2_rewrite_rows_and_an_older_version_is_ignored(
     assert len(_read(selected)) == len(request["tilts"]) - 3
     tomograms = _read(root / TOMOGRAMS_JOB[0] / TOMOGRAMS_JOB[1])
     assert len(tomograms) == 2
+    # version 2 came without frame halves: no half columns for Position_1's tilts, and none in
+    # tomograms.star either (a column RELION reads for every tomogram is written only where all have it)
+    corrected = _read(root / "MotionCorr/job002/tilt_series/cm40000-1_Position_1.star")
+    assert "rlnMicrographNameEven" not in corrected.columns
+    assert "rlnTomoReconstructedTomogramHalf1" not in tomograms.columns
     assert (
         "/v2/"
         in tomograms.set_index("rlnTomoName").loc["cm40000-1_Position_1", "rlnTomoReconstructedTomogram"]

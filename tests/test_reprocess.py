@@ -90,3 +90,26 @@ def test_dry_run_and_unknown_series(pipeline_settings: CliSettings, session: Eve
     missing = CliRunner().invoke(app, ["reprocess", "cm40000-1:Position_9", "--from", "denoise"])
     assert missing.exit_code == 1
     assert "no denoise input" in missing.output
+
+
+def test_reprocessed_movies_take_the_sessions_newest_parameters(
+    pipeline_settings: CliSettings, session: EventProducer
+) -> None:
+    """A parameter changed mid-session reaches old movies when they are reprocessed: the re-sent
+    ``MovieAcquired`` carry the new values and version; the originals stay as they were."""
+    app = create_app(pipeline_settings)
+    changed = CliRunner().invoke(app, ["session", "set", "cm40000-1", "gain_flip=2", "frame_halves=false"])
+    assert changed.exit_code == 0, changed.output
+    series = "cm40000-1:Position_1"
+    result = CliRunner().invoke(app, ["reprocess", series, "--from", "motioncorr"])
+    assert result.exit_code == 0, result.output
+    assert "v1" in result.output  # the table names the parameters version each movie goes with
+    movies = _dump(pipeline_settings, "movie.acquired", series)
+    again = [m for m in movies if m["metadata"]["attempt"] == 2]  # type: ignore[index]
+    first = [m for m in movies if m["metadata"]["attempt"] == 1]  # type: ignore[index]
+    assert len(again) == len(first) == 4
+    assert {(m["gain_flip"], m["frame_halves"], m["session_parameters_version"]) for m in again} == {
+        (2, False, 1)
+    }
+    assert {(m["gain_flip"], m["session_parameters_version"]) for m in first} == {(None, 0)}
+    assert {m["gain_rotation_quarter_turns"] for m in again} == {None}  # unset stays the service's

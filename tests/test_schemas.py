@@ -39,6 +39,7 @@ UNIT_SUFFIXES = (
     "_seconds",
     "_micrometres",
     "_pixels",
+    "_counts_per_pixel_per_second",
 )
 UNITLESS = {"amplitude_contrast", "fit_score", "global_alignment_quality", "neighbour_correlation"}
 

@@ -58,3 +58,55 @@ def test_session_parameter_and_mdoc_gain_reference_come_first(
     )
     assert find_gain_reference(watcher, series, None) == session / "CountRef_x.mrc"
     watcher.close()
+
+
+def test_the_sessions_detector_values_and_defect_file_reach_every_movie(
+    tmp_path: Path, acquisition_settings: CliSettings
+) -> None:
+    """Gain orientation, EER grouping and sampling and the defect file the session parameters name travel
+    in every MovieAcquired, with the parameters' version (issue 14 item 4)."""
+    session = tmp_path / "raw" / "cm40000-1"
+    simulate_small(session)
+    _gain(session / "CountRef_x.mrc", 1_000_000)
+    (session / "falcon_defects.txt").write_text("12 0 1 256\n")
+    params = SessionParameters(
+        version=3,
+        gain_rotation_quarter_turns=1,
+        gain_flip=2,
+        eer_dose_per_output_frame_e_per_angstrom2=0.2,
+        eer_sampling=2,
+        defect_file="falcon_defects.txt",
+    )
+    watcher = run_watcher(session, fast_source_settings(acquisition_settings, parameters=params))
+    assert watcher.done()
+    movies = [e.value for e in read_topic(acquisition_settings, "MovieAcquired") if e.value is not None]
+    assert movies
+    carried = {
+        (
+            m["gain_rotation_quarter_turns"],
+            m["gain_flip"],
+            m["eer_group_frames"],
+            m["eer_dose_per_output_frame_e_per_angstrom2"],
+            m["eer_sampling"],
+            m["defect_file"]["root"],
+            m["defect_file"]["path"],
+            m["session_parameters_version"],
+        )
+        for m in movies
+    }
+    assert carried == {(1, 2, None, 0.2, 2, "raw", "cm40000-1/falcon_defects.txt", 3)}
+
+
+def test_a_defect_file_named_but_absent_refuses_the_movies_with_the_reason(
+    tmp_path: Path, acquisition_settings: CliSettings
+) -> None:
+    session = tmp_path / "raw" / "cm40000-1"
+    simulate_small(session)
+    params = SessionParameters(version=1, defect_file="no_such_defects.txt")
+    watcher = run_watcher(session, fast_source_settings(acquisition_settings, parameters=params))
+    assert watcher.done()
+    assert not [e for e in read_topic(acquisition_settings, "MovieAcquired") if e.value is not None]
+    refusals = [e.value for e in read_topic(acquisition_settings, "ProcessingFailed") if e.value is not None]
+    assert refusals
+    assert {r["error_class"] for r in refusals} == {"InvalidAcquisitionValueError"}
+    assert all("defect_file: 'no_such_defects.txt'" in r["error_message"] for r in refusals)

@@ -178,6 +178,12 @@ def test_series_detail_serves_every_image_and_the_exclusion_reasons(served: Serv
         assert response.status_code == 200, url
         assert response.headers["content-type"] == "image/png"
         assert response.content.startswith(PNG)
+    # the resolution estimate ISPyB has no column for comes from the reconstruction's own event
+    assert (
+        tomogram["fsc_resolution_angstroms"]
+        == sample("TomogramReconstructed", 1, 0, SESSION)["fsc_resolution_angstroms"]
+    )
+    assert tomogram["half_tomograms_from"] == "frames"
     volumes = {v["kind"]: v for v in tomogram["volumes"]}
     assert set(volumes) == {"raw", "denoised"}
     assert volumes["raw"]["depth"] == DEPTH
@@ -316,9 +322,22 @@ def test_token_holder_downloads_the_series_files_and_the_relion_project(
     tomogram = client.get(f"/api/sessions/{SESSION}/series/Position_1", headers=AUTH).json()["tomogram"]
     downloads = {d["kind"]: d for d in tomogram["downloads"]}
     # the aligned stack was never written in this session: only the files that exist are offered
-    assert set(downloads) == {"tomogram.mrc", "denoised.mrc", "alignment.xf", "angles.tlt", "alignment.aln"}
+    assert set(downloads) == {
+        "tomogram.mrc",
+        "denoised.mrc",
+        "alignment.xf",
+        "angles.tlt",
+        "alignment.aln",
+        "tomogram-even.mrc",
+        "tomogram-odd.mrc",
+    }
     folder = served.processed / SESSION / "tomograms" / f"{SESSION}_Position_1" / "v1"
-    for kind, name in (("tomogram.mrc", "Position_1.mrc"), ("alignment.xf", "Position_1.xf")):
+    for kind, name in (
+        ("tomogram.mrc", "Position_1.mrc"),
+        ("alignment.xf", "Position_1.xf"),
+        ("tomogram-even.mrc", "Position_1_even.mrc"),
+        ("tomogram-odd.mrc", "Position_1_odd.mrc"),
+    ):
         assert downloads[kind]["file_name"] == name
         response = client.get(downloads[kind]["url"], headers=AUTH)
         assert response.status_code == 200

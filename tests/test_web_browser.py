@@ -184,8 +184,10 @@ def _the_series_page_browses_the_tomogram(page: Page, tmp_path: Path) -> None:
     image_loaded(page, "#denoised-slice")
     assert page.evaluate("document.getElementById('raw-slice').currentSrc") != middle
     page.screenshot(path=tmp_path / "series-z3.png", full_page=True)
-    # the files to take away: the series' own, and the session's RELION project
-    expect(page.locator("#downloads li")).to_have_count(5)
+    # the half tomograms' resolution estimate, from the reconstruction's event
+    expect(page.locator("#tomogram-info")).to_contain_text("resolution 42.5 Å (FSC 0.143, even/odd frames)")
+    # the files to take away: the series' own (with the two half tomograms), and the RELION project
+    expect(page.locator("#downloads li")).to_have_count(7)
     with page.expect_download() as saved:
         page.locator("#downloads a", has_text="Position_1.xf").click()
     assert saved.value.suggested_filename == "Position_1.xf"

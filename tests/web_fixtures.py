@@ -161,6 +161,10 @@ def _with_files(processed: Path, record: str, value: dict[str, Any]) -> dict[str
         volume = _volume(int(series))
         stem = value["tomogram"]["path"].removesuffix(".mrc")
         write_mrc(_local(processed, value["tomogram"]["path"]), volume, 5.36)
+        noise = np.random.default_rng(int(series)).normal(0, 0.1, volume.shape).astype(np.float32)
+        for field, half in (("tomogram_even", volume / 2 + noise), ("tomogram_odd", volume / 2 - noise)):
+            value[field] = {"root": "processed", "path": stem + FILE_SUFFIXES[field]}
+            write_mrc(_local(processed, value[field]["path"]), half, 5.36)
         for field, suffix, image in (
             ("central_slice", "_slice.png", volume[DEPTH // 2]),
             ("xy_projection", "_xy.png", volume.sum(axis=0)),

@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 
 from tiltstream.cli._common import console, err_console
+from tiltstream.connectors.source.session_events import with_latest_parameters
 from tiltstream.settings import CliSettings
 from tiltstream.stages import REGISTRY, StageRegistry
 from tiltstream.streams.catalogue import Catalogue
@@ -39,14 +40,22 @@ def create_app(settings: CliSettings, registry: StageRegistry = REGISTRY) -> typ
         """Re-emit the stage's input events for TILT_SERIES with a new attempt number."""
         serde = schema_aware_serde(settings.kafka, catalogue)
         stage = registry.stage(from_stage)
-        plan = reprocess_plan(settings.kafka, catalogue, tilt_series, stage, serde)
+        update = with_latest_parameters(settings.kafka, catalogue)
+        plan = reprocess_plan(settings.kafka, catalogue, tilt_series, stage, serde, update)
         if not plan:
             err_console.print(f"[red]no {stage.name} input found for {tilt_series}[/]")
             raise typer.Exit(1)
-        table = Table("record", "subject", "attempt", title=f"reprocess {tilt_series} from {stage.name}")
+        title = f"reprocess {tilt_series} from {stage.name}"
+        table = Table("record", "subject", "attempt", "session parameters", title=title)
         for item in plan:
             subject = item.value[stage.subject_field]
-            table.add_row(item.record, str(subject), str(item.value["metadata"]["attempt"]))
+            version = item.value.get("session_parameters_version")
+            table.add_row(
+                item.record,
+                str(subject),
+                str(item.value["metadata"]["attempt"]),
+                "" if version is None else f"v{version}",
+            )
         console.print(table)
         if dry_run:
             err_console.print("Dry run: nothing sent.")

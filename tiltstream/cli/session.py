@@ -45,6 +45,7 @@ def create_app(settings: CliSettings) -> typer.Typer:
         as_json: Annotated[bool, typer.Option("--json", help="As a JSON object.")] = False,
     ) -> None:
         """Print the parameters in force for SESSION (version 0: none set)."""
+        from tiltstream.connectors.source.parameters import DETECTOR_FIELDS
         from tiltstream.connectors.source.session_events import latest_parameters
         from tiltstream.streams.catalogue import Catalogue
 
@@ -55,6 +56,11 @@ def create_app(settings: CliSettings) -> typer.Typer:
         console.print(f"{session}: version {current.version}")
         for key, value in current.model_dump().items():
             if key != "version":
-                console.print(f"  {key} = {'(from the mdoc)' if value is None else value}")
+                unset = (
+                    "(the motion-correction service's setting)"
+                    if key in DETECTOR_FIELDS
+                    else "(from the mdoc)"
+                )
+                console.print(f"  {key} = {unset if value is None else value}")
 
     return app

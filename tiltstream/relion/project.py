@@ -134,7 +134,8 @@ def _tomograms_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         | r["tomogram"]
         for r in records
     ]
-    return pd.DataFrame(rows)
+    # a column RELION reads for every tomogram (the half tomograms) only where every one has it
+    return pd.DataFrame(rows).dropna(axis="columns")
 
 
 def _pipeline(job_count: int) -> dict[str, pd.DataFrame | dict[str, Any]]:

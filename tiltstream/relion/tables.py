@@ -25,7 +25,7 @@ import pandas as pd
 
 from tiltstream.processors.runtime.output_paths import folder_name
 
-__all__ = ["TOMO_HAND", "SeriesTables", "series_tables"]
+__all__ = ["HALF_MICROGRAPH_COLUMNS", "TOMO_HAND", "SeriesTables", "series_tables"]
 
 #: The handedness eBIC writes for its microscopes' tilt series.
 TOMO_HAND = -1
@@ -75,6 +75,17 @@ def _ctf_columns(tilt: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+#: The per-tilt columns of the even- and odd-frame sums, as RELION 5's motion correction names them.
+HALF_MICROGRAPH_COLUMNS = ("rlnMicrographNameEven", "rlnMicrographNameOdd")
+
+
+def _half_columns(tilt: Mapping[str, Any], locate: Locate) -> dict[str, Any]:
+    return {
+        "rlnMicrographNameEven": locate(tilt["micrograph_even"]),
+        "rlnMicrographNameOdd": locate(tilt["micrograph_odd"]),
+    }
+
+
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
@@ -112,7 +123,14 @@ def series_tables(request: Mapping[str, Any], event: Mapping[str, Any], locate: 
     tilts = _sorted_tilts(request)
     imported = [_import_row(t, axis) for t in tilts]
     with_micrograph = [(r, t) for r, t in zip(imported, tilts, strict=True) if t.get("micrograph")]
-    corrected = [r | {"rlnMicrographName": locate(t["micrograph"])} for r, t in with_micrograph]
+    # RELION's even/odd columns (its motion correction's even/odd split) only when every tilt has both
+    halves = bool(with_micrograph) and all(
+        t.get("micrograph_even") and t.get("micrograph_odd") for _, t in with_micrograph
+    )
+    corrected = [
+        r | {"rlnMicrographName": locate(t["micrograph"])} | (_half_columns(t, locate) if halves else {})
+        for r, t in with_micrograph
+    ]
     ctf = [
         r | _ctf_columns(t)
         for r, (_, t) in zip(corrected, with_micrograph, strict=True)
@@ -122,7 +140,7 @@ def series_tables(request: Mapping[str, Any], event: Mapping[str, Any], locate: 
     selected = [r | (_ctf_columns(t) if t.get("defocus_u_angstroms") is not None else {}) for r, t in kept]
     aligned = _alignment_rows(selected, [t for _, t in kept], event)
     columns = list(_import_row(tilts[0], axis)) if tilts else []
-    mc_columns = [*columns, "rlnMicrographName"]
+    mc_columns = [*columns, "rlnMicrographName", *(HALF_MICROGRAPH_COLUMNS if halves else ())]
     ctf_columns = [*mc_columns, "rlnDefocusU", "rlnDefocusV", "rlnCtfAstigmatism", "rlnDefocusAngle"]
     selected_columns = ctf_columns if all("rlnDefocusU" in r for r in selected) and selected else mc_columns
     optics = {
@@ -142,6 +160,9 @@ def series_tables(request: Mapping[str, Any], event: Mapping[str, Any], locate: 
         "rlnTomoSizeZ": int(event["size_z_pixels"]) * binning,
         "rlnTomoReconstructedTomogram": locate(event["tomogram"]),
     }
+    if event.get("tomogram_even") and event.get("tomogram_odd"):  # the pair RELION's denoising trains on
+        tomogram["rlnTomoReconstructedTomogramHalf1"] = locate(event["tomogram_even"])
+        tomogram["rlnTomoReconstructedTomogramHalf2"] = locate(event["tomogram_odd"])
     return SeriesTables(
         name=name,
         version=int(request["version"]),

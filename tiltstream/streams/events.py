@@ -409,6 +409,28 @@ class MovieAcquired:
         parameters' override).
     session_parameters_version : int | None
         Version of the session parameters this event was made with (0: none set); null in older events.
+    gain_rotation_quarter_turns : int | None
+        Quarter turns the gain reference is rotated by before use (0-3, counter-clockwise with y up,
+        MotionCor2's -RotGain), from the session parameters; null (none set, and in older events): the motion-
+        correction service's setting.
+    gain_flip : int | None
+        Flip of the gain reference after its rotation (0 none, 1 upside down, 2 left-right, MotionCor2's
+        -FlipGain), from the session parameters; null (none set, and in older events): the service's setting.
+    eer_group_frames : int | None
+        EER frames summed into each output frame, from the session parameters; null (none set, and in older
+        events): the service's setting (its own group size, or grouping by dose).
+    eer_dose_per_output_frame_e_per_angstrom2 : float | None
+        Target dose per output frame of an EER movie, in electrons per square angstrom, when no group size is
+        set, from the session parameters; null (none set, and in older events): the service's setting.
+    eer_sampling : int | None
+        EER rendering: 1 physical pixels, 2 super-resolution (half the pixel size; MotionCor2's -EerSampling),
+        from the session parameters; null (none set, and in older events): the service's setting.
+    defect_file : DataPath | None
+        The camera's defect file from the session parameters (MotionCor2's -DefectFile: lines of x y width
+        height); null (none set, and in older events): the service's setting.
+    frame_halves : bool | None
+        The session parameters' choice of the even/odd frame sums for this movie; null: the motion-correction
+        service's setting (on).
     """
 
     metadata: EventMetadata
@@ -439,6 +461,13 @@ class MovieAcquired:
     mdoc_writer: str | None = None
     tilt_axis_source: str | None = None
     session_parameters_version: int | None = None
+    gain_rotation_quarter_turns: int | None = None
+    gain_flip: int | None = None
+    eer_group_frames: int | None = None
+    eer_dose_per_output_frame_e_per_angstrom2: float | None = None
+    eer_sampling: int | None = None
+    defect_file: DataPath | None = None
+    frame_halves: bool | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> MovieAcquired:
@@ -474,6 +503,15 @@ class MovieAcquired:
             mdoc_writer=value.get("mdoc_writer"),
             tilt_axis_source=value.get("tilt_axis_source"),
             session_parameters_version=value.get("session_parameters_version"),
+            gain_rotation_quarter_turns=value.get("gain_rotation_quarter_turns"),
+            gain_flip=value.get("gain_flip"),
+            eer_group_frames=value.get("eer_group_frames"),
+            eer_dose_per_output_frame_e_per_angstrom2=value.get("eer_dose_per_output_frame_e_per_angstrom2"),
+            eer_sampling=value.get("eer_sampling"),
+            defect_file=None
+            if value.get("defect_file") is None
+            else DataPath.from_dict(value["defect_file"]),
+            frame_halves=value.get("frame_halves"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -507,6 +545,13 @@ class MovieAcquired:
             "mdoc_writer": self.mdoc_writer,
             "tilt_axis_source": self.tilt_axis_source,
             "session_parameters_version": self.session_parameters_version,
+            "gain_rotation_quarter_turns": self.gain_rotation_quarter_turns,
+            "gain_flip": self.gain_flip,
+            "eer_group_frames": self.eer_group_frames,
+            "eer_dose_per_output_frame_e_per_angstrom2": self.eer_dose_per_output_frame_e_per_angstrom2,
+            "eer_sampling": self.eer_sampling,
+            "defect_file": None if self.defect_file is None else self.defect_file.to_dict(),
+            "frame_halves": self.frame_halves,
         }
 
 
@@ -571,6 +616,17 @@ class MovieMotionCorrected:
     target_defocus_micrometres : float | None
         Defocus the microscope aimed for, in micrometres (negative is underfocus), carried from the movie: the
         CTF search looks near it.
+    mean_counts_per_pixel_per_second : float | None
+        Mean gain-corrected counts per movie pixel per second of exposure in the plain sum (its mean over the
+        frames summed, divided by their share of the exposure time): a tilt far darker than its neighbours by
+        angle (after 1/cos of the tilt) is excluded as dark. Null when the exposure time is unknown, and in
+        older events.
+    micrograph_even : DataPath | None
+        Sum of the even frames (0, 2, 4, ..., numbered from 0), weighted like the micrograph
+        (<movie>_EVN.mrc): one half of a Noise2Noise pair; null when not made.
+    micrograph_odd : DataPath | None
+        Sum of the odd frames (1, 3, 5, ..., numbered from 0), weighted like the micrograph (<movie>_ODD.mrc):
+        one half of a Noise2Noise pair; null when not made.
     """
 
     metadata: EventMetadata
@@ -600,6 +656,9 @@ class MovieMotionCorrected:
     spherical_aberration_mm: float | None = None
     amplitude_contrast: float | None = None
     target_defocus_micrometres: float | None = None
+    mean_counts_per_pixel_per_second: float | None = None
+    micrograph_even: DataPath | None = None
+    micrograph_odd: DataPath | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> MovieMotionCorrected:
@@ -634,6 +693,13 @@ class MovieMotionCorrected:
             spherical_aberration_mm=value.get("spherical_aberration_mm"),
             amplitude_contrast=value.get("amplitude_contrast"),
             target_defocus_micrometres=value.get("target_defocus_micrometres"),
+            mean_counts_per_pixel_per_second=value.get("mean_counts_per_pixel_per_second"),
+            micrograph_even=None
+            if value.get("micrograph_even") is None
+            else DataPath.from_dict(value["micrograph_even"]),
+            micrograph_odd=None
+            if value.get("micrograph_odd") is None
+            else DataPath.from_dict(value["micrograph_odd"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -668,6 +734,9 @@ class MovieMotionCorrected:
             "spherical_aberration_mm": self.spherical_aberration_mm,
             "amplitude_contrast": self.amplitude_contrast,
             "target_defocus_micrometres": self.target_defocus_micrometres,
+            "mean_counts_per_pixel_per_second": self.mean_counts_per_pixel_per_second,
+            "micrograph_even": None if self.micrograph_even is None else self.micrograph_even.to_dict(),
+            "micrograph_odd": None if self.micrograph_odd is None else self.micrograph_odd.to_dict(),
         }
 
 
@@ -784,6 +853,12 @@ class ReconstructionTilt:
     exclusion_reason : str | None
         Why the tilt is excluded: 'failed', 'dark', 'missing', 'ctf-resolution', 'motion' or an operator's
         note.
+    micrograph_even : DataPath | None
+        Sum of the tilt's even movie frames (<movie>_EVN.mrc, from MovieMotionCorrected.micrograph_even), for
+        the half tomograms; null when motion correction made none.
+    micrograph_odd : DataPath | None
+        Sum of the tilt's odd movie frames (<movie>_ODD.mrc, from MovieMotionCorrected.micrograph_odd), for
+        the half tomograms; null when motion correction made none.
     """
 
     movie_id: str
@@ -797,6 +872,8 @@ class ReconstructionTilt:
     astigmatism_angle_degrees: float | None = None
     excluded: bool
     exclusion_reason: str | None = None
+    micrograph_even: DataPath | None = None
+    micrograph_odd: DataPath | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> ReconstructionTilt:
@@ -813,6 +890,12 @@ class ReconstructionTilt:
             astigmatism_angle_degrees=value.get("astigmatism_angle_degrees"),
             excluded=value["excluded"],
             exclusion_reason=value.get("exclusion_reason"),
+            micrograph_even=None
+            if value.get("micrograph_even") is None
+            else DataPath.from_dict(value["micrograph_even"]),
+            micrograph_odd=None
+            if value.get("micrograph_odd") is None
+            else DataPath.from_dict(value["micrograph_odd"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -829,6 +912,8 @@ class ReconstructionTilt:
             "astigmatism_angle_degrees": self.astigmatism_angle_degrees,
             "excluded": self.excluded,
             "exclusion_reason": self.exclusion_reason,
+            "micrograph_even": None if self.micrograph_even is None else self.micrograph_even.to_dict(),
+            "micrograph_odd": None if self.micrograph_odd is None else self.micrograph_odd.to_dict(),
         }
 
 
@@ -950,6 +1035,27 @@ class SessionParametersSet:
     gain_reference : str | None
         The gain reference file, relative to the session directory (null: the mdoc's GainReference or
         SerialEM's CountRef_* beside the frames).
+    gain_rotation_quarter_turns : int | None
+        Quarter turns the gain reference is rotated by before use (0-3, counter-clockwise with y up,
+        MotionCor2's -RotGain), set for the session; null: the motion-correction service's setting.
+    gain_flip : int | None
+        Flip of the gain reference after its rotation (0 none, 1 upside down, 2 left-right, MotionCor2's
+        -FlipGain), set for the session; null: the service's setting.
+    eer_group_frames : int | None
+        EER frames summed into each output frame, set for the session; null: the service's setting (its own
+        group size, or grouping by dose).
+    eer_dose_per_output_frame_e_per_angstrom2 : float | None
+        Target dose per output frame of an EER movie, in electrons per square angstrom, when no group size is
+        set, set for the session; null: the service's setting.
+    eer_sampling : int | None
+        EER rendering: 1 physical pixels, 2 super-resolution (half the pixel size; MotionCor2's -EerSampling),
+        set for the session; null: the service's setting.
+    defect_file : str | None
+        The camera's defect file (MotionCor2's -DefectFile: lines of x y width height), relative to the
+        session directory; null: the service's setting.
+    frame_halves : bool | None
+        Write the even/odd frame sums for the session (and so the half tomograms and their FSC resolution);
+        null: the motion-correction service's setting (on).
     """
 
     metadata: EventMetadata
@@ -963,6 +1069,13 @@ class SessionParametersSet:
     dose_per_frame_e_per_angstrom2: float | None = None
     time_zone: str | None = None
     gain_reference: str | None = None
+    gain_rotation_quarter_turns: int | None = None
+    gain_flip: int | None = None
+    eer_group_frames: int | None = None
+    eer_dose_per_output_frame_e_per_angstrom2: float | None = None
+    eer_sampling: int | None = None
+    defect_file: str | None = None
+    frame_halves: bool | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> SessionParametersSet:
@@ -979,6 +1092,13 @@ class SessionParametersSet:
             dose_per_frame_e_per_angstrom2=value.get("dose_per_frame_e_per_angstrom2"),
             time_zone=value.get("time_zone"),
             gain_reference=value.get("gain_reference"),
+            gain_rotation_quarter_turns=value.get("gain_rotation_quarter_turns"),
+            gain_flip=value.get("gain_flip"),
+            eer_group_frames=value.get("eer_group_frames"),
+            eer_dose_per_output_frame_e_per_angstrom2=value.get("eer_dose_per_output_frame_e_per_angstrom2"),
+            eer_sampling=value.get("eer_sampling"),
+            defect_file=value.get("defect_file"),
+            frame_halves=value.get("frame_halves"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -995,6 +1115,13 @@ class SessionParametersSet:
             "dose_per_frame_e_per_angstrom2": self.dose_per_frame_e_per_angstrom2,
             "time_zone": self.time_zone,
             "gain_reference": self.gain_reference,
+            "gain_rotation_quarter_turns": self.gain_rotation_quarter_turns,
+            "gain_flip": self.gain_flip,
+            "eer_group_frames": self.eer_group_frames,
+            "eer_dose_per_output_frame_e_per_angstrom2": self.eer_dose_per_output_frame_e_per_angstrom2,
+            "eer_sampling": self.eer_sampling,
+            "defect_file": self.defect_file,
+            "frame_halves": self.frame_halves,
         }
 
 
@@ -1407,6 +1534,17 @@ class TomogramReconstructed:
         Which implementation produced the result, e.g. 'torch-motion-correction 0.6.2' or 'MotionCor2 1.6.4'.
     duration_seconds : float
         Wall-clock seconds the job took, excluding queueing.
+    tomogram_even : DataPath | None
+        Half tomogram of the even frames' micrographs (or of the even tilts, see half_tomograms_from), aligned
+        and cut like the tomogram: one half of a Noise2Noise pair.
+    tomogram_odd : DataPath | None
+        Half tomogram of the odd frames' micrographs (or of the odd tilts), aligned and cut like the tomogram.
+    half_tomograms_from : str | None
+        What the half tomograms were made from: 'frames' (the even and odd movie frames of every tilt) or
+        'tilts' (alternating tilts); null when there are none.
+    fsc_resolution_angstroms : float | None
+        Resolution estimate in angstroms: where the FSC between the half tomograms falls below 0.143 (the full
+        tomogram's correlation with the truth then 0.5); null without halves or when they do not correlate.
     """
 
     metadata: EventMetadata
@@ -1436,6 +1574,10 @@ class TomogramReconstructed:
     tilt_alignments: tuple[TiltAlignment, ...]
     backend: str
     duration_seconds: float
+    tomogram_even: DataPath | None = None
+    tomogram_odd: DataPath | None = None
+    half_tomograms_from: str | None = None
+    fsc_resolution_angstroms: float | None = None
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> TomogramReconstructed:
@@ -1478,6 +1620,14 @@ class TomogramReconstructed:
             tilt_alignments=tuple(TiltAlignment.from_dict(x0) for x0 in value["tilt_alignments"]),
             backend=value["backend"],
             duration_seconds=value["duration_seconds"],
+            tomogram_even=None
+            if value.get("tomogram_even") is None
+            else DataPath.from_dict(value["tomogram_even"]),
+            tomogram_odd=None
+            if value.get("tomogram_odd") is None
+            else DataPath.from_dict(value["tomogram_odd"]),
+            half_tomograms_from=value.get("half_tomograms_from"),
+            fsc_resolution_angstroms=value.get("fsc_resolution_angstroms"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -1510,6 +1660,10 @@ class TomogramReconstructed:
             "tilt_alignments": [x0.to_dict() for x0 in self.tilt_alignments],
             "backend": self.backend,
             "duration_seconds": self.duration_seconds,
+            "tomogram_even": None if self.tomogram_even is None else self.tomogram_even.to_dict(),
+            "tomogram_odd": None if self.tomogram_odd is None else self.tomogram_odd.to_dict(),
+            "half_tomograms_from": self.half_tomograms_from,
+            "fsc_resolution_angstroms": self.fsc_resolution_angstroms,
         }
 
 
@@ -1761,6 +1915,41 @@ def _write_movie_acquired(out: bytearray, value: MovieAcquired) -> None:
     else:
         out.append(2)
         write_int(out, value.session_parameters_version)
+    if value.gain_rotation_quarter_turns is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.gain_rotation_quarter_turns)
+    if value.gain_flip is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.gain_flip)
+    if value.eer_group_frames is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.eer_group_frames)
+    if value.eer_dose_per_output_frame_e_per_angstrom2 is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.eer_dose_per_output_frame_e_per_angstrom2)
+    if value.eer_sampling is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.eer_sampling)
+    if value.defect_file is None:
+        out.append(0)
+    else:
+        out.append(2)
+        _write_data_path(out, value.defect_file)
+    if value.frame_halves is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_boolean(out, value.frame_halves)
 
 
 def _read_movie_acquired(buf: bytes, pos: int) -> tuple[MovieAcquired, int]:
@@ -1831,6 +2020,41 @@ def _read_movie_acquired(buf: bytes, pos: int) -> tuple[MovieAcquired, int]:
         pos += 1
     else:
         f_session_parameters_version, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_gain_rotation_quarter_turns = None
+        pos += 1
+    else:
+        f_gain_rotation_quarter_turns, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_gain_flip = None
+        pos += 1
+    else:
+        f_gain_flip, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_eer_group_frames = None
+        pos += 1
+    else:
+        f_eer_group_frames, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_eer_dose_per_output_frame_e_per_angstrom2 = None
+        pos += 1
+    else:
+        f_eer_dose_per_output_frame_e_per_angstrom2, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_eer_sampling = None
+        pos += 1
+    else:
+        f_eer_sampling, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_defect_file = None
+        pos += 1
+    else:
+        f_defect_file, pos = _read_data_path(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_frame_halves = None
+        pos += 1
+    else:
+        f_frame_halves, pos = read_boolean(buf, read_branch(buf, pos, 2))
     record = MovieAcquired(
         metadata=f_metadata,
         movie_id=f_movie_id,
@@ -1860,6 +2084,13 @@ def _read_movie_acquired(buf: bytes, pos: int) -> tuple[MovieAcquired, int]:
         mdoc_writer=f_mdoc_writer,
         tilt_axis_source=f_tilt_axis_source,
         session_parameters_version=f_session_parameters_version,
+        gain_rotation_quarter_turns=f_gain_rotation_quarter_turns,
+        gain_flip=f_gain_flip,
+        eer_group_frames=f_eer_group_frames,
+        eer_dose_per_output_frame_e_per_angstrom2=f_eer_dose_per_output_frame_e_per_angstrom2,
+        eer_sampling=f_eer_sampling,
+        defect_file=f_defect_file,
+        frame_halves=f_frame_halves,
     )
     return record, pos
 
@@ -1918,6 +2149,21 @@ def _write_movie_motion_corrected(out: bytearray, value: MovieMotionCorrected) -
     else:
         out.append(2)
         write_double(out, value.target_defocus_micrometres)
+    if value.mean_counts_per_pixel_per_second is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.mean_counts_per_pixel_per_second)
+    if value.micrograph_even is None:
+        out.append(0)
+    else:
+        out.append(2)
+        _write_data_path(out, value.micrograph_even)
+    if value.micrograph_odd is None:
+        out.append(0)
+    else:
+        out.append(2)
+        _write_data_path(out, value.micrograph_odd)
 
 
 def _read_movie_motion_corrected(buf: bytes, pos: int) -> tuple[MovieMotionCorrected, int]:
@@ -1980,6 +2226,21 @@ def _read_movie_motion_corrected(buf: bytes, pos: int) -> tuple[MovieMotionCorre
         pos += 1
     else:
         f_target_defocus_micrometres, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_mean_counts_per_pixel_per_second = None
+        pos += 1
+    else:
+        f_mean_counts_per_pixel_per_second, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_micrograph_even = None
+        pos += 1
+    else:
+        f_micrograph_even, pos = _read_data_path(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_micrograph_odd = None
+        pos += 1
+    else:
+        f_micrograph_odd, pos = _read_data_path(buf, read_branch(buf, pos, 2))
     record = MovieMotionCorrected(
         metadata=f_metadata,
         movie_id=f_movie_id,
@@ -2008,6 +2269,9 @@ def _read_movie_motion_corrected(buf: bytes, pos: int) -> tuple[MovieMotionCorre
         spherical_aberration_mm=f_spherical_aberration_mm,
         amplitude_contrast=f_amplitude_contrast,
         target_defocus_micrometres=f_target_defocus_micrometres,
+        mean_counts_per_pixel_per_second=f_mean_counts_per_pixel_per_second,
+        micrograph_even=f_micrograph_even,
+        micrograph_odd=f_micrograph_odd,
     )
     return record, pos
 
@@ -2128,6 +2392,16 @@ def _write_reconstruction_tilt(out: bytearray, value: ReconstructionTilt) -> Non
     else:
         out.append(2)
         write_string(out, value.exclusion_reason)
+    if value.micrograph_even is None:
+        out.append(0)
+    else:
+        out.append(2)
+        _write_data_path(out, value.micrograph_even)
+    if value.micrograph_odd is None:
+        out.append(0)
+    else:
+        out.append(2)
+        _write_data_path(out, value.micrograph_odd)
 
 
 def _read_reconstruction_tilt(buf: bytes, pos: int) -> tuple[ReconstructionTilt, int]:
@@ -2163,6 +2437,16 @@ def _read_reconstruction_tilt(buf: bytes, pos: int) -> tuple[ReconstructionTilt,
         pos += 1
     else:
         f_exclusion_reason, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_micrograph_even = None
+        pos += 1
+    else:
+        f_micrograph_even, pos = _read_data_path(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_micrograph_odd = None
+        pos += 1
+    else:
+        f_micrograph_odd, pos = _read_data_path(buf, read_branch(buf, pos, 2))
     record = ReconstructionTilt(
         movie_id=f_movie_id,
         acquisition_order=f_acquisition_order,
@@ -2175,6 +2459,8 @@ def _read_reconstruction_tilt(buf: bytes, pos: int) -> tuple[ReconstructionTilt,
         astigmatism_angle_degrees=f_astigmatism_angle_degrees,
         excluded=f_excluded,
         exclusion_reason=f_exclusion_reason,
+        micrograph_even=f_micrograph_even,
+        micrograph_odd=f_micrograph_odd,
     )
     return record, pos
 
@@ -2272,6 +2558,41 @@ def _write_session_parameters_set(out: bytearray, value: SessionParametersSet) -
     else:
         out.append(2)
         write_string(out, value.gain_reference)
+    if value.gain_rotation_quarter_turns is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.gain_rotation_quarter_turns)
+    if value.gain_flip is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.gain_flip)
+    if value.eer_group_frames is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.eer_group_frames)
+    if value.eer_dose_per_output_frame_e_per_angstrom2 is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.eer_dose_per_output_frame_e_per_angstrom2)
+    if value.eer_sampling is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_int(out, value.eer_sampling)
+    if value.defect_file is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.defect_file)
+    if value.frame_halves is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_boolean(out, value.frame_halves)
 
 
 def _read_session_parameters_set(buf: bytes, pos: int) -> tuple[SessionParametersSet, int]:
@@ -2322,6 +2643,41 @@ def _read_session_parameters_set(buf: bytes, pos: int) -> tuple[SessionParameter
         pos += 1
     else:
         f_gain_reference, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_gain_rotation_quarter_turns = None
+        pos += 1
+    else:
+        f_gain_rotation_quarter_turns, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_gain_flip = None
+        pos += 1
+    else:
+        f_gain_flip, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_eer_group_frames = None
+        pos += 1
+    else:
+        f_eer_group_frames, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_eer_dose_per_output_frame_e_per_angstrom2 = None
+        pos += 1
+    else:
+        f_eer_dose_per_output_frame_e_per_angstrom2, pos = read_double(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_eer_sampling = None
+        pos += 1
+    else:
+        f_eer_sampling, pos = read_int(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_defect_file = None
+        pos += 1
+    else:
+        f_defect_file, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_frame_halves = None
+        pos += 1
+    else:
+        f_frame_halves, pos = read_boolean(buf, read_branch(buf, pos, 2))
     record = SessionParametersSet(
         metadata=f_metadata,
         version=f_version,
@@ -2334,6 +2690,13 @@ def _read_session_parameters_set(buf: bytes, pos: int) -> tuple[SessionParameter
         dose_per_frame_e_per_angstrom2=f_dose_per_frame_e_per_angstrom2,
         time_zone=f_time_zone,
         gain_reference=f_gain_reference,
+        gain_rotation_quarter_turns=f_gain_rotation_quarter_turns,
+        gain_flip=f_gain_flip,
+        eer_group_frames=f_eer_group_frames,
+        eer_dose_per_output_frame_e_per_angstrom2=f_eer_dose_per_output_frame_e_per_angstrom2,
+        eer_sampling=f_eer_sampling,
+        defect_file=f_defect_file,
+        frame_halves=f_frame_halves,
     )
     return record, pos
 
@@ -2764,6 +3127,26 @@ def _write_tomogram_reconstructed(out: bytearray, value: TomogramReconstructed) 
     write_array(out, value.tilt_alignments, _write_tilt_alignment)
     write_string(out, value.backend)
     out += _DOUBLES_1.pack(value.duration_seconds)
+    if value.tomogram_even is None:
+        out.append(0)
+    else:
+        out.append(2)
+        _write_data_path(out, value.tomogram_even)
+    if value.tomogram_odd is None:
+        out.append(0)
+    else:
+        out.append(2)
+        _write_data_path(out, value.tomogram_odd)
+    if value.half_tomograms_from is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_string(out, value.half_tomograms_from)
+    if value.fsc_resolution_angstroms is None:
+        out.append(0)
+    else:
+        out.append(2)
+        write_double(out, value.fsc_resolution_angstroms)
 
 
 def _read_tomogram_reconstructed(buf: bytes, pos: int) -> tuple[TomogramReconstructed, int]:
@@ -2849,6 +3232,26 @@ def _read_tomogram_reconstructed(buf: bytes, pos: int) -> tuple[TomogramReconstr
     f_backend, pos = read_string(buf, pos)
     (f_duration_seconds,) = _DOUBLES_1.unpack_from(buf, pos)
     pos += 8
+    if buf[pos] == 0:
+        f_tomogram_even = None
+        pos += 1
+    else:
+        f_tomogram_even, pos = _read_data_path(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_tomogram_odd = None
+        pos += 1
+    else:
+        f_tomogram_odd, pos = _read_data_path(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_half_tomograms_from = None
+        pos += 1
+    else:
+        f_half_tomograms_from, pos = read_string(buf, read_branch(buf, pos, 2))
+    if buf[pos] == 0:
+        f_fsc_resolution_angstroms = None
+        pos += 1
+    else:
+        f_fsc_resolution_angstroms, pos = read_double(buf, read_branch(buf, pos, 2))
     record = TomogramReconstructed(
         metadata=f_metadata,
         request_id=f_request_id,
@@ -2877,6 +3280,10 @@ def _read_tomogram_reconstructed(buf: bytes, pos: int) -> tuple[TomogramReconstr
         tilt_alignments=f_tilt_alignments,
         backend=f_backend,
         duration_seconds=f_duration_seconds,
+        tomogram_even=f_tomogram_even,
+        tomogram_odd=f_tomogram_odd,
+        half_tomograms_from=f_half_tomograms_from,
+        fsc_resolution_angstroms=f_fsc_resolution_angstroms,
     )
     return record, pos
 
@@ -2908,14 +3315,14 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     MovieAcquired: RecordCodec(
         "tiltstream.events.MovieAcquired",
-        0xD12F0A762EFCFF09,
+        0x2FDA482E264BC449,
         MovieAcquired,
         _write_movie_acquired,
         _read_movie_acquired,
     ),
     MovieMotionCorrected: RecordCodec(
         "tiltstream.events.MovieMotionCorrected",
-        0x095720CCC4BF35C1,
+        0x9B27912A7F9F6472,
         MovieMotionCorrected,
         _write_movie_motion_corrected,
         _read_movie_motion_corrected,
@@ -2929,21 +3336,21 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     ReconstructionTilt: RecordCodec(
         "tiltstream.events.ReconstructionTilt",
-        0x7C20A3D389659D86,
+        0x95F3342162AB2F37,
         ReconstructionTilt,
         _write_reconstruction_tilt,
         _read_reconstruction_tilt,
     ),
     ReconstructionRequested: RecordCodec(
         "tiltstream.events.ReconstructionRequested",
-        0xDAB68944BA59067E,
+        0xFBCB864401AF8BF5,
         ReconstructionRequested,
         _write_reconstruction_requested,
         _read_reconstruction_requested,
     ),
     SessionParametersSet: RecordCodec(
         "tiltstream.events.SessionParametersSet",
-        0xB757148734F9ED46,
+        0x3B62BB7383F9E24E,
         SessionParametersSet,
         _write_session_parameters_set,
         _read_session_parameters_set,
@@ -2978,7 +3385,7 @@ CODECS: Mapping[type[Any], RecordCodec[Any]] = {
     ),
     TomogramReconstructed: RecordCodec(
         "tiltstream.events.TomogramReconstructed",
-        0xD9634145BEAF4398,
+        0xA190A53F077E156A,
         TomogramReconstructed,
         _write_tomogram_reconstructed,
         _read_tomogram_reconstructed,

@@ -8,7 +8,7 @@ parameters — while every earlier fact stays in the log.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,11 +55,13 @@ def reprocess_plan(
     tilt_series_id: str,
     stage: Stage,
     serde: AvroSerde | None = None,
+    update: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
 ) -> list[Reemission]:
     """The events :func:`reemit` would send for ``tilt_series_id`` from ``stage`` on.
 
     ``stage`` (a registry declaration) names the record it consumes and the field that tells one
-    input from another.
+    input from another. ``update`` (record, value) -> value may bring an input up to date before it is
+    sent again (the session's newest parameters for a movie: ``with_latest_parameters``).
     """
     record, field = stage.input_record, stage.subject_field
     topic = catalogue.for_record(record)
@@ -74,7 +76,8 @@ def reprocess_plan(
             attempt=attempt,
             producer={**metadata["producer"], "service": "operator"},
         )
-        plan.append(Reemission(record, original, {**original, "metadata": metadata}))
+        value = {**original, "metadata": metadata}
+        plan.append(Reemission(record, original, value if update is None else update(record, value)))
     return plan
 
 

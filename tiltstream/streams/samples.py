@@ -136,6 +136,13 @@ def _movie_acquired(c: _Context) -> dict[str, Any]:
         "mdoc_writer": "serialem",
         "tilt_axis_source": "mdoc",
         "session_parameters_version": 0,
+        "gain_rotation_quarter_turns": None,
+        "gain_flip": None,
+        "eer_group_frames": None,
+        "eer_dose_per_output_frame_e_per_angstrom2": None,
+        "eer_sampling": None,
+        "defect_file": None,
+        "frame_halves": None,
     }
 
 
@@ -170,6 +177,13 @@ def _session_parameters_set(c: _Context) -> dict[str, Any]:
         "dose_per_frame_e_per_angstrom2": None,
         "time_zone": "Europe/London",
         "gain_reference": None,
+        "gain_rotation_quarter_turns": 1,
+        "gain_flip": 2,
+        "eer_group_frames": None,
+        "eer_dose_per_output_frame_e_per_angstrom2": 0.25,
+        "eer_sampling": 1,
+        "defect_file": "defects.txt",
+        "frame_halves": True,
     }
 
 
@@ -211,6 +225,10 @@ def _movie_motion_corrected(c: _Context) -> dict[str, Any]:
         "spherical_aberration_mm": 2.7,
         "amplitude_contrast": 0.07,
         "target_defocus_micrometres": -4.0,
+        # the dose over 0.6 s on 1.34 Å pixels, fewer through the thicker path at a tilt
+        "mean_counts_per_pixel_per_second": round(_DOSE * _PIXEL**2 / 0.6 * math.cos(math.radians(angle)), 3),
+        "micrograph_even": _corrected(series, tilt, "_EVN.mrc"),
+        "micrograph_odd": _corrected(series, tilt, "_ODD.mrc"),
         **svc,
     }
 
@@ -264,6 +282,8 @@ def _reconstruction_requested(c: _Context) -> dict[str, Any]:
             "astigmatism_angle_degrees": 32.5,
             "excluded": abs(a) > 57,
             "exclusion_reason": "ctf-fit" if abs(a) > 57 else None,
+            "micrograph_even": _corrected(series, i, "_EVN.mrc"),
+            "micrograph_odd": _corrected(series, i, "_ODD.mrc"),
         }
         for i, a in enumerate(angles)
     ]
@@ -331,6 +351,10 @@ def _tomogram_reconstructed(c: _Context) -> dict[str, Any]:
         "residual_error_mean_angstroms": None,
         "residual_error_sd_angstroms": None,
         "tilt_alignments": alignments,
+        "tomogram_even": _path("processed", "cm40000-1", "tomograms", f"Position_{series}.v1_even.mrc"),
+        "tomogram_odd": _path("processed", "cm40000-1", "tomograms", f"Position_{series}.v1_odd.mrc"),
+        "half_tomograms_from": "frames",
+        "fsc_resolution_angstroms": 42.5,
         **svc,
     }
 

@@ -86,6 +86,11 @@ RULES: tuple[tuple[str, Range | None], ...] = (
     (r"frame_count", None),
     (r"frame_index|first_frame|last_frame", None),
     (r"binning", Range(1.0, 1024.0)),
+    (r".*_counts_per_pixel_per_second", _NON_NEGATIVE),
+    (r"gain_rotation_quarter_turns", Range(0.0, 3.0, "quarter turns")),  # MotionCor2's -RotGain
+    (r"gain_flip", Range(0.0, 2.0)),  # -FlipGain: 0 none, 1 upside down, 2 left-right
+    (r"eer_sampling", Range(1.0, 2.0)),  # -EerSampling
+    (r"eer_group_frames", _NON_NEGATIVE),
     (r".*_pixels", Range(0.0, 1_000_000.0, "pixels")),
     (r".*_count|.*_tilts|acquisition_order|version|latest_version|attempts?|patches_[xy]", _NON_NEGATIVE),
 )

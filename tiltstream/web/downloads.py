@@ -36,6 +36,8 @@ class Download(StrEnum):
     IMOD_XF = "alignment.xf"
     IMOD_TLT = "angles.tlt"
     ARETOMO_ALN = "alignment.aln"
+    TOMOGRAM_EVEN = "tomogram-even.mrc"
+    TOMOGRAM_ODD = "tomogram-odd.mrc"
 
 
 #: The downloads found beside the tomogram, by the reconstruction's event field.
@@ -44,6 +46,8 @@ _BESIDE = {
     Download.IMOD_XF: "imod_xf",
     Download.IMOD_TLT: "imod_tlt",
     Download.ARETOMO_ALN: "alignment_file",
+    Download.TOMOGRAM_EVEN: "tomogram_even",
+    Download.TOMOGRAM_ODD: "tomogram_odd",
 }
 
 

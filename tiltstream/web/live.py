@@ -1,13 +1,14 @@
 """Following ``tiltseries.status`` (and the reconstruction commands and results) for the live pages.
 
-One thread reads the three topics from the beginning and keeps following them, outside any consumer group,
+One thread reads both topics from the beginning and keeps following them, outside any consumer group,
 through the consumer runtime's decode path (:class:`~tiltstream.streams.runtime.decoding.MessageDecoder`):
 reinjected copies are skipped (the follower read the originals), undecodable and invalid events are
 logged and skipped (the follower owns no offsets and no dead-letter topic; it loses nothing).
 It keeps the latest status of every series, the latest command (for the tilts' exclusion reasons) and
-the latest reconstruction (for the tilts the alignment left out, and its confidence in each tilt),
-and hands every new status to the subscribers of its session: asyncio queues filled through their
-loop's ``call_soon_threadsafe``, drained by the server-sent-event responses.
+what the latest reconstruction measured that ISPyB has no column for (the half tomograms' FSC
+resolution, the tilts the alignment left out and why, its confidence in each tilt), and hands every
+new status to the subscribers of its session: asyncio queues filled through their loop's
+``call_soon_threadsafe``, drained by the server-sent-event responses.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ FOLLOWER_NAME = "tiltstream-web-follower"
 
 _log = get_logger(__name__)
 
+#: What the follower keeps of each tilt of a reconstruction.
+_TILT_FIELDS = ("acquisition_order", "included", "exclusion_reason", "neighbour_correlation")
+
 
 class Subscription:
     """Statuses of one session, queued for one event-stream response."""
@@ -51,7 +55,7 @@ class Subscription:
 
 
 class StatusFollower:
-    """The latest status, reconstruction command and reconstruction of every series, kept current.
+    """The latest status and reconstruction command of every series, kept current from the topics.
 
     Parameters
     ----------
@@ -101,12 +105,12 @@ class StatusFollower:
                 for event in read_events(
                     self.kafka, topics, start=StartAt.BEGINNING, follow=True, decoder=decoder, stop=self._stop
                 ):
-                    self._apply(event, status_topic=topics[0].name, request_topic=topics[1].name)
+                    self._apply(event, status_topic=topics[0].name, result_topic=topics[2].name)
             except Exception as error:
                 _log.warning("status follower failed; reading again", error=str(error))
                 self._stop.wait(self.retry_seconds)
 
-    def _apply(self, event: ReadEvent, *, status_topic: str, request_topic: str) -> None:
+    def _apply(self, event: ReadEvent, *, status_topic: str, result_topic: str) -> None:
         if event.error is not None:
             if event.raw is not None:  # not a tombstone
                 _log.warning("status follower skips an event", error=event.error, topic=event.topic)
@@ -115,10 +119,10 @@ class StatusFollower:
             return
         if event.topic == status_topic:
             self._status(event.key, event.value)
-        elif event.topic == request_topic:
-            self._latest(self._requests, event.key, event.value)
+        elif event.topic == result_topic:
+            self._reconstruction(event.key, event.value)
         else:
-            self._latest(self._reconstructions, event.key, event.value)
+            self._request(event.key, event.value)
 
     def _status(self, key: str, value: dict[str, Any]) -> None:
         with self._changed:
@@ -128,12 +132,26 @@ class StatusFollower:
         for subscriber in subscribers:
             subscriber.offer(value)
 
-    def _latest(self, table: dict[str, dict[str, Any]], key: str, value: dict[str, Any]) -> None:
-        """Keep ``value`` in ``table`` unless it holds a newer version of the series' request."""
+    def _request(self, key: str, value: dict[str, Any]) -> None:
         with self._changed:
-            current = table.get(key)
+            current = self._requests.get(key)
             if current is None or int(value["version"]) >= int(current["version"]):
-                table[key] = value
+                self._requests[key] = value
+            self._changed.notify_all()
+
+    def _reconstruction(self, key: str, value: dict[str, Any]) -> None:
+        """Keep the newest version's resolution estimate (not the whole event: its tilts stay in ISPyB)."""
+        kept = {
+            k: value.get(k)
+            for k in ("version", "request_id", "fsc_resolution_angstroms", "half_tomograms_from")
+        }
+        kept["tilt_alignments"] = [
+            {k: a.get(k) for k in _TILT_FIELDS} for a in value.get("tilt_alignments", [])
+        ]
+        with self._changed:
+            current = self._reconstructions.get(key)
+            if current is None or int(value["version"]) >= int(current["version"]):
+                self._reconstructions[key] = kept
             self._changed.notify_all()
 
     # -- what the pages read ------------------------------------------------------------------------
@@ -154,7 +172,9 @@ class StatusFollower:
             return self._requests.get(tilt_series_id)
 
     def reconstruction(self, tilt_series_id: str) -> dict[str, Any] | None:
-        """The latest reconstruction of one series (its tilts, used or left out by the alignment, and why)."""
+        """The newest reconstruction of one series: its ``version``, ``request_id``,
+        ``fsc_resolution_angstroms``, ``half_tomograms_from`` and per tilt ``tilt_alignments``
+        (``acquisition_order``, ``included``, ``exclusion_reason``, ``neighbour_correlation``)."""
         with self._changed:
             return self._reconstructions.get(tilt_series_id)
 

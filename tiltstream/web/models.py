@@ -106,6 +106,10 @@ class TomogramView(BaseModel):
     pixel_spacing_angstroms: float | None = None
     tilt_angle_offset_degrees: float | None = None
     global_alignment_quality: float | None = None
+    fsc_resolution_angstroms: float | None = Field(
+        None, description="Where the half tomograms' FSC falls below 0.143 (from the reconstruction's event)."
+    )
+    half_tomograms_from: str | None = Field(None, description="'frames' (even/odd frame sums) or 'tilts'.")
     central_slice_url: str | None = None
     xy_projection_url: str | None = None
     xz_projection_url: str | None = None

@@ -201,7 +201,18 @@ def _relion_url(ctx: WebContext, session: str, rows: SeriesRows, base: str) -> s
     return f"{base}/relion.zip" if pipeline is not None else None
 
 
-def _tomogram(ctx: WebContext, rows: SeriesRows, base: str, session: str) -> TomogramView | None:
+def _half_tomograms(ctx: WebContext, rows: SeriesRows, tilt_series_id: str) -> dict[str, Any]:
+    """The resolution estimate of the tomogram ISPyB holds, from the reconstruction's event (ISPyB's
+    Tomogram has no column for it); nothing when the follower's newest is another version."""
+    found = _reconstruction(ctx, tilt_series_id)
+    if found is None or rows.version is None or int(found["version"]) != rows.version:
+        return {}
+    return {k: found[k] for k in ("fsc_resolution_angstroms", "half_tomograms_from")}
+
+
+def _tomogram(
+    ctx: WebContext, rows: SeriesRows, base: str, session: str, tilt_series_id: str
+) -> TomogramView | None:
     tomogram = rows.row.tomogram
     if tomogram is None:
         return None
@@ -225,6 +236,7 @@ def _tomogram(ctx: WebContext, rows: SeriesRows, base: str, session: str) -> Tom
         pixel_spacing_angstroms=tomogram.pixelSpacing,
         tilt_angle_offset_degrees=tomogram.tiltAngleOffset,
         global_alignment_quality=tomogram.globalAlignmentQuality,
+        **_half_tomograms(ctx, rows, tilt_series_id),
         central_slice_url=_url(base, tomogram.centralSliceImage, f"images/central-slice.png{tag}"),
         xy_projection_url=_url(base, tomogram.projXY, f"images/xy-projection.png{tag}"),
         xz_projection_url=_url(base, tomogram.projXZ, f"images/xz-projection.png{tag}"),
@@ -285,5 +297,5 @@ def series_detail(ctx: WebContext, db: Session, visit: Visit, name: str) -> Seri
         summary=summary(visit.session, name, status, rows.row, request, _reconstruction(ctx, tilt_series_id)),
         tilts=tilts,
         ctf_plot_url=f"{base}/ctf.svg",
-        tomogram=_tomogram(ctx, rows, base, visit.session),
+        tomogram=_tomogram(ctx, rows, base, visit.session, tilt_series_id),
     )

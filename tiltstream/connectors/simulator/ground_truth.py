@@ -35,6 +35,7 @@ class TiltTruth:
     dark: bool = False
     fault: str | None = None
     superseded_by_z_value: int | None = None
+    doming: dict[str, Any] | None = None  # the local motion (doming.Doming as a dict), when simulated
 
 
 @dataclass

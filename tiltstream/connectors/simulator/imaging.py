@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
+from tiltstream.connectors.simulator.doming import Doming, warp_by_doming
 from tiltstream.connectors.simulator.projection import wavelength_angstroms
 
 __all__ = ["CtfParameters", "PoissonSampler", "ctf_2d", "frame_drift_pixels", "simulate_frames"]
@@ -140,6 +141,7 @@ def simulate_frames(
     drift_pixels: npt.NDArray[np.float64],
     margin_pixels: int,
     rng: np.random.Generator,
+    doming: Doming | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Counting-detector frames of a drifting specimen.
 
@@ -153,6 +155,8 @@ def simulate_frames(
         Electrons per pixel per frame through vacuum (the dose split across frames).
     drift_pixels
         ``(t, 2)`` x, y shift of each frame's content, from :func:`frame_drift_pixels`.
+    doming
+        Local motion on top of the drift (:mod:`.doming`); the margin must hold the drift and it.
 
     Returns
     -------
@@ -175,7 +179,8 @@ def simulate_frames(
         dx, dy = drift_pixels[i]
         shifted = spectrum * np.exp(np.complex64(-2j * math.pi * dy) * ky)
         shifted *= np.exp(np.complex64(-2j * math.pi * dx) * kx)
-        image = scipy.fft.irfft2(shifted, s=(ph, pw), workers=1)[m : m + h, m : m + w]
+        padded = scipy.fft.irfft2(shifted, s=(ph, pw), workers=1)
+        image = padded[m : m + h, m : m + w] if doming is None else warp_by_doming(padded, doming, i, m)
         scaled = np.maximum(np.float32(1) + np.float32(2) * image, np.float32(0))
         scaled *= level_gain
         frames[i] = sampler.sample_levels(scaled, np.random.default_rng(int(seeds[i])))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
+from tiltstream.connectors.simulator.doming import Doming, random_doming
 from tiltstream.connectors.simulator.faults import FaultKind
 from tiltstream.connectors.simulator.ground_truth import SeriesTruth, TiltTruth
 from tiltstream.connectors.simulator.imaging import CtfParameters, ctf_2d, frame_drift_pixels, simulate_frames
@@ -70,8 +71,9 @@ def acquire_tilt(
     drift = frame_drift_pixels(
         pos.rng, settings.frames, settings.drift_angstroms * drift_scale, settings.pixel_size_angstroms
     )
+    doming = _doming(pos, settings)
     dose = settings.dose_per_tilt_e_per_angstrom2 * (DARK_FRACTION if dark else 1.0)
-    frames = _image(pos, settings, true_angle, optics, dose, drift)
+    frames = _image(pos, settings, true_angle, optics, dose, (drift, doming))
     ext = settings.movie_format
     movie = f"frames/{pos.name}_{pos.mdoc.sections + 1:03d}_{angle:.2f}_fractions.{ext}"
     fields = _mdoc_fields(pos, settings, angle, dose, movie, moment, frames)
@@ -91,6 +93,7 @@ def acquire_tilt(
         acquired_at=moment.isoformat(),
         dark=dark,
         fault=fault.value if fault is not None else None,
+        doming=asdict(doming) if doming is not None else None,
     )
     pos.prior_dose_e_per_angstrom2 += float(f"{dose:.3f}")
     return truth, frames, fields
@@ -130,17 +133,27 @@ def _optics(pos: Position, settings: SimulatorSettings, angle: float) -> CtfPara
     )
 
 
+def _doming(pos: Position, settings: SimulatorSettings) -> Doming | None:
+    """The tilt's local motion, when the session simulates it."""
+    if settings.doming_angstroms == 0:
+        return None
+    amplitude = settings.doming_angstroms / settings.pixel_size_angstroms
+    return random_doming(pos.rng, settings.size_pixels, settings.frames, amplitude)
+
+
 def _image(
     pos: Position,
     settings: SimulatorSettings,
     true_angle: float,
     optics: CtfParameters,
     dose: float,
-    drift: npt.NDArray[np.float64],
+    motion: tuple[npt.NDArray[np.float64], Doming | None],
 ) -> npt.NDArray[np.uint8]:
-    """Project the phantom at ``true_angle`` on a padded field; record the drifting ``(t, h, w)`` frames."""
+    """Project the phantom at ``true_angle`` on a padded field; record the drifting (and doming) ``(t, h, w)``
+    frames."""
+    drift, doming = motion
     size, pix = settings.size_pixels, settings.pixel_size_angstroms
-    margin = int(np.ceil(np.abs(drift).max())) + 4
+    margin = int(np.ceil(np.abs(drift).max() + (doming.amplitude_pixels if doming else 0))) + 4
     margin += (scipy.fft.next_fast_len(size + 2 * margin, real=True) - size - 2 * margin + 1) // 2
     padded = (size + 2 * margin, size + 2 * margin)
     phase, attenuation = project_phantom(
@@ -166,6 +179,7 @@ def _image(
         drift_pixels=drift,
         margin_pixels=margin,
         rng=pos.rng,
+        doming=doming,
     )
 
 

@@ -51,6 +51,7 @@ class SimulatorSettings(BaseSettings):
     gold_beads_per_square_micrometre: float = 40.0
     ice_texture_radians: float = Field(default=0.12, ge=0)
     drift_angstroms: float = Field(default=8.0, ge=0)
+    doming_angstroms: float = Field(default=0.0, ge=0)  # local motion (doming.py): largest shift; 0 none
     beam_shift_spacing_micrometres: float = 2.5
     rate_movies_per_second: float = Field(default=0.0, ge=0)
     write_fraction: float = Field(default=0.5, ge=0, le=1)

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from tiltstream.connectors.simulator.ground_truth import SeriesTruth
+from tiltstream.connectors.simulator.doming import Doming, doming_shifts_pixels
+from tiltstream.connectors.simulator.ground_truth import SeriesTruth, TiltTruth
 
 __all__ = [
     "ASTIGMATISM_ANGLE_TOLERANCE_DEGREES",
@@ -25,7 +26,9 @@ __all__ = [
     "axis_difference_degrees",
     "defocus_error_fraction",
     "drift_rms_pixels",
+    "field_rms_pixels",
     "series_agreement",
+    "true_displacement_pixels",
 ]
 
 DRIFT_TOLERANCE_PIXELS = 0.5
@@ -50,6 +53,25 @@ def drift_rms_pixels(applied_xy_pixels: np.ndarray, drift_xy_pixels: np.ndarray)
     a = applied_xy_pixels - applied_xy_pixels.mean(axis=0)
     b = -(drift_xy_pixels - drift_xy_pixels.mean(axis=0))
     return float(np.sqrt(((a - b) ** 2).sum(axis=1).mean()))
+
+
+def true_displacement_pixels(tilt: TiltTruth, positions_xy_pixels: np.ndarray) -> np.ndarray:
+    """``(t, n, 2)`` (x, y) true displacement of the content at ``n`` positions: drift plus doming."""
+    drift = np.asarray(tilt.frame_shifts_pixels, dtype=np.float64)[:, None, :]  # (t, 1, 2)
+    if tilt.doming is None:
+        rigid: np.ndarray = np.repeat(drift, len(positions_xy_pixels), axis=1)
+        return rigid
+    total: np.ndarray = drift + doming_shifts_pixels(Doming.from_dict(tilt.doming), positions_xy_pixels)
+    return total
+
+
+def field_rms_pixels(estimated_xy_pixels: np.ndarray, true_xy_pixels: np.ndarray) -> float:
+    """RMS distance over frames and positions between two ``(t, n, 2)`` displacement fields, each
+    mean-centred over the frames at every position (an alignment fixes each position's trajectory
+    only up to a constant); the field analogue of :func:`drift_rms_pixels`."""
+    a = estimated_xy_pixels - estimated_xy_pixels.mean(axis=0)
+    b = true_xy_pixels - true_xy_pixels.mean(axis=0)
+    return float(np.sqrt(((a - b) ** 2).sum(axis=-1).mean()))
 
 
 def defocus_error_fraction(

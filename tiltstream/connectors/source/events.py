@@ -7,10 +7,37 @@ from typing import Any
 
 from tiltstream.connectors.source.mdoc import MdocInfo, MdocTilt
 from tiltstream.connectors.source.movie_check import MovieHeader
+from tiltstream.connectors.source.parameters import SessionParameters
 from tiltstream.streams.metadata import event_id, make_metadata
 from tiltstream.streams.validation import escape_nul
 
-__all__ = ["SERVICE", "SeriesContext", "acquisition_ended", "movie_acquired", "movie_id", "processing_failed"]
+__all__ = [
+    "CARRIED_PARAMETERS",
+    "SERVICE",
+    "SeriesContext",
+    "acquisition_ended",
+    "carried_parameters",
+    "movie_acquired",
+    "movie_id",
+    "processing_failed",
+]
+
+#: Session parameters every ``MovieAcquired`` carries as they are set (``None``: the motion corrector's
+#: own setting), so that a reprocessed movie can take the session's newest values.
+CARRIED_PARAMETERS = (
+    "gain_rotation_quarter_turns",
+    "gain_flip",
+    "eer_group_frames",
+    "eer_dose_per_output_frame_e_per_angstrom2",
+    "eer_sampling",
+    "frame_halves",
+)
+
+
+def carried_parameters(parameters: SessionParameters) -> dict[str, Any]:
+    """The :data:`CARRIED_PARAMETERS` of ``parameters``, as ``MovieAcquired`` fields."""
+    return {name: getattr(parameters, name) for name in CARRIED_PARAMETERS}
+
 
 #: The producing service's name in every event's metadata.
 SERVICE = "source"
@@ -56,11 +83,19 @@ def movie_acquired(
     mdoc: dict[str, str] | None,
     position_name: str,
     gain_reference: dict[str, str] | None = None,
+    defect_file: dict[str, str] | None = None,
+    parameters: SessionParameters | None = None,
     voltage_kv: float,
     spherical_aberration_mm: float,
     amplitude_contrast: float,
 ) -> dict[str, Any]:
-    """A ``MovieAcquired`` value; ``occurred_at`` is the tilt's mdoc time, so a re-emission is identical."""
+    """A ``MovieAcquired`` value; ``occurred_at`` is the tilt's mdoc time, so a re-emission is identical.
+
+    ``parameters`` are the session's (the version ``info`` was read with): their detector values and
+    ``frame_halves`` (the even/odd frame sums) go to the motion corrector, ``None`` where unset (the
+    service's setting applies).
+    """
+    detector = parameters or SessionParameters()
     mid = movie_id(ctx.tilt_series_id, tilt.sub_frame_name)
     shift = tilt.image_shift_micrometres
     pixel = tilt.pixel_size_angstroms or info.pixel_size_angstroms
@@ -96,6 +131,8 @@ def movie_acquired(
         "mdoc_writer": info.writer,
         "tilt_axis_source": info.tilt_axis_source,
         "session_parameters_version": info.parameters_version,
+        "defect_file": defect_file,
+        **carried_parameters(detector),
     }
 
 

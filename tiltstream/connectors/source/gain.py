@@ -1,5 +1,6 @@
-"""Finding a movie's gain reference: named in the session parameters, named by the mdoc, or SerialEM's
-``CountRef_*`` file beside the frames."""
+"""Finding a movie's detector references: its gain reference (named in the session parameters, named by
+the mdoc, or SerialEM's ``CountRef_*`` file beside the frames) and the defect file the session parameters
+name."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import os
 from pathlib import Path, PureWindowsPath
 from typing import TYPE_CHECKING
 
-from tiltstream.connectors.source.errors import PathOutsideRootError
+from tiltstream.connectors.source.errors import InvalidAcquisitionValueError, PathOutsideRootError
 
 if TYPE_CHECKING:
     from tiltstream.connectors.source.series import SeriesState
     from tiltstream.connectors.source.watcher import Watcher
 
-__all__ = ["GAIN_SUFFIXES", "find_gain_reference"]
+__all__ = ["GAIN_SUFFIXES", "find_defect_file", "find_gain_reference"]
 
 #: Gain reference formats: MRC, TIFF, Falcon's TIFF-like ``.gain``, Gatan's ``.dm4``.
 GAIN_SUFFIXES = (".mrc", ".tif", ".tiff", ".gain", ".dm4")
@@ -60,3 +61,27 @@ def _checked(watcher: Watcher, path: Path) -> Path | None:
         return watcher.source_root.check(path)
     except PathOutsideRootError:
         return None
+
+
+def find_defect_file(watcher: Watcher, series: SeriesState) -> Path | None:
+    """The defect file the session parameters name (relative to the session directory), or ``None``.
+
+    Raises
+    ------
+    InvalidAcquisitionValueError
+        When the named file is not there or lies outside the data root: correcting without the defects the
+        operator asked for would pass unnoticed.
+    """
+    named = watcher.parameters.defect_file
+    if not named:
+        return None
+    path = series.mdoc_path.parent / named
+    try:
+        checked = watcher.source_root.check(path)
+    except PathOutsideRootError as exc:
+        raise InvalidAcquisitionValueError(f"defect_file: {named!r} lies outside the data root") from exc
+    if not checked.is_file():
+        raise InvalidAcquisitionValueError(
+            f"defect_file: {named!r} (session parameters) is not a file in {path.parent}"
+        )
+    return checked

@@ -15,7 +15,7 @@ from tiltstream.connectors.source.errors import (
     TransferError,
 )
 from tiltstream.connectors.source.events import movie_acquired, processing_failed
-from tiltstream.connectors.source.gain import find_gain_reference
+from tiltstream.connectors.source.gain import find_defect_file, find_gain_reference
 from tiltstream.connectors.source.movie_check import MovieHeader, check_pixel_size, inspect_movie
 from tiltstream.connectors.source.series import MovieState, SeriesState
 
@@ -57,9 +57,14 @@ def _announce(
     """The movie's ``MovieAcquired`` (or its refusal); ``None`` to try again (the gain's copy failed)."""
     assert series.info is not None
     try:
-        gain = _gain_data_path(watcher, series, movie)
+        gain = _reference_data_path(
+            watcher, find_gain_reference(watcher, series, movie.tilt.gain_reference_name)
+        )
+        defects = _reference_data_path(watcher, find_defect_file(watcher, series))
     except TransferError:
         return None
+    except InvalidAcquisitionValueError as exc:
+        return _refuse(series, movie, exc)
     value = movie_acquired(
         series.context,
         tilt=movie.tilt,
@@ -69,6 +74,8 @@ def _announce(
         mdoc=watcher.mdoc_data_path(series),
         position_name=series.position_name,
         gain_reference=gain,
+        defect_file=defects,
+        parameters=watcher.parameters,
         voltage_kv=series.info.voltage_kv,
         spherical_aberration_mm=watcher.spherical_aberration_mm(),
         amplitude_contrast=watcher.settings.amplitude_contrast,
@@ -84,15 +91,14 @@ def _announce(
     return MovieStep("MovieAcquired", value, delete)
 
 
-def _gain_data_path(watcher: Watcher, series: SeriesState, movie: MovieState) -> dict[str, str] | None:
-    """The gain reference as a data path (its verified copy when transferring), or ``None``."""
-    gain = find_gain_reference(watcher, series, movie.tilt.gain_reference_name)
-    if gain is None:
+def _reference_data_path(watcher: Watcher, reference: Path | None) -> dict[str, str] | None:
+    """A gain reference or defect file as a data path (its verified copy when transferring), or ``None``."""
+    if reference is None:
         return None
     if watcher.settings.transfer_to is None:
-        return watcher.source_root.data_path(gain)
-    destination = watcher.destination_for(gain)
-    watcher.transfer(gain, destination)
+        return watcher.source_root.data_path(reference)
+    destination = watcher.destination_for(reference)
+    watcher.transfer(reference, destination)
     return watcher.event_root.data_path(destination)
 
 

@@ -9,7 +9,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["SessionParameters", "microscope_zone", "parse_assignments"]
+__all__ = ["DETECTOR_FIELDS", "SessionParameters", "microscope_zone", "parse_assignments"]
+
+#: The parameters the motion corrector applies, unset meaning its service setting (not the mdoc's value).
+DETECTOR_FIELDS = (
+    "gain_rotation_quarter_turns",
+    "gain_flip",
+    "eer_group_frames",
+    "eer_dose_per_output_frame_e_per_angstrom2",
+    "eer_sampling",
+    "defect_file",
+)
 
 
 class SessionParameters(BaseModel):
@@ -22,6 +32,15 @@ class SessionParameters(BaseModel):
     ``DateTime`` is local time); ``None`` is this host's zone. ``version`` is the parameters' version,
     recorded in the events made with them (0: nothing set). ``gain_reference`` is a file relative to the
     session directory (else the mdoc's ``GainReference`` or SerialEM's ``CountRef_*`` beside the frames).
+
+    Detector values travel in every ``MovieAcquired`` to the motion corrector, where ``None`` is its
+    service setting: ``gain_rotation_quarter_turns`` (0-3, counter-clockwise, MotionCor2's ``-RotGain``) and
+    ``gain_flip`` (0 none, 1 upside down, 2 left-right, after the rotation: ``-FlipGain``);
+    ``eer_group_frames`` EER frames per output frame (0: grouped by dose), else
+    ``eer_dose_per_output_frame_e_per_angstrom2`` (set alone, it groups by that dose); ``eer_sampling`` 1
+    or 2; ``defect_file`` (MotionCor2's ``-DefectFile``) relative to the session directory.
+    ``frame_halves`` switches the even/odd frame sums (and so the half tomograms and their FSC
+    resolution) on or off for the session; ``None`` leaves it to the motion-correction service (on).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -35,6 +54,13 @@ class SessionParameters(BaseModel):
     dose_per_frame_e_per_angstrom2: float | None = Field(default=None, gt=0, le=100)
     time_zone: str | None = None
     gain_reference: str | None = None
+    gain_rotation_quarter_turns: int | None = Field(default=None, ge=0, le=3)
+    gain_flip: int | None = Field(default=None, ge=0, le=2)
+    eer_group_frames: int | None = Field(default=None, ge=0, le=100_000)
+    eer_dose_per_output_frame_e_per_angstrom2: float | None = Field(default=None, gt=0, le=20)
+    eer_sampling: int | None = Field(default=None, ge=1, le=2)
+    defect_file: str | None = None
+    frame_halves: bool | None = None
 
     @field_validator("time_zone")
     @classmethod

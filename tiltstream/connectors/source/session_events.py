@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import getpass
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from tiltstream.connectors.source.events import SERVICE
+from tiltstream.connectors.source.events import SERVICE, carried_parameters
 from tiltstream.connectors.source.parameters import SessionParameters
 from tiltstream.settings import KafkaSettings
 from tiltstream.streams.catalogue import Catalogue
@@ -21,7 +22,13 @@ from tiltstream.streams.metadata import make_metadata
 from tiltstream.streams.producer import EventProducer
 from tiltstream.streams.reader import StartAt, read_events
 
-__all__ = ["ParametersFollower", "latest_parameters", "parameters_event", "publish_parameters"]
+__all__ = [
+    "ParametersFollower",
+    "latest_parameters",
+    "parameters_event",
+    "publish_parameters",
+    "with_latest_parameters",
+]
 
 RECORD = "SessionParametersSet"
 _FIELDS = tuple(k for k in SessionParameters.model_fields if k != "version")
@@ -61,6 +68,32 @@ def latest_parameters(kafka: KafkaSettings, catalogue: Catalogue, session_id: st
         if ours and value is not None and value["version"] > latest.version:
             latest = _from_event(value)
     return latest
+
+
+def with_latest_parameters(
+    kafka: KafkaSettings, catalogue: Catalogue
+) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
+    """For ``reprocess``: a ``MovieAcquired`` value with its session's newest carried parameters.
+
+    Changing a parameter mid-session applies to new movies; reprocessing an older movie sends it again
+    with the values (and version) in force now, so that the redone work follows them. Values the
+    source resolves from files or the mdoc (gain and defect paths, dose) stay as the movie had them.
+    Other records pass unchanged.
+    """
+    latest: dict[str, SessionParameters] = {}
+
+    def overlay(record: str, value: dict[str, Any]) -> dict[str, Any]:
+        if record != "MovieAcquired":
+            return value
+        session_id = str(value["metadata"]["session_id"])
+        if session_id not in latest:
+            latest[session_id] = latest_parameters(kafka, catalogue, session_id)
+        parameters = latest[session_id]
+        if parameters.version <= int(value.get("session_parameters_version") or 0):
+            return value
+        return value | carried_parameters(parameters) | {"session_parameters_version": parameters.version}
+
+    return overlay
 
 
 def publish_parameters(

@@ -1,11 +1,13 @@
-"""The builtin backend: whole-frame motion and sums in Fourier space, the library for local motion.
+"""The builtin backend: whole-frame motion and sums in Fourier space; local motion by patches.
 
 For a global (1 x 1 patch) model the frames are transformed once; shifts are estimated on a
 low-frequency band of those spectra (:func:`estimate_global_shifts`), the frames aligned by
 separable phase ramps, and the plain and dose-weighted sums formed in Fourier space: two inverse
-FFTs, no resampling. Binning is a crop of the same spectra. With more than one patch the library's
-local fit and resampling (:func:`correct_locally`) start from these global shifts. The library's
-own path stays in :mod:`.library` as the reference.
+FFTs, no resampling. Binning is a crop of the same spectra. With more than one patch, patches of
+the same band are aligned on top of the whole-frame shifts (:func:`estimate_local_shifts`), their
+residuals smoothed into a field (:func:`smooth_local_shifts`) and every frame resampled along it
+once (:func:`local_sums`). The library's path (global and local) stays in :mod:`.library` as the
+reference.
 """
 
 from __future__ import annotations
@@ -15,13 +17,25 @@ import torch
 
 from tiltstream.processors.motioncorr.dose import dose_filters
 from tiltstream.processors.motioncorr.fourier import apply_phase_ramps, crop_spectra, spectrum_frequencies
+from tiltstream.processors.motioncorr.frame_halves import frame_half_sums, half_spectra, halves_from_spectra
 from tiltstream.processors.motioncorr.global_shifts import estimate_global_shifts
+from tiltstream.processors.motioncorr.local_field import smooth_local_shifts
+from tiltstream.processors.motioncorr.local_shifts import LocalShifts, estimate_local_shifts
+from tiltstream.processors.motioncorr.local_sums import local_sums
 from tiltstream.processors.motioncorr.motion_result import motion_result
 from tiltstream.processors.motioncorr.result import MotionParameters, MotionResult
 
-__all__ = ["FOURIER_BACKEND", "binned_spectra", "correct_movie_builtin", "fourier_sums"]
+__all__ = [
+    "FOURIER_BACKEND",
+    "LOCAL_BACKEND",
+    "binned_spectra",
+    "correct_movie_builtin",
+    "fourier_sums",
+    "local_motion",
+]
 
 FOURIER_BACKEND = "tiltstream-fourier-global"
+LOCAL_BACKEND = "tiltstream-patch-local"
 
 
 def binned_spectra(
@@ -43,14 +57,15 @@ def fourier_sums(
     displacement_pixels: torch.Tensor,  # (t, 2) yx
     pixel: float,
     parameters: MotionParameters,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Plain and (when asked for and the dose is known) dose-weighted sums of the aligned frames, (h, w)."""
+) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor] | None]:
+    """Plain and (when asked for and the dose is known) dose-weighted sums of the aligned frames, (h, w),
+    and the even- and odd-frame sums weighted like the micrograph (when ``parameters.frame_halves``)."""
     ky, kx = spectrum_frequencies(shape, (spectra.shape[-2], spectra.shape[-1]), spectra.device)
     aligned = apply_phase_ramps(spectra, ky, kx, displacement_pixels)
     summed = torch.fft.irfft2(aligned.sum(0), s=shape)
     # a dose of 0 is the source's "unknown" (ExposureDose 0: not calibrated): no weighting then
     if not parameters.dose_weighting or parameters.dose_per_frame_e_per_angstrom2 <= 0:
-        return summed, None
+        return summed, None, frame_half_sums(aligned, shape) if parameters.frame_halves else None
     q, norm = dose_filters(
         len(aligned),
         shape,
@@ -60,8 +75,10 @@ def fourier_sums(
         parameters.voltage_kv,
         spectra.device,
     )
-    weighted = torch.fft.irfft2(aligned.mul_(q).sum(0).mul_(norm), s=shape)
-    return summed, weighted
+    even, odd = half_spectra(aligned.mul_(q))
+    weighted = torch.fft.irfft2((even + odd).mul_(norm), s=shape)
+    halves = halves_from_spectra(even, odd, shape, norm) if parameters.frame_halves else None
+    return summed, weighted, halves
 
 
 def correct_movie_builtin(
@@ -70,7 +87,7 @@ def correct_movie_builtin(
     parameters: MotionParameters,
     device: torch.device,
 ) -> MotionResult:
-    """Align and sum a movie.
+    """Align and sum a movie: whole-frame motion, and local motion with more than one patch.
 
     The shifts returned are those applied to align each frame (x, y), the negative of the
     displacement each frame shows (checked against movies drifted by known shifts in the tests).
@@ -84,12 +101,31 @@ def correct_movie_builtin(
         displacement = estimate_global_shifts(
             spectra, shape, pixel, curvature_pixels=parameters.drift_curvature_angstroms / pixel
         )  # (t, 2) yx pixels
-        if parameters.binning > 1 and parameters.patches_x * parameters.patches_y > 1:
+        if parameters.patches_x * parameters.patches_y == 1:
+            summed, weighted, halves = fourier_sums(spectra, shape, displacement, pixel, parameters)
+            return motion_result(summed, weighted, displacement, pixel, parameters, FOURIER_BACKEND, halves)
+        local = local_motion(spectra, shape, displacement, parameters)
+        if parameters.binning > 1:
             movie = torch.fft.irfft2(spectra, s=shape)  # (t, h, w)
-    if parameters.patches_x * parameters.patches_y > 1:  # the local fit needs gradients
-        from tiltstream.processors.motioncorr.library import correct_locally
+        del spectra  # the resampling works on the frames: the spectra's memory goes first
+        summed, weighted, halves = local_sums(movie, displacement, local, pixel, parameters)
+    return motion_result(summed, weighted, displacement, pixel, parameters, LOCAL_BACKEND, halves)
 
-        return correct_locally(movie, pixel, displacement, parameters, device)
-    with torch.no_grad():
-        summed, weighted = fourier_sums(spectra, shape, displacement, pixel, parameters)
-    return motion_result(summed, weighted, displacement, pixel, parameters, FOURIER_BACKEND)
+
+def local_motion(
+    spectra: torch.Tensor,  # (t, h, w//2+1) binned
+    shape: tuple[int, int],
+    displacement: torch.Tensor,  # (t, 2) yx pixels, whole-frame
+    parameters: MotionParameters,
+) -> LocalShifts:
+    """The smoothed residuals of ``patches_y x patches_x`` patches on top of ``displacement``."""
+    pixel = parameters.pixel_size_angstroms * parameters.binning
+    local = estimate_local_shifts(
+        spectra,
+        shape,
+        displacement,
+        pixel,
+        (parameters.patches_y, parameters.patches_x),
+        curvature_pixels=parameters.drift_curvature_angstroms / pixel,
+    )
+    return smooth_local_shifts(local, parameters.local_curvature_angstroms / pixel)

@@ -46,21 +46,20 @@ def crop_spectra(
 
 
 def apply_phase_ramps(
-    spectra: torch.Tensor,  # (t, rows, columns) half spectra, changed in place
+    spectra: torch.Tensor,  # (..., t, rows, columns) half spectra, changed in place
     ky: torch.Tensor,  # (rows,) cycles per pixel
     kx: torch.Tensor,  # (columns,)
-    shifts_pixels: torch.Tensor,  # (t, 2) yx: each frame is moved back by these
+    shifts_pixels: torch.Tensor,  # (..., t, 2) yx: each frame is moved back by these
 ) -> torch.Tensor:
     """``spectra`` multiplied by ``exp(2 pi i (ky dy + kx dx))`` per frame, in place; returned.
 
-    A frame that shows the specimen displaced by ``(dy, dx)`` is aligned by this ramp.
+    A frame that shows the specimen displaced by ``(dy, dx)`` is aligned by this ramp. Leading
+    dimensions (e.g. patches) are batched.
     """
-    turns = 2 * torch.pi * shifts_pixels.to(torch.float32)  # (t, 2)
-    ramp_y = torch.polar(
-        torch.ones_like(ky)[None].expand(len(turns), -1), turns[:, :1] * ky[None]
-    )  # (t, rows)
-    ramp_x = torch.polar(
-        torch.ones_like(kx)[None].expand(len(turns), -1), turns[:, 1:] * kx[None]
-    )  # (t, columns)
-    spectra.mul_(ramp_y[:, :, None]).mul_(ramp_x[:, None, :])
+    turns = 2 * torch.pi * shifts_pixels.to(torch.float32)  # (..., t, 2)
+    angle_y = turns[..., :1] * ky  # (..., t, rows)
+    angle_x = turns[..., 1:] * kx  # (..., t, columns)
+    ramp_y = torch.polar(torch.ones_like(angle_y), angle_y)
+    ramp_x = torch.polar(torch.ones_like(angle_x), angle_x)
+    spectra.mul_(ramp_y[..., :, None]).mul_(ramp_x[..., None, :])
     return spectra

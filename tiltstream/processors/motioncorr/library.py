@@ -2,8 +2,7 @@
 
 Whole-frame motion by the library's cross-correlation, refined by :func:`refine_frame_shifts`, frames
 resampled along the deformation field by ``tmc.correct_motion``. It is the reference the Fourier
-path (:mod:`.builtin`) is benchmarked and tested against, and its local (patch) fit is what the
-builtin backend uses for more than one patch.
+path (:mod:`.builtin`) is benchmarked and tested against, global and local (patch) fit alike.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from tiltstream.processors.motioncorr.motion_result import motion_result
 from tiltstream.processors.motioncorr.result import MotionParameters, MotionResult
 from tiltstream.processors.motioncorr.subpixel import refine_frame_shifts
 
-__all__ = ["LIBRARY_BACKEND", "correct_locally", "correct_movie_library"]
+__all__ = ["LIBRARY_BACKEND", "correct_locally", "correct_movie_library", "library_field"]
 
 LIBRARY_BACKEND = f"torch-motion-correction {tmc.__version__}"
 
@@ -35,6 +34,32 @@ def _even(n: int) -> int:
     return max(32, n - n % 2)
 
 
+def library_field(
+    movie: torch.Tensor,  # (t, h, w) gain-corrected, binned
+    pixel: float,
+    displacement_pixels: torch.Tensor,  # (t, 2) yx whole-frame displacements
+    parameters: MotionParameters,
+    device: torch.device,
+) -> tmc.DeformationField:
+    """The library's deformation field (Å): the whole-frame one, or its local fit with more patches."""
+    t, h, w = movie.shape
+    with torch.no_grad():
+        field = tmc.DeformationField.from_frame_shifts(displacement_pixels, pixel, device=device)
+    if parameters.patches_x * parameters.patches_y == 1:
+        return field
+    local_patch = _even(min(h // parameters.patches_y, w // parameters.patches_x))
+    local, _ = tmc.estimate_local_motion(
+        movie,
+        pixel,
+        (t, parameters.patches_y, parameters.patches_x),
+        tmc.PatchSamplingConfig(patch_shape=(local_patch, local_patch)),
+        initial_deformation_field=field,
+        optimization=tmc.OptimizationConfig(early_stopping=True),
+        device=device,
+    )
+    return local
+
+
 def correct_locally(
     movie: torch.Tensor,  # (t, h, w) gain-corrected, binned
     pixel: float,
@@ -43,20 +68,7 @@ def correct_locally(
     device: torch.device,
 ) -> MotionResult:
     """From whole-frame displacements: the local fit (more than one patch), resampling and sums."""
-    t, h, w = movie.shape
-    with torch.no_grad():
-        field = tmc.DeformationField.from_frame_shifts(displacement_pixels, pixel, device=device)
-    if parameters.patches_x * parameters.patches_y > 1:
-        local_patch = _even(min(h // parameters.patches_y, w // parameters.patches_x))
-        field, _ = tmc.estimate_local_motion(
-            movie,
-            pixel,
-            (t, parameters.patches_y, parameters.patches_x),
-            tmc.PatchSamplingConfig(patch_shape=(local_patch, local_patch)),
-            initial_deformation_field=field,
-            optimization=tmc.OptimizationConfig(early_stopping=True),
-            device=device,
-        )
+    field = library_field(movie, pixel, displacement_pixels, parameters, device)
     with torch.no_grad():
         aligned = tmc.correct_motion(movie, field, pixel, device=device)  # (t, h, w)
         summed = aligned.sum(0)

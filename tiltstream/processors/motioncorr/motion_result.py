@@ -17,8 +17,13 @@ def motion_result(
     pixel_angstroms: float,
     parameters: MotionParameters,
     backend: str,
+    halves: tuple[torch.Tensor, torch.Tensor] | None = None,  # (even (h, w), odd (h, w)) frame sums
 ) -> MotionResult:
-    """The sums as numpy, and the applied shifts in Å, xy: the negated displacement."""
+    """The sums as numpy, and the applied shifts in Å, xy: the negated displacement.
+
+    ``halves`` are the even- and odd-frame sums (:func:`~.frame_halves.frame_half_sums`), weighted like
+    the micrograph.
+    """
     applied = -(displacement_pixels * pixel_angstroms).flip(1).cpu().numpy().astype(np.float64)  # (t, 2) xy
     return MotionResult(
         summed=summed.cpu().numpy(),
@@ -28,4 +33,6 @@ def motion_result(
         patches_x=parameters.patches_x,
         patches_y=parameters.patches_y,
         backend=backend,
+        even_sum=None if halves is None else halves[0].cpu().numpy(),
+        odd_sum=None if halves is None else halves[1].cpu().numpy(),
     )

@@ -4,7 +4,8 @@ MotionCor2 prints one line per frame after the full-frame alignment, e.g.
 ``...... Frame (  1) shift:    -1.38      0.48`` (x, y in pixels of the output), and, with
 ``-LogDir``, writes ``<output stem>-Full.log`` (or ``<stem>0-Full.log``): ``#`` comment lines, then
 one ``frame  shift_x  shift_y`` row per frame. Both forms are parsed; shifts are those applied to
-align each frame, relative to the reference frame.
+align each frame, relative to the reference frame. With ``-SplitSum 1`` it also writes the sums of the
+even and the odd frames beside the output, ``<stem>_EVN.mrc`` and ``<stem>_ODD.mrc``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class MotionCorCommand:
                 "-FmDose", f"{p.dose_per_frame_e_per_angstrom2:g}",
                 "-InitDose", f"{p.prior_dose_e_per_angstrom2:g}",
             ]  # fmt: skip
+        if p.frame_halves:
+            argv += ["-SplitSum", "1"]
         return argv + self._gain_and_detector_options()
 
     def _gain_and_detector_options(self) -> list[str]:
@@ -147,6 +150,7 @@ def run_motioncor(command: MotionCorCommand, timeout_seconds: float) -> MotionRe
     if weighting and not_weighted.exists():
         # MotionCor2 writes the plain sum to -OutMrc and the dose-weighted one beside it as _DW
         weighted = read_mrc(open_regular(not_weighted), permissive=True)
+    even, odd = _frame_halves(command)
     version = re.search(r"MotionCor[23]?\s*(?:version\s*)?([0-9][0-9.]*)", done.stdout)
     return MotionResult(
         summed=summed,
@@ -156,4 +160,18 @@ def run_motioncor(command: MotionCorCommand, timeout_seconds: float) -> MotionRe
         patches_x=command.parameters.patches_x,
         patches_y=command.parameters.patches_y,
         backend=f"MotionCor2 {version[1] if version else 'unknown'}",
+        even_sum=even,
+        odd_sum=odd,
     )
+
+
+def _frame_halves(command: MotionCorCommand) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The ``-SplitSum`` sums ``<stem>_EVN`` / ``<stem>_ODD`` beside the output, when asked for and both
+    are there (a MotionCor2 without ``-SplitSum`` writes none: no halves then, the rest stands)."""
+    if not command.parameters.frame_halves:
+        return None, None
+    output = command.output
+    even, odd = (output.with_name(f"{output.stem}{tag}{output.suffix}") for tag in ("_EVN", "_ODD"))
+    if not (even.exists() and odd.exists()):
+        return None, None
+    return read_mrc(open_regular(even), permissive=True), read_mrc(open_regular(odd), permissive=True)

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from tiltstream.processors.motioncorr.defects import defect_mask, read_defect_file, replace_defects
+from tiltstream.processors.motioncorr.detector import detector_setup
 from tiltstream.processors.motioncorr.eer import EerRendering, eer_frames_per_group
 from tiltstream.processors.motioncorr.motioncor import MotionCorCommand, fm_int_file_text, run_motioncor
 from tiltstream.processors.motioncorr.movie_io import MovieData, read_gain, read_gain_image, read_movie
@@ -23,10 +25,30 @@ from tiltstream.processors.runtime import (
     Processor,
     atomic_path,
 )
+from tiltstream.processors.runtime.input_files import open_regular
 from tiltstream.processors.runtime.volume_io import write_mrc, write_png
 from tiltstream.streams.events import DataPath, FrameShift, MovieAcquired, MovieMotionCorrected
 
-__all__ = ["MotionCorrectionProcessor"]
+__all__ = ["MotionCorrectionProcessor", "mean_counts_per_pixel_per_second"]
+
+
+def mean_counts_per_pixel_per_second(
+    summed: np.ndarray,  # (h, w) plain sum of the aligned frames
+    frames_summed: int,
+    frame_count: int,
+    exposure_time_seconds: float,
+) -> float | None:
+    """The beam's brightness as the detector saw it: mean counts per pixel per second of exposure.
+
+    ``frames_summed`` of the movie's ``frame_count`` frames (EER: electron frames, of which a remainder
+    beyond the last whole group is not summed) took that share of ``exposure_time_seconds``. The mean is
+    per pixel of ``summed``, whose mean the backends keep when binning. None when the exposure time or a
+    frame count is not positive (nothing to divide by).
+    """
+    if exposure_time_seconds <= 0 or frames_summed <= 0 or frame_count <= 0:
+        return None
+    seconds = exposure_time_seconds * frames_summed / frame_count
+    return float(np.mean(summed, dtype=np.float64)) / seconds
 
 
 class MotionCorrectionProcessor(Processor[MovieData]):
@@ -48,17 +70,19 @@ class MotionCorrectionProcessor(Processor[MovieData]):
 
     @staticmethod
     def eer_rendering_of(movie: MovieAcquired, settings: MotionCorrectionSettings) -> EerRendering | None:
-        """How an EER movie's frames are grouped and sampled (``None`` for other formats)."""
+        """How an EER movie's frames are grouped and sampled (``None`` for other formats): the session's
+        values in the event where set, else the service's (:func:`detector_setup`)."""
         if movie.movie_format.lower() != "eer":
             return None
+        detector = detector_setup(movie, settings)
         group = eer_frames_per_group(
             movie.frame_count,
             movie.dose_e_per_angstrom2,
-            settings.eer_group_frames,
-            settings.eer_dose_per_output_frame_e_per_angstrom2,
+            detector.eer_group_frames,
+            detector.eer_dose_per_output_frame_e_per_angstrom2,
             settings.eer_output_frames_without_dose,
         )
-        return EerRendering(frames_per_group=group, sampling=settings.eer_sampling)
+        return EerRendering(frames_per_group=group, sampling=detector.eer_sampling)
 
     @staticmethod
     def parameters_of(movie: MovieAcquired, settings: MotionCorrectionSettings) -> MotionParameters:
@@ -84,6 +108,9 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             binning=settings.binning,
             dose_weighting=settings.dose_weighting,
             drift_curvature_angstroms=settings.drift_curvature_angstroms,
+            local_curvature_angstroms=settings.local_curvature_angstroms,
+            # the session's choice (session parameters, carried by the movie) over the service's
+            frame_halves=settings.frame_halves if movie.frame_halves is None else movie.frame_halves,
         )
 
     def load(self, value: dict[str, Any]) -> MovieData | None:
@@ -93,17 +120,35 @@ class MotionCorrectionProcessor(Processor[MovieData]):
         return self._read(MovieAcquired.from_dict(value))
 
     def _read(self, movie: MovieAcquired) -> MovieData:
+        """Frames and oriented gain; with a defect file, the frames gain-corrected and the gain ``None``."""
         eer = self.eer_rendering_of(movie, self.settings)
         frames = read_movie(self.open_input(movie.movie), movie.movie_format, movie.frame_count, eer)
+        detector = detector_setup(movie, self.settings)
         gain = None
         if movie.gain_reference is not None:
             gain = read_gain(
                 self.open_input(movie.gain_reference),
                 frames.shape[1:],
-                self.settings.gain_rotation_quarter_turns,
-                self.settings.gain_flip,
+                detector.gain_rotation_quarter_turns,
+                detector.gain_flip,
             )
+        if detector.defect_file is not None:
+            return MovieData(self._without_defects(frames, gain, detector.defect_file, eer), None)
         return MovieData(frames, gain)
+
+    def _without_defects(
+        self,
+        frames: np.ndarray,  # (t, h, w) float32, consumed
+        gain: np.ndarray | None,  # (h, w)
+        defects: DataPath | Path,
+        eer: EerRendering | None,
+    ) -> np.ndarray:
+        """The frames gain-corrected, their defect pixels replaced (:mod:`.defects`); ``(t, h, w)``."""
+        stream = self.open_input(defects) if isinstance(defects, DataPath) else open_regular(defects)
+        mask = defect_mask(read_defect_file(stream), frames.shape[1:], eer.sampling if eer else 1)
+        if gain is not None:
+            np.multiply(frames, gain, out=frames)
+        return replace_defects(frames, mask)
 
     def _output(self, movie: MovieAcquired, suffix: str) -> tuple[DataPath, Path]:
         stem = PurePosixPath(movie.movie.path).stem
@@ -127,7 +172,8 @@ class MotionCorrectionProcessor(Processor[MovieData]):
         """MotionCor2's arguments; for EER its ``-FmIntFile`` is written beside the output."""
         settings = self.settings
         _, output = self._output(movie, ".motioncor2.mrc")
-        gain, defects = movie.gain_reference, settings.motioncor_defect_file
+        gain, detector = movie.gain_reference, detector_setup(movie, settings)
+        defects = detector.defect_file
         eer = self.eer_rendering_of(movie, settings)
         fm_int_file = None
         if eer is not None:
@@ -143,10 +189,10 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             log_dir=output.parent / "motioncor2-logs",
             parameters=parameters,
             gain=self._motioncor_gain(movie, gain) if gain else None,
-            gain_rotation_quarter_turns=settings.gain_rotation_quarter_turns,
-            gain_flip=settings.gain_flip,
-            defect_file=Path(defects) if defects else None,
-            eer_sampling=settings.eer_sampling,
+            gain_rotation_quarter_turns=detector.gain_rotation_quarter_turns,
+            gain_flip=detector.gain_flip,
+            defect_file=self.resolve(defects) if isinstance(defects, DataPath) else defects,
+            eer_sampling=detector.eer_sampling,
             fm_int_file=fm_int_file,
             gpu=settings.motioncor_gpu,
             iterations=settings.motioncor_iterations,
@@ -172,6 +218,7 @@ class MotionCorrectionProcessor(Processor[MovieData]):
         if result.dose_weighted is not None and self.settings.write_not_dose_weighted:
             paths["micrograph_not_dose_weighted"], local = self._output(movie, ".noDW.mrc")
             write_mrc(local, result.summed, result.pixel_size_angstroms)
+        paths |= self._write_halves(movie, result)
         paths["thumbnail"], local = self._output(movie, ".png")
         write_png(local, micrograph, max_pixels=self.settings.thumbnail_pixels)
         paths["drift_plot"], local = self._output(movie, ".drift.png")
@@ -184,6 +231,21 @@ class MotionCorrectionProcessor(Processor[MovieData]):
                 delimiter=",",
                 header="shift_x_angstroms,shift_y_angstroms",
             )
+        return paths
+
+    def _write_halves(self, movie: MovieAcquired, result: MotionResult) -> dict[str, DataPath | None]:
+        """The even- and odd-frame sums as ``<movie>_EVN.mrc`` / ``_ODD.mrc`` (RELION's and MotionCor2's
+        names), when the session (else the settings) asks for them and the backend made both."""
+        paths: dict[str, DataPath | None] = {"micrograph_even": None, "micrograph_odd": None}
+        wanted = self.parameters_of(movie, self.settings).frame_halves
+        if not wanted or result.even_sum is None or result.odd_sum is None:
+            return paths
+        for field, suffix, half in (
+            ("micrograph_even", "_EVN.mrc", result.even_sum),
+            ("micrograph_odd", "_ODD.mrc", result.odd_sum),
+        ):
+            paths[field], local = self._output(movie, suffix)
+            write_mrc(local, half, result.pixel_size_angstroms)
         return paths
 
     def process(self, job: Job, inputs: MovieData | None) -> list[Output]:
@@ -227,5 +289,16 @@ class MotionCorrectionProcessor(Processor[MovieData]):
             spherical_aberration_mm=movie.spherical_aberration_mm,
             amplitude_contrast=movie.amplitude_contrast,
             target_defocus_micrometres=movie.target_defocus_micrometres,
+            mean_counts_per_pixel_per_second=self._brightness(movie, result),
+            micrograph_even=paths["micrograph_even"],
+            micrograph_odd=paths["micrograph_odd"],
         )
         return [Output.of(event)]
+
+    def _brightness(self, movie: MovieAcquired, result: MotionResult) -> float | None:
+        """:func:`mean_counts_per_pixel_per_second` of the plain sum (EER: the movie's electron frames)."""
+        eer = self.eer_rendering_of(movie, self.settings)
+        frames_summed = len(result.shifts_angstroms) * (1 if eer is None else eer.frames_per_group)
+        return mean_counts_per_pixel_per_second(
+            result.summed, frames_summed, movie.frame_count, movie.exposure_time_seconds
+        )

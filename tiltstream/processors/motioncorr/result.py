@@ -24,6 +24,11 @@ class MotionParameters:
     #: the builtin backend's smooth-trajectory prior: expected second difference of the drift
     #: (angstroms per frame²), weighed against each frame's shot noise; 0 turns it off
     drift_curvature_angstroms: float = 1.5
+    #: the local (patch) model's smoothness across neighbouring patches: the expected second difference
+    #: of the local displacement from one patch to the next (angstroms)
+    local_curvature_angstroms: float = 0.5
+    #: also sum the even and the odd frames (``MotionResult.even_sum`` / ``odd_sum``)
+    frame_halves: bool = True
 
 
 @dataclass(frozen=True)
@@ -37,3 +42,7 @@ class MotionResult:
     patches_x: int
     patches_y: int
     backend: str
+    #: sums of the even (0, 2, 4, ...) and the odd (1, 3, 5, ...) frames, each (h, w), weighted like the
+    #: micrograph (dose-weighted when ``dose_weighted`` is set): even + odd is the micrograph; None: not made
+    even_sum: np.ndarray | None = None
+    odd_sum: np.ndarray | None = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Literal
 
 import numpy as np
 import torch
@@ -125,11 +127,70 @@ def _align(
     return align_tilt_series(binned, tilts, axis, binned_pixel_angstroms, options, parameters.outlier_rule)
 
 
+def _rows(
+    alignment: TiltSeriesAlignment,
+    kept: torch.Tensor,  # (k,) rows
+) -> TiltSeriesAlignment:
+    """The alignment of the tilts ``kept`` only."""
+    return dataclasses.replace(
+        alignment,
+        shifts_yx_pixels=alignment.shifts_yx_pixels[kept],
+        residuals_pixels=alignment.residuals_pixels[kept],
+        neighbour_correlations=alignment.neighbour_correlations[kept],
+        outliers=alignment.outliers[kept],
+    )
+
+
+def _frame_halves(
+    half_images: tuple[np.ndarray, np.ndarray],  # (even (t, h, w), odd (t, h, w)) frame sums
+    tilt_angles_degrees: np.ndarray,  # (t,) nominal
+    alignment: TiltSeriesAlignment,
+    thickness_pixels: int,
+    parameters: ReconstructionParameters,
+    device: torch.device,
+) -> tuple[np.ndarray, np.ndarray]:  # (d, h, w) each
+    """The half tomograms of the even- and odd-frame sums: each binned, phase-flipped, aligned and
+    back-projected exactly as the micrographs were, with the alignment of the micrographs."""
+    tilts = torch.as_tensor(tilt_angles_degrees, dtype=torch.float32, device=device)
+    tilts = tilts + alignment.tilt_angle_offset_degrees
+    volumes = []
+    for images in half_images:
+        binned, _ = _binned_and_flipped(images, tilt_angles_degrees, parameters, device)
+        with torch.no_grad():
+            aligned = align_images(binned, alignment.shifts_yx_pixels, alignment.axis_from_y_degrees)
+            volume = _back_project(aligned, tilts, thickness_pixels, parameters)
+        volumes.append(volume.cpu().numpy().astype(np.float32))
+    return volumes[0], volumes[1]
+
+
+def _half_tomograms(
+    half_images: tuple[np.ndarray, np.ndarray] | None,  # (even, odd) frame sums, (t, h, w) each
+    aligned: torch.Tensor,  # (t, h', w') the aligned micrographs
+    tilt_angles_degrees: np.ndarray,  # (t,) nominal
+    alignment: TiltSeriesAlignment,
+    thickness_pixels: int,
+    parameters: ReconstructionParameters,
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, Literal["frames", "tilts"] | None]:
+    """Step 5: the half tomograms and what they were made from (``None, None``: none)."""
+    if half_images is not None:
+        halves = _frame_halves(
+            half_images, tilt_angles_degrees, alignment, thickness_pixels, parameters, aligned.device
+        )
+        return halves, "frames"
+    if not parameters.half_tomograms:
+        return None, None
+    tilts = torch.as_tensor(tilt_angles_degrees, dtype=torch.float32, device=aligned.device)
+    with torch.no_grad():
+        tilts = tilts + alignment.tilt_angle_offset_degrees
+        return _halves(aligned, tilts, thickness_pixels, parameters), "tilts"
+
+
 def reconstruct_builtin(
     images: np.ndarray,  # (t, h, w) micrographs in tilt order
     tilt_angles_degrees: np.ndarray,  # (t,)
     parameters: ReconstructionParameters,
     device: torch.device,
+    half_images: tuple[np.ndarray, np.ndarray] | None = None,  # (even, odd) frame sums, (t, h, w) each
 ) -> ReconstructionResult:
     """Align and reconstruct a tilt series.
 
@@ -138,33 +199,38 @@ def reconstruct_builtin(
     2. align (shifts by cross-correlation with cosine stretching, the tilt axis unless switched off,
        shifts along the axis against a common profile, the tilt-angle offset if switched on; per-tilt
        residuals by reprojection); tilts the ``outlier_rule`` calls outliers are left out (reason
-       ``alignment-outlier``) and the others aligned again without them;
+       ``alignment-outlier``) of this and every later step, the others aligned again without them;
     3. resample the tilts used into the aligned frame (shifted, tilt axis along y);
     4. back-projection into ``thickness_angstroms`` at the nominal angles plus the offset: filtered
        (``filtered_back_projection``, the default) or torch-tomogram's weighted back-projection
-       (``back_projection="torch-tomogram"``, the library reference).
+       (``back_projection="torch-tomogram"``, the library reference);
+    5. the half tomograms: of ``half_images`` (the even- and odd-frame sums of the same tilts) through
+       steps 1, 3 and 4 with the micrographs' alignment, so that even + odd is the tomogram; without
+       them, of the even and the odd tilts when ``parameters.half_tomograms``.
     """
     binned, binned_pixel = _binned_and_flipped(images, tilt_angles_degrees, parameters, device)
     tilts = torch.as_tensor(tilt_angles_degrees, dtype=torch.float32, device=device)
     thickness = max(1, math.ceil(parameters.thickness_angstroms / binned_pixel))
-    alignment = _align(binned, tilts, binned_pixel, thickness, parameters)
-    kept = torch.nonzero(~alignment.outliers).flatten()  # (k,) stack rows used
-    kept_rows = kept.cpu().numpy()
+    full = _align(binned, tilts, binned_pixel, thickness, parameters)
+    kept = torch.nonzero(~full.outliers).flatten()  # (k,) stack rows used
+    rows = kept.cpu().numpy()
+    alignment, binned, tilts = _rows(full, kept), binned[kept], tilts[kept]
+    angles = np.asarray(tilt_angles_degrees, dtype=np.float64)[rows]  # (k,) nominal
+    if half_images is not None:
+        half_images = (half_images[0][rows], half_images[1][rows])
     offset = alignment.tilt_angle_offset_degrees
-    used_degrees = np.asarray(tilt_angles_degrees, dtype=np.float64)[kept_rows] + offset  # (k,)
-    used = tilts[kept] + offset  # (k,)
+    used_degrees = angles + offset  # (k,) nominal + offset
     with torch.no_grad():
-        aligned = align_images(binned[kept], alignment.shifts_yx_pixels[kept], alignment.axis_from_y_degrees)
-        volume = _back_project(aligned, used, thickness, parameters)
-        halves = _halves(aligned, used, thickness, parameters) if parameters.half_tomograms else None
+        aligned = align_images(binned, alignment.shifts_yx_pixels, alignment.axis_from_y_degrees)
+        volume = _back_project(aligned, tilts + offset, thickness, parameters)
+    halves, source = _half_tomograms(half_images, aligned, angles, alignment, thickness, parameters)
     reconstruction = (
         "filtered back-projection"
         if parameters.back_projection == "filtered"
         else f"torch-tomogram {torch_tomogram.__version__}"
     )
     scale = binned_pixel / parameters.pixel_size_angstroms  # binned pixels -> micrograph pixels
-    shifts_xy = alignment.shifts_yx_pixels[kept].flip(1).cpu().numpy().astype(np.float64) * scale
-    outliers = np.flatnonzero(alignment.outliers.cpu().numpy())
+    shifts_xy = alignment.shifts_yx_pixels.flip(1).cpu().numpy().astype(np.float64) * scale
     return ReconstructionResult(
         tomogram=volume.cpu().numpy().astype(np.float32),
         aligned_stack=aligned.cpu().numpy().astype(np.float32),
@@ -174,11 +240,12 @@ def reconstruct_builtin(
         pixel_spacing_angstroms=binned_pixel,
         tilt_angle_offset_degrees=offset,
         axis_agreement=None if math.isnan(alignment.agreement) else alignment.agreement,
-        residuals_pixels=alignment.residuals_pixels[kept].cpu().numpy().astype(np.float64) * scale,
+        residuals_pixels=alignment.residuals_pixels.cpu().numpy().astype(np.float64) * scale,
         half_tomograms=halves,
-        stack_indices=kept_rows,
-        dropped={int(row): ALIGNMENT_OUTLIER for row in outliers},
-        neighbour_correlations=alignment.neighbour_correlations[kept].cpu().numpy().astype(np.float64),
+        half_tomograms_from=source,
+        stack_indices=rows,
+        dropped={int(row): ALIGNMENT_OUTLIER for row in np.flatnonzero(full.outliers.cpu().numpy())},
+        neighbour_correlations=alignment.neighbour_correlations.cpu().numpy().astype(np.float64),
         backend=f"torch-tiltxcorr + {reconstruction}"
         + (" + phase flip" if parameters.ctf is not None else ""),
     )

@@ -8,7 +8,7 @@ __all__ = ["FILE_SUFFIXES"]
 #: finds the alignment files beside the tomogram by them.
 FILE_SUFFIXES: dict[str, str] = {
     "tomogram": ".mrc",
-    # half tomograms from alternating tilts (``half_tomograms``): not in the event, beside the tomogram
+    # the half tomograms (of the even and odd frames, or alternating tilts), beside the tomogram
     "tomogram_even": "_even.mrc",
     "tomogram_odd": "_odd.mrc",
     "aligned_stack": "_aligned.mrc",

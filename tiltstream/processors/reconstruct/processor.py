@@ -13,6 +13,7 @@ import numpy as np
 from tiltstream.processors.reconstruct.alignment_files import AlnFile, write_aln, write_tlt, write_xf
 from tiltstream.processors.reconstruct.ctf_correction import series_ctf
 from tiltstream.processors.reconstruct.file_names import FILE_SUFFIXES
+from tiltstream.processors.reconstruct.half_map_fsc import half_map_fsc
 from tiltstream.processors.reconstruct.outliers import OutlierRule
 from tiltstream.processors.reconstruct.outputs import write_alignment_plot
 from tiltstream.processors.reconstruct.result import ReconstructionParameters, ReconstructionResult
@@ -86,8 +87,10 @@ class ReconstructionProcessor(Processor[TiltStack]):
         )
 
     def load(self, value: dict[str, Any]) -> TiltStack:
-        """Read the used micrographs (prefetchable while the previous series reconstructs)."""
-        return read_tilt_stack(value, self.roots, self.settings.minimum_tilts)
+        """Read the used micrographs (prefetchable while the previous series reconstructs), and their
+        even/odd frame sums where the builtin backend makes half tomograms of them."""
+        halves = self.settings.frame_half_tomograms and self.settings.backend == "builtin"
+        return read_tilt_stack(value, self.roots, self.settings.minimum_tilts, halves=halves)
 
     def _output(self, value: dict[str, Any], name: str) -> tuple[DataPath, Path]:
         return self.output_path(f"{series_folder(value, self.settings.output_folder)}/{name}")
@@ -103,7 +106,7 @@ class ReconstructionProcessor(Processor[TiltStack]):
 
             if self._device is None:
                 self._device = resolve_device(self.settings.device)
-            return reconstruct_builtin(stack.images, tilts, parameters, self._device)
+            return reconstruct_builtin(stack.images, tilts, parameters, self._device, stack.halves)
         from tiltstream.processors.reconstruct.external import reconstruct_aretomo
 
         _, stack_path = self._output(value, "aretomo/stack.mrc")
@@ -129,7 +132,8 @@ class ReconstructionProcessor(Processor[TiltStack]):
     def _write_outputs(
         self, value: dict[str, Any], stack: TiltStack, result: ReconstructionResult
     ) -> dict[str, DataPath]:
-        """Write tomogram, stack, pictures and alignment files; their data paths by event field."""
+        """Write tomogram, half tomograms, stack, pictures and alignment files; their data paths by
+        event field."""
         name = str(value["metadata"]["tilt_series_id"]).rsplit(":", 1)[-1].replace("/", "_")
         paths: dict[str, DataPath] = {}
 
@@ -185,6 +189,8 @@ class ReconstructionProcessor(Processor[TiltStack]):
         stack = inputs if inputs is not None else self.load(value)
         result, slab = self._fit_depth(self._reconstruct(value, stack))
         paths = self._write_outputs(value, stack, result)
+        halves = result.half_tomograms
+        fsc = None if halves is None else half_map_fsc(*halves, result.pixel_spacing_angstroms)
         residuals = _residuals_angstroms(result, request.pixel_size_angstroms)
         d, hv, wv = result.tomogram.shape
         event = TomogramReconstructed(
@@ -215,6 +221,10 @@ class ReconstructionProcessor(Processor[TiltStack]):
             tilt_alignments=_alignments(stack, result, request.pixel_size_angstroms),
             backend=result.backend,
             duration_seconds=time.monotonic() - start,
+            tomogram_even=paths.get("tomogram_even"),
+            tomogram_odd=paths.get("tomogram_odd"),
+            half_tomograms_from=result.half_tomograms_from,
+            fsc_resolution_angstroms=None if fsc is None else fsc.resolution_angstroms,
         )
         if self.settings.relion_project:
             self._write_relion(value, event)

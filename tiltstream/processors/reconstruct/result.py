@@ -28,7 +28,7 @@ class ReconstructionParameters:
     tile_sidelength_pixels: int = 128  # torch-tomogram's tiles
     #: builtin backend: ``filtered`` back-projection (ours) or torch-tomogram's weighted one (reference)
     back_projection: Literal["filtered", "torch-tomogram"] = "filtered"
-    #: builtin backend: also reconstruct the even and the odd tilts of the stack, each on its own
+    #: builtin backend: without frame halves, reconstruct the even and the odd tilts of the stack instead
     half_tomograms: bool = False
     ctf: SeriesCtf | None = None  # phase-flip the tilts with these estimates (None: no correction)
     ctf_band_angstroms: float = 50.0
@@ -57,8 +57,10 @@ class ReconstructionResult:
     backend: str
     stack_indices: np.ndarray | None = None  # (t,) rows of the input stack used; None: all of them
     residuals_pixels: np.ndarray | None = None  # (t,) per-tilt alignment residual, micrograph pixels
-    #: (even, odd): each (d, h, w) from stack rows 0, 2, 4, ... and 1, 3, 5, ...; None: not asked for
+    #: (even, odd): each (d, h, w), aligned like the tomogram, from the even- and odd-frame sums of every
+    #: tilt ("frames") or from stack rows 0, 2, 4, ... and 1, 3, 5, ... ("tilts"); None: neither
     half_tomograms: tuple[np.ndarray, np.ndarray] | None = None
+    half_tomograms_from: Literal["frames", "tilts"] | None = None
     dropped: dict[int, str] = field(default_factory=dict)  # stack row -> exclusion reason
     #: (t,) each used tilt's best normalised correlation with a neighbour in angle; None: not measured
     neighbour_correlations: np.ndarray | None = None

@@ -40,8 +40,14 @@ class ReconstructionSettings(ProcessorSettings):
     #: Builtin backend: ``filtered`` (exact-weighted filtered back-projection, one sparse product for
     #: all rows) or ``torch-tomogram`` (the library's Fourier-insertion WBP in tiles, the reference).
     back_projection: Literal["filtered", "torch-tomogram"] = "filtered"
-    #: Builtin backend: also write the tomograms of the even and the odd tilts (in tilt order) beside
-    #: the full one (``<name>_even.mrc``, ``<name>_odd.mrc``), for cryoCARE / noise2noise training.
+    #: Builtin backend: reconstruct the half tomograms from the even- and odd-frame sums the request
+    #: names for every used tilt (motion correction's ``frame_halves``), written beside the full one as
+    #: ``<name>_even.mrc`` / ``<name>_odd.mrc``: Noise2Noise (cryoCARE) pairs, and their FSC gives the
+    #: tomogram's resolution estimate (``fsc_resolution_angstroms``).
+    frame_half_tomograms: bool = True
+    #: Builtin backend: where the request names no frame halves, make the half tomograms from the even
+    #: and the odd tilts (in tilt order) instead; their FSC then measures the agreement of two sets of
+    #: tilts (the event says ``half_tomograms_from = 'tilts'``).
     half_tomograms: bool = False
     #: Builtin backend: phase-flip each tilt with its CTF estimate and the defocus gradient across the
     #: tilted specimen (bands of ``ctf_band_angstroms`` in height); tilts without estimates: no flip.

@@ -158,6 +158,13 @@ def _fold_corrected(state: SeriesState, event: MovieMotionCorrected, seen: _Seen
         micrograph_path=event.micrograph.path,
         pixel_size_angstroms=event.pixel_size_angstroms,
         total_motion_angstroms=event.total_motion_angstroms,
+        mean_counts_per_pixel_per_second=event.mean_counts_per_pixel_per_second,
+        micrograph_even=None
+        if event.micrograph_even is None
+        else [event.micrograph_even.root, event.micrograph_even.path],
+        micrograph_odd=None
+        if event.micrograph_odd is None
+        else [event.micrograph_odd.root, event.micrograph_odd.path],
     )
     return state.with_(corrected=_merge(state.corrected, corrected.movie_id, corrected))
 

@@ -98,7 +98,7 @@ def request_value(
                 "movie_id": t.movie.movie_id,
                 "acquisition_order": t.movie.acquisition_order,
                 "tilt_angle_degrees": t.movie.tilt_angle_degrees,
-                "micrograph": {"root": t.micrograph[0], "path": t.micrograph[1]} if t.micrograph else None,
+                "micrograph": _data_path(t.micrograph) if t.micrograph else None,
                 "prior_dose_e_per_angstrom2": t.movie.prior_dose_e_per_angstrom2,
                 "dose_e_per_angstrom2": t.movie.dose_e_per_angstrom2,
                 "defocus_u_angstroms": t.ctf.defocus_u_angstroms if t.ctf else None,
@@ -106,6 +106,8 @@ def request_value(
                 "astigmatism_angle_degrees": t.ctf.astigmatism_angle_degrees if t.ctf else None,
                 "excluded": excluded,
                 "exclusion_reason": why,
+                "micrograph_even": _data_path(t.halves[0]) if t.halves else None,
+                "micrograph_odd": _data_path(t.halves[1]) if t.halves else None,
             }
             for t, excluded, why in marked
         ],
@@ -118,6 +120,10 @@ def request_value(
         "thickness_angstroms": rules.thickness_angstroms,
         "missing_tilt_count": sum(why == "missing" for _, _, why in marked),
     }
+
+
+def _data_path(root_and_path: tuple[str, str]) -> dict[str, str]:
+    return {"root": root_and_path[0], "path": root_and_path[1]}
 
 
 def exclusion_counts(tilts: list[TiltChoice]) -> dict[str, int]:

@@ -21,8 +21,16 @@ class Rules:
     max_total_motion_angstroms
         Tilts whose whole drift trajectory is longer are excluded as ``motion``.
     dark_dose_fraction
-        A tilt whose measured dose is below this fraction of the series' median dose is ``dark``
-        (SerialEM's ExposureDose is measured from the image counts: a blocked beam reads near zero).
+        A tilt whose measured dose is below this fraction of the series' median known dose is ``dark``
+        (SerialEM's ExposureDose is measured from the image counts: a blocked beam reads near zero). A
+        dose of 0 is unknown (the source's convention), never dark by this rule.
+    dark_brightness_fraction, dark_neighbours
+        A tilt whose brightness (the micrograph's mean counts per pixel per second, times 1/cos of the
+        tilt for the longer path through the specimen) is below this fraction of the median brightness
+        of its ``dark_neighbours`` nearest tilts by angle is ``dark``, with or without a known dose
+        (AreTomo's ``-DarkTol`` is 0.7; Warp's ``min_intensity`` scales by cos the same way). Nearest by
+        angle, not the whole series, since the 1/cos model of a thick specimen's transmission is only
+        close over a few degrees.
     min_usable_tilts
         Fewer usable tilts than this and the series is reported failed, not reconstructed.
     angle_tolerance_degrees
@@ -41,6 +49,8 @@ class Rules:
     max_ctf_fit_resolution_angstroms: float = 20.0
     max_total_motion_angstroms: float = 50.0
     dark_dose_fraction: float = 0.2
+    dark_brightness_fraction: float = 0.7
+    dark_neighbours: int = 4
     min_usable_tilts: int = 10
     angle_tolerance_degrees: float = 0.5
     wait_for_ctf: bool = True

@@ -9,7 +9,9 @@ tilts: a movie near but not at a known angle or a newer attempt of a movie (the 
 tilt failure (rare), or a
 state it has not seen the ancestors of. A new movie at a new angle, or a retake at exactly a known
 movie's angle (as SerialEM retakes), is added in place; the median dose moves with it, and only the
-tilts whose dose the dark threshold crossed are chosen again.
+tilts whose dose the dark threshold crossed are chosen again. A tilt's brightness (image darkness,
+:mod:`.darkness`) arriving, changing or leaving chooses again only the tilts within
+``rules.dark_neighbours`` places of it by angle: the only ones whose neighbours it can be.
 """
 
 from __future__ import annotations
@@ -18,6 +20,14 @@ import bisect
 import hashlib
 from dataclasses import dataclass, replace
 
+from tiltstream.streams.aggregator.darkness import (
+    BrightRow,
+    brightness_row,
+    dark_flags,
+    dose_dark,
+    dose_known,
+    image_dark,
+)
 from tiltstream.streams.aggregator.rules import Rules
 from tiltstream.streams.aggregator.state import Acquired, SeriesState
 from tiltstream.streams.aggregator.tilts import TiltChoice, choose_tilt, select_tilts, signature_part
@@ -76,7 +86,10 @@ class TiltSelection:
         self._parts: list[str] = []  # signature part of each, in that order
         self._angles: list[tuple[float, str]] = []  # (angle, movie id) of every movie, sorted
         self._winner_of: dict[str, str] = {}  # every movie -> the movie standing for its angle
-        self._doses: list[tuple[float, str]] = []  # of every chosen movie, sorted
+        self._doses: list[tuple[float, str]] = []  # of every chosen movie whose dose is known, sorted
+        self._bright: list[BrightRow] = []  # of every chosen movie with a brightness, sorted
+        self._bright_of: dict[str, BrightRow] = {}  # those movies -> their row
+        self._dark_of: dict[str, bool] = {}  # every chosen movie -> whether it was chosen as dark
         self._counts = [0, 0, 0, 0]
         self._span: tuple[int, int] | None = None
 
@@ -112,7 +125,11 @@ class TiltSelection:
                 self._rebuild(state)
             return
         if movie_id in self.by_movie and (state.corrected is not seen.corrected or state.ctf is not seen.ctf):
-            self._rechoose(state, movie_id, self._dark_threshold())
+            neighbours = (
+                self._set_brightness(state, movie_id) if state.corrected is not seen.corrected else set()
+            )
+            self._rechoose(state, movie_id)
+            self._rechoose_if_darkness_changed(state, neighbours - {movie_id})
 
     def _rebuild(self, state: SeriesState) -> None:
         chosen = select_tilts(state, self.rules)
@@ -123,7 +140,13 @@ class TiltSelection:
         self._winner_of = {
             member: c.movie.movie_id for c in chosen for member in (c.movie.movie_id, *c.retaken)
         }
-        self._doses = sorted((c.movie.dose_e_per_angstrom2, c.movie.movie_id) for c in chosen)
+        self._doses = sorted(
+            (c.movie.dose_e_per_angstrom2, c.movie.movie_id) for c in chosen if dose_known(c.movie)
+        )
+        measured = (brightness_row(c.movie, state.corrected.get(c.movie.movie_id)) for c in chosen)
+        self._bright = sorted(row for row in measured if row is not None)
+        self._bright_of = {row[1]: row for row in self._bright}
+        self._dark_of = dark_flags(state, [c.movie for c in chosen], self.rules)
         self._counts = [sum(column) for column in zip(*map(_count, chosen), strict=True)] or [0, 0, 0, 0]
         times = [m.acquired_at_ms for m in state.movies.values()]
         self._span = (min(times), max(times)) if times else None
@@ -158,24 +181,25 @@ class TiltSelection:
         self._angles.insert(at, (angle, movie_id))
         if same is None:
             self._winner_of[movie_id] = movie_id
-            bisect.insort(self._doses, (movie.dose_e_per_angstrom2, movie_id))
+            self._add_dose(movie)
             self._insert(TiltChoice(movie, False, None, None, False, None, ()))
-            changed = {movie_id}
+            stands, neighbours = movie_id, self._set_brightness(state, movie_id)
         else:
-            changed = {self._retake(state, movie, self._winner_of[same[1]])}
+            stands, neighbours = self._retake(state, movie, self._winner_of[same[1]])
         after = self._dark_threshold()
         low, high = min(before, after), max(before, after)
         start = bisect.bisect_left(self._doses, (low, ""))
-        changed |= {m for dose, m in self._doses[start:] if dose <= high}
-        for other in sorted(changed):
-            self._rechoose(state, other, after)
+        neighbours |= {m for dose, m in self._doses[start:] if dose <= high}
+        self._rechoose(state, stands)
+        self._rechoose_if_darkness_changed(state, neighbours - {stands})
         span = self._span
         when = movie.acquired_at_ms
         self._span = (min(span[0], when), max(span[1], when)) if span else (when, when)
         return True
 
-    def _retake(self, state: SeriesState, movie: Acquired, winner_id: str) -> str:
-        """Add ``movie`` to the angle of ``winner_id``; the movie that stands for the angle now."""
+    def _retake(self, state: SeriesState, movie: Acquired, winner_id: str) -> tuple[str, set[str]]:
+        """Add ``movie`` to the angle of ``winner_id``; the movie that stands for the angle now, and the
+        chosen movies whose neighbours' brightness changed."""
         old = self.by_movie[winner_id]
         members = [state.movies[m] for m in (winner_id, *old.retaken)] + [movie]
         newest = max(members, key=lambda m: (m.acquired_at_ms, m.acquisition_order, m.movie_id))
@@ -184,12 +208,36 @@ class TiltSelection:
             self._winner_of[member.movie_id] = newest.movie_id
         if newest.movie_id == winner_id:
             self._replace(winner_id, replace(old, retaken=retaken))
-            return winner_id
+            return winner_id, set()
         self._remove(old)
-        self._doses.remove((old.movie.dose_e_per_angstrom2, winner_id))
-        bisect.insort(self._doses, (newest.dose_e_per_angstrom2, newest.movie_id))
+        if dose_known(old.movie):
+            self._doses.remove((old.movie.dose_e_per_angstrom2, winner_id))
+        self._add_dose(newest)
         self._insert(TiltChoice(newest, False, None, None, False, None, retaken))
-        return newest.movie_id
+        gone = self._set_brightness(state, winner_id, leaving=True)
+        return newest.movie_id, gone | self._set_brightness(state, newest.movie_id)
+
+    def _add_dose(self, movie: Acquired) -> None:
+        if dose_known(movie):
+            bisect.insort(self._doses, (movie.dose_e_per_angstrom2, movie.movie_id))
+
+    def _set_brightness(self, state: SeriesState, movie_id: str, *, leaving: bool = False) -> set[str]:
+        """Bring ``movie_id``'s brightness row to the state (``leaving``: the movie no longer stands for
+        its angle, take its row out); the chosen movies with a row whose neighbours may have changed."""
+        old = self._bright_of.pop(movie_id, None)
+        at = None
+        if old is not None:
+            at = bisect.bisect_left(self._bright, old)
+            del self._bright[at]
+        row = None if leaving else brightness_row(state.movies[movie_id], state.corrected.get(movie_id))
+        if row is not None:
+            at = bisect.bisect_left(self._bright, row)
+            self._bright.insert(at, row)
+            self._bright_of[movie_id] = row
+        if at is None:
+            return set()
+        reach = self.rules.dark_neighbours
+        return {m for _, m, _ in self._bright[max(0, at - reach) : at + reach + 1]}
 
     def _insert(self, choice: TiltChoice) -> None:
         key = _order(choice)
@@ -199,11 +247,24 @@ class TiltSelection:
         self.by_movie[choice.movie.movie_id] = choice
         self._add_counts(choice, 1)
 
-    def _rechoose(self, state: SeriesState, movie_id: str, threshold: float) -> None:
+    def _dark(self, movie: Acquired) -> bool:
+        row = self._bright_of.get(movie.movie_id)
+        return dose_dark(movie, self._dark_threshold()) or (
+            row is not None and image_dark(self._bright, bisect.bisect_left(self._bright, row), self.rules)
+        )
+
+    def _rechoose(self, state: SeriesState, movie_id: str) -> None:
+        """Choose again the tilt of ``movie_id``, whose own facts changed."""
         old = self.by_movie[movie_id]
         movie = state.movies[movie_id]
-        dark = movie.dose_e_per_angstrom2 < threshold
+        dark = self._dark_of[movie_id] = self._dark(movie)
         self._replace(movie_id, replace(choose_tilt(state, movie, dark, self.rules), retaken=old.retaken))
+
+    def _rechoose_if_darkness_changed(self, state: SeriesState, movie_ids: set[str]) -> None:
+        """Choose again those of ``movie_ids`` (facts unchanged) that became dark or stopped being dark."""
+        for movie_id in sorted(movie_ids):
+            if self._dark(state.movies[movie_id]) != self._dark_of[movie_id]:
+                self._rechoose(state, movie_id)
 
     def _replace(self, movie_id: str, new: TiltChoice) -> None:
         old = self.by_movie[movie_id]
@@ -215,6 +276,7 @@ class TiltSelection:
     def _remove(self, old: TiltChoice) -> None:
         at = bisect.bisect_left(self._order, _order(old))
         del self._order[at], self._parts[at], self.by_movie[old.movie.movie_id]
+        self._dark_of.pop(old.movie.movie_id, None)
         self._add_counts(old, -1)
 
     def _add_counts(self, choice: TiltChoice, sign: int) -> None:

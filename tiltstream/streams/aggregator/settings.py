@@ -31,6 +31,8 @@ class AggregatorSettings(BaseSettings):
     max_ctf_fit_resolution_angstroms: float = Field(default=20.0, gt=0)
     max_total_motion_angstroms: float = Field(default=50.0, gt=0)
     dark_dose_fraction: float = Field(default=0.2, ge=0, le=1)
+    dark_brightness_fraction: float = Field(default=0.7, ge=0, le=1)
+    dark_neighbours: int = Field(default=4, ge=1)
     min_usable_tilts: int = Field(default=10, ge=1)
     angle_tolerance_degrees: float = Field(default=0.5, ge=0)
     wait_for_ctf: bool = True
@@ -53,6 +55,8 @@ class AggregatorSettings(BaseSettings):
             max_ctf_fit_resolution_angstroms=self.max_ctf_fit_resolution_angstroms,
             max_total_motion_angstroms=self.max_total_motion_angstroms,
             dark_dose_fraction=self.dark_dose_fraction,
+            dark_brightness_fraction=self.dark_brightness_fraction,
+            dark_neighbours=self.dark_neighbours,
             min_usable_tilts=self.min_usable_tilts,
             angle_tolerance_degrees=self.angle_tolerance_degrees,
             wait_for_ctf=self.wait_for_ctf,

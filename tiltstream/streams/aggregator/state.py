@@ -64,6 +64,11 @@ class Corrected:
     micrograph_path: str
     pixel_size_angstroms: float
     total_motion_angstroms: float
+    #: the plain sum's mean counts per pixel per second (None: not measured, e.g. an older event)
+    mean_counts_per_pixel_per_second: float | None = None
+    #: the even- and odd-frame sums, (root, path) each as plain lists; None: not made
+    micrograph_even: list[str] | None = None
+    micrograph_odd: list[str] | None = None
 
 
 @dataclass(frozen=True)

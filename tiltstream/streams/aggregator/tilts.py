@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import statistics
 from dataclasses import dataclass, replace
 
+from tiltstream.streams.aggregator.darkness import dark_flags
 from tiltstream.streams.aggregator.rules import Rules
 from tiltstream.streams.aggregator.state import Acquired, CtfFit, Failure, SeriesState
 
@@ -38,6 +38,8 @@ class TiltChoice:
     excluded: bool
     reason: str | None
     retaken: tuple[str, ...]  # movie ids this one superseded
+    #: the even- and odd-frame sums of the micrograph, ((root, path), (root, path)); None: not made
+    halves: tuple[tuple[str, str], tuple[str, str]] | None = None
 
 
 def group_retakes(movies: list[Acquired], tolerance_degrees: float) -> list[list[Acquired]]:
@@ -61,13 +63,18 @@ def _failure(state: SeriesState, movie_id: str, ctf: bool) -> Failure | None:
 
 
 def choose_tilt(state: SeriesState, movie: Acquired, dark: bool, rules: Rules) -> TiltChoice:
-    """The choice for ``movie`` standing for its angle (``dark``: its dose is below the threshold)."""
+    """The choice for ``movie`` standing for its angle (``dark``: by dose or image, see :mod:`.darkness`)."""
     corrected = state.corrected.get(movie.movie_id)
     micrograph = (corrected.micrograph_root, corrected.micrograph_path) if corrected else None
     ctf = state.ctf.get(movie.movie_id)
 
+    halves = None
+    if corrected is not None and corrected.micrograph_even and corrected.micrograph_odd:
+        even, odd = corrected.micrograph_even, corrected.micrograph_odd
+        halves = ((even[0], even[1]), (odd[0], odd[1]))
+
     def choice(settled: bool, reason: str | None) -> TiltChoice:
-        return TiltChoice(movie, settled, micrograph, ctf, reason is not None, reason, ())
+        return TiltChoice(movie, settled, micrograph, ctf, reason is not None, reason, (), halves)
 
     failed = _failure(state, movie.movie_id, ctf=False)
     if failed is not None and (corrected is None or failed.attempt > corrected.attempt):
@@ -100,12 +107,10 @@ def select_tilts(state: SeriesState, rules: Rules) -> list[TiltChoice]:
     """
     groups = group_retakes(list(state.movies.values()), rules.angle_tolerance_degrees)
     winners = [(_newest(group), group) for group in groups]
-    doses = [movie.dose_e_per_angstrom2 for movie, _ in winners]
-    median_dose = statistics.median(doses) if doses else 0.0
+    dark = dark_flags(state, [movie for movie, _ in winners], rules)
     chosen = []
     for movie, group in winners:
-        dark = movie.dose_e_per_angstrom2 < rules.dark_dose_fraction * median_dose
-        choice = choose_tilt(state, movie, dark, rules)
+        choice = choose_tilt(state, movie, dark[movie.movie_id], rules)
         retaken = tuple(sorted(m.movie_id for m in group if m.movie_id != movie.movie_id))
         chosen.append(replace(choice, retaken=retaken))
     return sorted(chosen, key=lambda c: (c.movie.acquisition_order, c.movie.tilt_angle_degrees))

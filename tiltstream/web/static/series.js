@@ -48,6 +48,10 @@
     if (tomogram.size_x_pixels) info.push(`${tomogram.size_x_pixels}×${tomogram.size_y_pixels}×${tomogram.size_z_pixels} px`);
     if (tomogram.pixel_spacing_angstroms) info.push(`${ts.num(tomogram.pixel_spacing_angstroms, 2)} Å/px`);
     if (tomogram.global_alignment_quality !== null) info.push(`alignment quality ${ts.num(tomogram.global_alignment_quality, 2)}`);
+    if (tomogram.fsc_resolution_angstroms !== null && tomogram.fsc_resolution_angstroms !== undefined) {
+      const from = tomogram.half_tomograms_from === "tilts" ? "alternating tilts" : "even/odd frames";
+      info.push(`resolution ${ts.num(tomogram.fsc_resolution_angstroms, 1)} Å (FSC 0.143, ${from})`);
+    }
     document.getElementById("tomogram-info").textContent = info.join(" · ");
     for (const [id, url] of [["xy-projection", tomogram.xy_projection_url], ["xz-projection", tomogram.xz_projection_url], ["alignment-plot", tomogram.alignment_plot_url]]) {
       const img = document.getElementById(id);
