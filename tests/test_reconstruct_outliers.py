@@ -267,3 +267,23 @@ def test_leaving_the_outlier_out_reconstructs_the_phantom_better(
     print(f"mean FSC 1-10: {fsc_left_out:.3f} with the noise tilt left out, {fsc_kept_in:.3f} with it kept")
     assert fsc_left_out > 0.5  # as the clean series (test_reconstruct_builtin)
     assert fsc_left_out > fsc_kept_in + 0.05
+
+
+def test_the_frame_half_tomograms_leave_the_outlier_out_too(corrupted: SimulatedSeries) -> None:
+    parameters = ReconstructionParameters(
+        pixel_size_angstroms=corrupted.pixel_size_angstroms,
+        tilt_axis_angle_degrees=corrupted.tilt_axis_angle_degrees,
+        thickness_angstroms=800.0,
+    )
+    half = 0.5 * corrupted.images  # (41, 256, 256): even + odd is the micrograph
+    result = reconstruct_builtin(
+        corrupted.images, corrupted.tilt_angles_degrees, parameters, torch.device("cpu"), (half, half)
+    )
+    assert result.dropped == {BAD: ALIGNMENT_OUTLIER}
+    assert result.stack_indices is not None
+    assert BAD not in result.stack_indices.tolist()
+    assert result.half_tomograms is not None
+    assert result.half_tomograms_from == "frames"
+    even, odd = result.half_tomograms
+    # the halves are back-projected from the same 40 tilts with the same alignment as the tomogram
+    np.testing.assert_allclose(even + odd, result.tomogram, atol=1e-3 * float(np.abs(result.tomogram).max()))
