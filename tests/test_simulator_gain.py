@@ -47,7 +47,7 @@ def test_every_turn_of_the_reference_is_told_apart() -> None:
 
 
 def _halves_ratio(image: np.ndarray) -> float:
-    """Mean of the left half over the right half (the sensitivity's left half is 0.6 times weaker)."""
+    """Mean of the left half over the right half (the sensitivity's left half is 0.8 times as sensitive)."""
     w = image.shape[1]
     return float(image[:, : w // 2].mean() / image[:, w // 2 :].mean())
 
@@ -63,7 +63,7 @@ def test_session_frames_are_thinned_and_the_written_reference_flattens_them(tmp_
         gain = read_gain(stream, (128, 128), truth.gain_rotation_quarter_turns, truth.gain_flip)
     raw, corrected = _halves_ratio(summed), _halves_ratio(summed * gain)
     print(f"left / right: raw {raw:.3f}, gain-corrected {corrected:.3f}")
-    assert raw < 0.7
+    assert raw < 0.85
     assert abs(corrected - 1) < 0.05
     (flat,) = simulate_small(tmp_path / "flat", size_pixels=128)
     assert flat.gain_reference is None

@@ -1,7 +1,7 @@
 """The detector's uneven sensitivity and the gain reference a facility records for it.
 
 Each pixel of a counting detector registers only part of the electrons that hit it (its sensitivity,
-here 0.35-1.0: column stripes, a weaker left half and a gradient, so that no rotation or flip of it
+here 0.65-1.0: column stripes, a weaker left half and a gradient, so that no rotation or flip of it
 looks like another). The gain reference is its inverse (the frames are multiplied by it), stored turned
 from the frames' orientation: rotated by ``rotation_quarter_turns`` (90 degrees counter-clockwise each,
 y up) and flipped by ``flip`` (1 upside down, 2 left to right) *after* that rotation, it fits the frames,
@@ -34,14 +34,14 @@ GAIN_SUFFIX = {"mrc": ".mrc", "tiff": ".tiff", "gain": ".gain"}
 
 def detector_sensitivity(shape: tuple[int, int], seed: int) -> npt.NDArray[np.float32]:
     """``(h, w)`` fraction of the electrons each pixel registers, seeded: stripes of 1-8 columns at
-    0.6-1.0, the left half 0.6 times as sensitive, a 15 % gradient down the rows, 3 % per-pixel noise."""
+    0.9-1.0, the left half 0.8 times as sensitive, an 8 % gradient down the rows, 3 % per-pixel noise."""
     h, w = shape
     rng = np.random.default_rng([seed, 0x6A1])
     widths = rng.integers(1, 9, size=w)
-    stripes = np.repeat(rng.uniform(0.6, 1.0, size=w), widths)[:w]  # (w,)
-    rows = np.linspace(1.0, 0.85, h)[:, None]  # (h, 1)
+    stripes = np.repeat(rng.uniform(0.9, 1.0, size=w), widths)[:w]  # (w,)
+    rows = np.linspace(1.0, 0.92, h)[:, None]  # (h, 1)
     sensitivity = stripes[None, :] * rows * rng.uniform(0.97, 1.0, size=(h, w))  # (h, w)
-    sensitivity[:, : w // 2] *= 0.6
+    sensitivity[:, : w // 2] *= 0.8
     return np.clip(sensitivity, 0.05, 1.0).astype(np.float32)
 
 
