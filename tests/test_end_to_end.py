@@ -8,10 +8,16 @@ written twice, and a latency breakdown. A second run meets every trouble an oper
 killed with SIGKILL mid-session, the broker restarted, a bad parameter fixed and the series reprocessed,
 records the database refused reinjected after the fix) and must end with the same database content as
 the undisturbed one.
+
+A third, small run on its own (select it with ``-k eer_session``) is a Falcon-like EER session whose
+detector has an uneven sensitivity: the operator sets the gain orientation and the EER grouping with
+``tiltstream session set``, the watcher finds the ``CountRef_*`` gain reference beside the frames, and the
+motion corrector recovers the simulator's drift and flattens the frames with the turned reference.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections import Counter
@@ -20,12 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import eerfile
+import mrcfile
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from ispyb_content import Row, content_differences, ispyb_content
 from ispyb_fixtures import IspybDatabase, Snapshot, make_database, register_visit, table_snapshot
 from sqlalchemy import create_engine, text
 
+from tiltstream.connectors.simulator.ground_truth import SeriesTruth, load_ground_truth
+from tiltstream.connectors.simulator.truth_comparison import DRIFT_TOLERANCE_PIXELS, drift_rms_pixels
 from tiltstream.demo_session import DemoOptions, DemoResult, run_demo_session
 from tiltstream.live_session import SINK_GROUP, LiveSession
 
@@ -43,6 +54,7 @@ VISIT_NAME = re.compile(r"cm4000[01]-[12]")
 SESSION_ENV = {
     "TILTSTREAM_AGGREGATOR_GRACE_SECONDS": "1800",
     "TILTSTREAM_ISPYB_CREATE_VISITS": "false",
+    "TILTSTREAM_SIMULATOR_DOSE_PER_TILT_E_PER_ANGSTROM2": "4",  # the weaker pixels' loss made up
     "TILTSTREAM_SIMULATOR_ICE_THICKNESS_ANGSTROMS": "600",
     "TILTSTREAM_AGGREGATOR_THICKNESS_ANGSTROMS": "768",
     "TILTSTREAM_DENOISE_PATCH_SIZE_PIXELS": "64",
@@ -411,3 +423,97 @@ def _kill_each_service_once(session: LiveSession) -> None:
     session.wait_until("a tomogram", lambda: counts("tomogram.reconstructed") >= 1)
     time.sleep(2.0)
     session.services.kill("denoise")
+
+
+#: The EER session: one series of 7 tilts (512 px of 1.5 Å, 5 output frames of 20 EER frames each), its
+#: gain reference a Falcon ``.gain`` stored a quarter turn and a left-right flip away from the frames.
+EER_SESSION_ID = "cm40002-1"
+EER_GROUP = 20
+EER_GAIN_TURNS = {"gain_rotation_quarter_turns": 1, "gain_flip": 2}
+EER_ENV = {
+    "TILTSTREAM_SIMULATOR_MOVIE_FORMAT": "eer",
+    "TILTSTREAM_SIMULATOR_EER_FRAMES_PER_FRAME": str(EER_GROUP),
+    "TILTSTREAM_SIMULATOR_GAIN_REFERENCE": "gain",
+    **{f"TILTSTREAM_SIMULATOR_{k.upper()}": str(v) for k, v in EER_GAIN_TURNS.items()},
+    "TILTSTREAM_SIMULATOR_DOSE_PER_TILT_E_PER_ANGSTROM2": "4",  # the weaker pixels' loss made up
+    "TILTSTREAM_SIMULATOR_ICE_THICKNESS_ANGSTROMS": "600",
+    "TILTSTREAM_AGGREGATOR_THICKNESS_ANGSTROMS": "768",
+    "TILTSTREAM_DENOISE_PATCH_SIZE_PIXELS": "64",
+}
+
+
+def _set_eer_parameters(session: LiveSession) -> None:
+    """The operator's ``tiltstream session set`` before the first movie; the watcher applies it."""
+    assignments = [f"{k}={v}" for k, v in {**EER_GAIN_TURNS, "eer_group_frames": EER_GROUP}.items()]
+    done = session.run("session", "set", EER_SESSION_ID, *assignments, "--microscope", "m03")
+    assert done.returncode == 0, done.stderr
+    log = session.logs / "watch.log"
+    session.wait_until(
+        "the watcher to apply the session parameters",
+        lambda: log.is_file() and "session parameters applied" in log.read_text(),
+        0.5,
+    )
+
+
+def _halves_ratio(image: np.ndarray) -> float:
+    """Left half's mean over the right half's: the simulated detector's left half is 0.8 times as
+    sensitive."""
+    w = image.shape[-1]
+    return float(image[..., : w // 2].mean() / image[..., w // 2 :].mean())
+
+
+def test_eer_session_with_a_turned_gain_reference_recovers_the_drift(tmp_path: Path) -> None:
+    options = DemoOptions(
+        workdir=tmp_path / "eer",
+        positions=1,
+        frames=5,
+        max_tilt_degrees=30.0,
+        step_degrees=10.0,
+        session_id=EER_SESSION_ID,
+        microscope="m03",
+        timeout_seconds=900,
+        extra_env=EER_ENV,
+    )
+    with LiveSession(options) as session:
+        _set_eer_parameters(session)
+        session.acquire()
+        session.wait_until("the series to finish", lambda: session.finished(session.statuses()), 2.0)
+        statuses = session.statuses()
+        acquired = session.values("movie.acquired")
+        corrected = {e["acquisition_order"]: e for e in session.values("movie.motion-corrected")}
+        fits = session.values("micrograph.ctf-estimated")
+        tomograms = session.values("tomogram.reconstructed")
+    assert [s["state"] for s in statuses.values()] == ["denoised"], statuses
+    truth = load_ground_truth(session.session_dir / "ground_truth" / "Position_1.json")
+    assert len(acquired) == len(corrected) == len(fits) == options.tilts
+    assert len(tomograms) == 1
+    assert truth.gain_reference == f"frames/CountRef_{EER_SESSION_ID}.gain"
+    gain = f"{EER_SESSION_ID}/{truth.gain_reference}"
+    for movie in acquired:  # the watcher found the reference and carried the operator's values
+        assert movie["movie_format"] == "eer"
+        assert movie["frame_count"] == options.frames * EER_GROUP
+        assert movie["gain_reference"] == {"root": "raw", "path": gain}
+        assert {k: movie[k] for k in EER_GAIN_TURNS} == EER_GAIN_TURNS
+        assert movie["eer_group_frames"] == EER_GROUP
+        assert movie["session_parameters_version"] >= 1
+    _check_eer_motion(session, truth, corrected)
+
+
+def _check_eer_motion(session: LiveSession, truth: SeriesTruth, corrected: dict[int, dict[str, Any]]) -> None:
+    """Every tilt's drift within 0.5 px of the truth, and its frame sum flat, where the raw EER sum
+    carries the detector's weak left half."""
+    figures = []
+    for tilt in truth.counted_tilts():
+        event = corrected[tilt.z_value]
+        shifts = sorted(event["frame_shifts"], key=lambda s: s["frame_index"])
+        applied = np.array([[s["shift_x_angstroms"], s["shift_y_angstroms"]] for s in shifts])
+        error = drift_rms_pixels(applied / truth.pixel_size_angstroms, np.array(tilt.frame_shifts_pixels))
+        plain = event["micrograph_not_dose_weighted"] or event["micrograph"]
+        with mrcfile.open(session.processed / plain["path"], permissive=True) as mrc:
+            flat = _halves_ratio(np.asarray(mrc.data, dtype=np.float64))
+        raw = _halves_ratio(eerfile.read(session.session_dir / tilt.movie).sum(axis=0, dtype=np.float64))
+        figures.append({"z": tilt.z_value, "drift_rms_px": round(error, 3), "raw": raw, "flat": flat})
+        assert error < DRIFT_TOLERANCE_PIXELS, figures
+        assert raw < 0.85, figures  # the gain was needed
+        assert abs(flat - 1) < 0.04, figures  # and applied, turned the right way
+    print(json.dumps(figures))

@@ -295,7 +295,9 @@ class LiveSession:
         series = self.options.positions * len(self.options.sessions)
         movies = series * self.options.tilts
         folders = [self.microscope_root / s / "frames" for _, s in self.options.sessions]
-        written = sum(not p.name.startswith(".") for f in folders if f.is_dir() for p in f.iterdir())
+        written = sum(  # the movies: not the gain reference beside them, nor partial copies
+            not p.name.startswith((".", "CountRef_")) for f in folders if f.is_dir() for p in f.iterdir()
+        )
         counts = {"written by the microscope": (written, movies)}
         announced = "transferred and announced" if self.detector else "announced"
         stages = [

@@ -31,6 +31,16 @@ def create_app(settings: CliSettings) -> typer.Typer:
         size: Annotated[int | None, typer.Option(help="Frame size in pixels (512 to 4096).")] = None,
         frames: Annotated[int | None, typer.Option(help="Frames per movie.")] = None,
         movie_format: Annotated[str | None, typer.Option("--format", help="tiff (LZW), mrc or eer.")] = None,
+        gain: Annotated[
+            str | None, typer.Option(help="Gain reference beside the frames: none, mrc, tiff or gain.")
+        ] = None,
+        gain_rotation: Annotated[
+            int | None,
+            typer.Option(help="Quarter turns (counter-clockwise) that fit the gain to the frames."),
+        ] = None,
+        gain_flip: Annotated[
+            int | None, typer.Option(help="Flip after the rotation: 0 none, 1 upside down, 2 left-right.")
+        ] = None,
         scheme: Annotated[str | None, typer.Option(help="dose-symmetric or bidirectional.")] = None,
         max_tilt: Annotated[float | None, typer.Option(help="Largest tilt angle in degrees.")] = None,
         step: Annotated[float | None, typer.Option(help="Tilt step in degrees.")] = None,
@@ -64,6 +74,9 @@ def create_app(settings: CliSettings) -> typer.Typer:
             "size_pixels": size,
             "frames": frames,
             "movie_format": movie_format,
+            "gain_reference": gain,
+            "gain_rotation_quarter_turns": gain_rotation,
+            "gain_flip": gain_flip,
             "scheme": scheme,
             "max_tilt_degrees": max_tilt,
             "tilt_step_degrees": step,

@@ -61,6 +61,9 @@ class SeriesTruth:
     image_shift_micrometres: list[float]
     mdoc_fields_shuffled: bool = False
     cancelled_after_tilts: int | None = None
+    gain_reference: str | None = None  # relative to the session; None: flat detector
+    gain_rotation_quarter_turns: int = 0  # what fits the stored reference to the frames (then the flip)
+    gain_flip: int = 0
     finished: bool = False
     tilts: list[TiltTruth] = field(default_factory=list)
 

@@ -12,6 +12,7 @@ import scipy.fft
 
 from tiltstream.connectors.simulator.doming import Doming, random_doming
 from tiltstream.connectors.simulator.faults import FaultKind
+from tiltstream.connectors.simulator.gain_reference import thin_by_sensitivity
 from tiltstream.connectors.simulator.ground_truth import SeriesTruth, TiltTruth
 from tiltstream.connectors.simulator.imaging import CtfParameters, ctf_2d, frame_drift_pixels, simulate_frames
 from tiltstream.connectors.simulator.mdoc_writer import MdocWriter, serialem_datetime
@@ -40,6 +41,7 @@ class Position:
     faults: set[tuple[FaultKind, int]] = field(default_factory=set)
     prior_dose_e_per_angstrom2: float = 0.0
     specimen_shift_angstroms: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(2))
+    sensitivity: npt.NDArray[np.float32] | None = None  # (h, w) the detector's; None: flat
 
 
 def acquire_tilt(
@@ -74,6 +76,8 @@ def acquire_tilt(
     doming = _doming(pos, settings)
     dose = settings.dose_per_tilt_e_per_angstrom2 * (DARK_FRACTION if dark else 1.0)
     frames = _image(pos, settings, true_angle, optics, dose, (drift, doming))
+    if pos.sensitivity is not None:
+        frames = thin_by_sensitivity(frames, pos.sensitivity, pos.rng)
     ext = settings.movie_format
     movie = f"frames/{pos.name}_{pos.mdoc.sections + 1:03d}_{angle:.2f}_fractions.{ext}"
     fields = _mdoc_fields(pos, settings, angle, dose, movie, moment, frames)

@@ -13,6 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from tiltstream.connectors.simulator.faults import Fault, FaultKind
+from tiltstream.connectors.simulator.gain_reference import (
+    GAIN_SUFFIX,
+    detector_sensitivity,
+    stored_gain_reference,
+    write_gain,
+)
 from tiltstream.connectors.simulator.ground_truth import SeriesTruth, write_ground_truth
 from tiltstream.connectors.simulator.mdoc_writer import MdocWriter, serialem_datetime
 from tiltstream.connectors.simulator.movie_files import damage_movie, encode_movie, write_progressively
@@ -138,6 +144,24 @@ def _mdoc_titles(settings: SimulatorSettings) -> list[str]:
     return titles
 
 
+def _install_detector(settings: SimulatorSettings, session_dir: Path, positions: list[Position]) -> None:
+    """With a gain reference: the detector's sensitivity thins every position's frames, and its gain
+    reference is written (turned) as ``frames/CountRef_<session>`` before the first movie."""
+    if settings.gain_reference == "none":
+        return
+    shape = (settings.size_pixels, settings.size_pixels)
+    sensitivity = detector_sensitivity(shape, settings.seed)
+    session_id = settings.session_id or session_dir.name
+    relative = f"{FRAMES_DIR}/CountRef_{session_id}{GAIN_SUFFIX[settings.gain_reference]}"
+    stored = stored_gain_reference(sensitivity, settings.gain_rotation_quarter_turns, settings.gain_flip)
+    write_gain(session_dir / relative, stored, settings.gain_reference)
+    for pos in positions:
+        pos.sensitivity = sensitivity
+        pos.truth.gain_reference = relative
+        pos.truth.gain_rotation_quarter_turns = settings.gain_rotation_quarter_turns
+        pos.truth.gain_flip = settings.gain_flip
+
+
 def simulate_session(
     session_dir: Path,
     settings: SimulatorSettings,
@@ -148,9 +172,10 @@ def simulate_session(
 ) -> list[SeriesTruth]:
     """Acquire every position's tilt series into ``session_dir``, PACE-style (all positions per tilt).
 
-    Writes ``Position_N.mdoc`` (progressively), ``frames/Position_N_ZZZ_ANGLE_fractions.{tiff,mrc}`` and
-    ``ground_truth/Position_N.json`` (+ ``.phantom.npz``). With ``settings.rate_movies_per_second`` the
-    movies are paced in wall-clock time (each written over ``write_fraction`` of its interval).
+    Writes ``Position_N.mdoc`` (progressively), ``frames/Position_N_ZZZ_ANGLE_fractions.{tiff,mrc,eer}``,
+    the gain reference ``frames/CountRef_<session>.{mrc,tiff,gain}`` when ``settings.gain_reference`` is
+    set, and ``ground_truth/Position_N.json`` (+ ``.phantom.npz``). With ``settings.rate_movies_per_second``
+    the movies are paced in wall-clock time (each written over ``write_fraction`` of its interval).
 
     Returns
     -------
@@ -160,6 +185,7 @@ def simulate_session(
     faults = list(faults)
     session_dir.mkdir(parents=True, exist_ok=True)
     positions = _positions(settings, session_dir, faults)
+    _install_detector(settings, session_dir, positions)
     angles = tilt_scheme(
         settings.scheme,
         max_tilt_degrees=settings.max_tilt_degrees,

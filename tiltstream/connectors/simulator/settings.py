@@ -28,6 +28,12 @@ class SimulatorSettings(BaseSettings):
     frames: int = Field(default=10, ge=1, le=200)
     movie_format: Literal["tiff", "mrc", "eer"] = "tiff"
     eer_frames_per_frame: int = Field(default=20, ge=1, le=200)  # EER: electron frames per movie frame
+    # the detector's uneven sensitivity and its gain reference (gain_reference.py): "none" is a flat
+    # detector (frames gain-corrected); else frames/CountRef_<session>.{mrc,tiff,gain}, stored turned so
+    # that this rotation (quarter turns, counter-clockwise, y up) and then this flip fit it to the frames
+    gain_reference: Literal["none", "mrc", "tiff", "gain"] = "none"
+    gain_rotation_quarter_turns: int = Field(default=0, ge=0, le=3)
+    gain_flip: int = Field(default=0, ge=0, le=2)  # 0 none, 1 upside down, 2 left to right
     scheme: Literal["dose-symmetric", "bidirectional"] = "dose-symmetric"
     max_tilt_degrees: float = Field(default=60.0, gt=0, le=80)
     tilt_step_degrees: float = Field(default=3.0, gt=0)

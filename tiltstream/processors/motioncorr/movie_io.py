@@ -140,18 +140,36 @@ def orient_gain(gain: np.ndarray, rotation_quarter_turns: int = 0, flip: int = 0
 
 
 def _read_dm4(stream: IO[bytes], name: str) -> np.ndarray:
-    """The largest image of a DM4 file (DM4 files hold a thumbnail before the image)."""
+    """The largest image of a DM4 file that is not a thumbnail.
+
+    Digital Micrograph writes a thumbnail (an RGB image, as large as the data for small images) first
+    in ``ImageList`` and names its index in the root ``Thumbnails`` group; those are left out.
+    """
     with stream:
         try:
             reader = dm4.DM4File(stream)
-            images = reader.read_directory().named_subdirs["ImageList"].unnamed_subdirs
-            arrays = [_dm4_image(reader, image.named_subdirs["ImageData"]) for image in images]
+            root = reader.read_directory()
+            thumbnails = _dm4_thumbnail_indices(reader, root)
+            images = root.named_subdirs["ImageList"].unnamed_subdirs
+            arrays = [
+                _dm4_image(reader, image.named_subdirs["ImageData"])
+                for index, image in enumerate(images)
+                if index not in thumbnails
+            ]
         except (ValueError, KeyError, IndexError, TypeError, AttributeError, EOFError, NotImplementedError,
                 struct.error) as exc:  # fmt: skip
             raise CorruptInputError(f"{name}: unreadable DM4 ({type(exc).__name__}: {exc})") from exc
     if not arrays:
         raise CorruptInputError(f"{name}: DM4 file holds no image")
     return max(arrays, key=lambda array: array.size)
+
+
+def _dm4_thumbnail_indices(reader: dm4.DM4File, root: dm4.DM4TagDir) -> set[int]:
+    """Indices into ``ImageList`` of the thumbnails the root ``Thumbnails`` group lists (none: empty)."""
+    group = root.named_subdirs.get("Thumbnails")
+    if group is None:
+        return set()
+    return {int(reader.read_tag_data(entry.named_tags["ImageIndex"])) for entry in group.unnamed_subdirs}
 
 
 def _dm4_image(reader: dm4.DM4File, image_data: dm4.DM4TagDir) -> np.ndarray:
