@@ -133,6 +133,35 @@ def _write_image(path: Path, image: np.ndarray, pixel_size_angstroms: float) -> 
         mrc.voxel_size = pixel_size_angstroms
 
 
+def _write_tilt(
+    series: SimulatedSeries,
+    data: Path,
+    relative: str,
+    index: int,
+    halves: tuple[np.ndarray, np.ndarray] | None,
+) -> dict[str, Any]:
+    """Write tilt ``index``'s micrograph (and halves); returns the halves' fields for the request."""
+    _write_image(data / "processed" / relative, series.images[index], series.pixel_size_angstroms)
+    named: dict[str, Any] = {}
+    for field, tag, images in zip(
+        ("micrograph_even", "micrograph_odd"), ("_EVN", "_ODD"), halves or (), strict=False
+    ):
+        named[field] = {"root": "processed", "path": relative.replace(".mrc", f"{tag}.mrc")}
+        _write_image(data / "processed" / named[field]["path"], images[index], series.pixel_size_angstroms)
+    return named
+
+
+def _tilt_defocus(defocus_angstroms: float | None, index: int) -> dict[str, Any]:
+    """The tilt's CTF fields: none, or U that value plus 10 Å per index, V 300 Å less, at 30°."""
+    if defocus_angstroms is None:
+        return {"defocus_u_angstroms": None, "defocus_v_angstroms": None, "astigmatism_angle_degrees": None}
+    return {
+        "defocus_u_angstroms": defocus_angstroms + 10.0 * index,
+        "defocus_v_angstroms": defocus_angstroms + 10.0 * index - 300.0,
+        "astigmatism_angle_degrees": 30.0,
+    }
+
+
 def reconstruction_request(
     series: SimulatedSeries,
     data: Path,
@@ -156,7 +185,6 @@ def reconstruction_request(
     tilt a CTF estimate (defocus U that value plus 10 Å per acquisition index, V 300 Å less, 30°).
     """
     excluded = excluded or {}
-    missing = missing or set()
     if defocus_angstroms is None:
         defocus_angstroms = series.defocus_angstroms
     session = "cm40000-1"
@@ -164,16 +192,7 @@ def reconstruction_request(
     tilts = []
     for index, angle in enumerate(series.tilt_angles_degrees):
         relative = f"{session}/motioncorr/{name}_{index:03d}.mrc"
-        named: dict[str, Any] = {}
-        if index not in missing:
-            _write_image(data / "processed" / relative, series.images[index], series.pixel_size_angstroms)
-            for field, tag, images in zip(
-                ("micrograph_even", "micrograph_odd"), ("_EVN", "_ODD"), halves or (), strict=False
-            ):
-                named[field] = {"root": "processed", "path": relative.replace(".mrc", f"{tag}.mrc")}
-                _write_image(
-                    data / "processed" / named[field]["path"], images[index], series.pixel_size_angstroms
-                )
+        named = {} if index in (missing or set()) else _write_tilt(series, data, relative, index, halves)
         tilts.append(
             {
                 "movie_id": event_id("movie", series_id, index),
@@ -182,13 +201,7 @@ def reconstruction_request(
                 "micrograph": {"root": "processed", "path": relative},
                 "prior_dose_e_per_angstrom2": 3.0 * index,
                 "dose_e_per_angstrom2": 3.0,
-                "defocus_u_angstroms": None
-                if defocus_angstroms is None
-                else defocus_angstroms + 10.0 * index,
-                "defocus_v_angstroms": None
-                if defocus_angstroms is None
-                else defocus_angstroms + 10.0 * index - 300.0,
-                "astigmatism_angle_degrees": None if defocus_angstroms is None else 30.0,
+                **_tilt_defocus(defocus_angstroms, index),
                 "excluded": index in excluded,
                 "exclusion_reason": excluded.get(index),
                 **named,

@@ -6,7 +6,6 @@ import typer
 from rich.table import Table
 
 from tiltstream.cli._common import console, err_console
-from tiltstream.connectors.source.session_events import with_latest_parameters
 from tiltstream.settings import CliSettings
 from tiltstream.stages import REGISTRY, StageRegistry
 from tiltstream.streams.catalogue import Catalogue
@@ -40,6 +39,8 @@ def create_app(settings: CliSettings, registry: StageRegistry = REGISTRY) -> typ
         """Re-emit the stage's input events for TILT_SERIES with a new attempt number."""
         serde = schema_aware_serde(settings.kafka, catalogue)
         stage = registry.stage(from_stage)
+        from tiltstream.connectors.source.session_events import with_latest_parameters
+
         update = with_latest_parameters(settings.kafka, catalogue)
         plan = reprocess_plan(settings.kafka, catalogue, tilt_series, stage, serde, update)
         if not plan:
