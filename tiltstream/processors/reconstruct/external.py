@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,8 +33,24 @@ def reconstruct_aretomo(
     """Write the stack and angles, run AreTomo, read its tomogram and ``.aln``.
 
     Tilts AreTomo dropped as dark are absent from the ``.aln``; the aligned stack is resampled here
-    from the ``.aln`` (binned like the tomogram), since AreTomo writes none by default.
+    from the ``.aln`` (binned like the tomogram), since AreTomo writes none by default. AreTomo works in
+    ``stack_path``'s folder, which is removed when the run fails: a failed series leaves no files.
     """
+    try:
+        return _run_and_read(images, tilt_angles_degrees, parameters, request, settings, stack_path)
+    except BaseException:
+        shutil.rmtree(stack_path.parent, ignore_errors=True)
+        raise
+
+
+def _run_and_read(
+    images: np.ndarray,  # (t, h, w) in tilt order
+    tilt_angles_degrees: np.ndarray,  # (t,)
+    parameters: ReconstructionParameters,
+    request: dict[str, Any],
+    settings: ReconstructionSettings,
+    stack_path: Path,
+) -> ReconstructionResult:
     write_mrc(stack_path, images, parameters.pixel_size_angstroms)
     tilt_file = stack_path.with_suffix(".tlt")
     write_tlt(tilt_file, tilt_angles_degrees)
