@@ -322,6 +322,8 @@ def _tomogram_reconstructed(c: _Context) -> dict[str, Any]:
             "shift_y_angstroms": -8.0 * math.cos(i),
             "residual_error_angstroms": None,
             "included": True,
+            "exclusion_reason": None,
+            "neighbour_correlation": 0.42,
         }
         for i, a in enumerate(angles)
     ]
