@@ -12,12 +12,16 @@ import tifffile
 from tiltstream.connectors.simulator.ground_truth import TiltTruth
 from tiltstream.connectors.simulator.session import simulate_session
 from tiltstream.connectors.simulator.settings import SimulatorSettings
-from tiltstream.processors.motioncorr import MotionCorrectionSettings
+from tiltstream.processors.motioncorr import MotionCorrectionProcessor, MotionCorrectionSettings
 from tiltstream.processors.motioncorr.movie_io import read_movie
+from tiltstream.processors.runtime import Job
+from tiltstream.streams.samples import sample_event
 
 __all__ = [
     "cpu_settings",
     "drift_rms_pixels",
+    "movie_event",
+    "run_movie",
     "simulated_tilt",
     "synthetic_movie",
     "write_movie",
@@ -102,3 +106,29 @@ def drift_rms_pixels(applied_xy_pixels: np.ndarray, drift_xy_pixels: np.ndarray)
     a = applied_xy_pixels - applied_xy_pixels.mean(axis=0)
     b = -(drift_xy_pixels - drift_xy_pixels.mean(axis=0))
     return float(np.sqrt(((a - b) ** 2).sum(axis=1).mean()))
+
+
+def movie_event(
+    relative: str, movie: np.ndarray, movie_format: str = "tiff", pixel: float = 1.5, **extra: Any
+) -> dict[str, Any]:
+    """A ``MovieAcquired`` for ``movie`` written at ``raw/relative`` (3 e/Å², ``pixel`` Å)."""
+    value = sample_event("MovieAcquired", 1, 3)
+    value.update(
+        movie={"root": "raw", "path": relative},
+        movie_format=movie_format,
+        frame_count=movie.shape[0],
+        image_height_pixels=movie.shape[1],
+        image_width_pixels=movie.shape[2],
+        pixel_size_angstroms=pixel,
+        dose_e_per_angstrom2=3.0,
+        **extra,
+    )
+    return value
+
+
+def run_movie(processor: MotionCorrectionProcessor, value: dict[str, Any]) -> dict[str, Any]:
+    """The processor's ``MovieMotionCorrected`` value for the ``MovieAcquired`` ``value``."""
+    job = Job(value=value, topic="movie.acquired", partition=0, offset=0, attempt=1)
+    (output,) = processor.process(job, processor.load(value))
+    assert output.record == "MovieMotionCorrected"
+    return output.value

@@ -8,13 +8,19 @@ seeds 0-3, and 0.05-0.08 px at 512² binned by 2; the tests assert the issue's 0
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import mrcfile
 import numpy as np
 import pytest
 import tifffile
-from motioncorr_fixtures import cpu_settings, drift_rms_pixels, synthetic_movie, write_movie
+from motioncorr_fixtures import (
+    cpu_settings,
+    drift_rms_pixels,
+    movie_event,
+    run_movie,
+    synthetic_movie,
+    write_movie,
+)
 
 from tiltstream.processors.motioncorr import MotionCorrectionProcessor
 from tiltstream.processors.motioncorr.trajectory import drift_fields
@@ -25,28 +31,6 @@ PIXEL = 1.5
 SNR = {"counts": 1.0, "contrast": 0.1}
 
 
-def _event(relative: str, movie: np.ndarray, movie_format: str, **extra: Any) -> dict[str, Any]:
-    value = sample_event("MovieAcquired", 1, 3)
-    value.update(
-        movie={"root": "raw", "path": relative},
-        movie_format=movie_format,
-        frame_count=movie.shape[0],
-        image_height_pixels=movie.shape[1],
-        image_width_pixels=movie.shape[2],
-        pixel_size_angstroms=PIXEL,
-        dose_e_per_angstrom2=3.0,
-        **extra,
-    )
-    return value
-
-
-def _run(processor: MotionCorrectionProcessor, value: dict[str, Any]) -> dict[str, Any]:
-    job = Job(value=value, topic="movie.acquired", partition=0, offset=0, attempt=1)
-    (output,) = processor.process(job, processor.load(value))
-    assert output.record == "MovieMotionCorrected"
-    return output.value
-
-
 def test_lzw_tiff_movie_drift_recovered_and_outputs_written(tmp_path: Path) -> None:
     movie, drift = synthetic_movie(0, size=256, frames=8, **SNR)
     write_movie(tmp_path / "raw" / "cm1" / "Position_1_004.tiff", movie, PIXEL)
@@ -54,8 +38,8 @@ def test_lzw_tiff_movie_drift_recovered_and_outputs_written(tmp_path: Path) -> N
         tifffile.TiffFile(tmp_path / "raw" / "cm1" / "Position_1_004.tiff").pages[0].compression == 5
     )  # LZW
     processor = MotionCorrectionProcessor(cpu_settings(tmp_path))
-    value = _event("cm1/Position_1_004.tiff", movie, "tiff")
-    event = _run(processor, value)
+    value = movie_event("cm1/Position_1_004.tiff", movie, "tiff")
+    event = run_movie(processor, value)
 
     applied = np.array([[s["shift_x_angstroms"], s["shift_y_angstroms"]] for s in event["frame_shifts"]])
     assert drift_rms_pixels(applied / PIXEL, drift) < 0.5
@@ -81,7 +65,7 @@ def test_lzw_tiff_movie_drift_recovered_and_outputs_written(tmp_path: Path) -> N
     np.testing.assert_allclose(trajectory, applied)
 
     # redelivery: same outputs, same event id, no stray temporary files
-    again = _run(processor, value)
+    again = run_movie(processor, value)
     assert again["metadata"]["event_id"] == event["metadata"]["event_id"]
     assert not list(processed.rglob(".*tmp*"))
 
@@ -93,9 +77,9 @@ def test_mrc_super_resolution_movie_with_gain_binned_by_two(tmp_path: Path) -> N
     with mrcfile.new(tmp_path / "raw" / "cm1" / "gain.mrc") as mrc:
         mrc.set_data(gain)
     processor = MotionCorrectionProcessor(cpu_settings(tmp_path, binning=2, patches_x=2, patches_y=2))
-    value = _event("cm1/super.mrc", movie, "mrc", gain_reference={"root": "raw", "path": "cm1/gain.mrc"})
+    value = movie_event("cm1/super.mrc", movie, "mrc", gain_reference={"root": "raw", "path": "cm1/gain.mrc"})
     value["pixel_size_angstroms"] = PIXEL / 2
-    event = _run(processor, value)
+    event = run_movie(processor, value)
     assert event["binning"] == 2
     assert event["pixel_size_angstroms"] == pytest.approx(PIXEL)
     assert (event["patches_x"], event["patches_y"]) == (2, 2)
@@ -113,11 +97,11 @@ def test_corrupt_and_impossible_movies_fail_permanently(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])  # truncated transfer
     processor = MotionCorrectionProcessor(cpu_settings(tmp_path))
     with pytest.raises(CorruptInputError):
-        processor.load(_event("cm1/broken.tiff", movie, "tiff"))
+        processor.load(movie_event("cm1/broken.tiff", movie, "tiff"))
     write_movie(path, movie, PIXEL)
     with pytest.raises(CorruptInputError, match="4 frames on disk, 9 announced"):
-        processor.load(_event("cm1/broken.tiff", movie, "tiff") | {"frame_count": 9})
-    job = Job(_event("cm1/broken.tiff", movie, "tiff") | {"pixel_size_angstroms": 0.0}, "t", 0, 0, 1)
+        processor.load(movie_event("cm1/broken.tiff", movie, "tiff") | {"frame_count": 9})
+    job = Job(movie_event("cm1/broken.tiff", movie, "tiff") | {"pixel_size_angstroms": 0.0}, "t", 0, 0, 1)
     with pytest.raises(ImpossibleParametersError):
         processor.process(job, None)
 
@@ -129,9 +113,9 @@ def test_three_series_with_a_movie_of_the_same_name_keep_three_micrographs(tmp_p
         movie, _ = synthetic_movie(10 + series, size=128, frames=4, **SNR)
         relative = f"cm1/target_{series}/Position_1_001.tiff"
         write_movie(tmp_path / "raw" / relative, movie * series, PIXEL)  # each series its own brightness
-        value = _event(relative, movie, "tiff")
+        value = movie_event(relative, movie, "tiff")
         value["metadata"] = sample_event("MovieAcquired", series, 0)["metadata"]
-        event = _run(processor, value)
+        event = run_movie(processor, value)
         events.append(event)
         with mrcfile.open(tmp_path / "processed" / event["micrograph"]["path"]) as mrc:
             micrographs[series] = float(mrc.data.mean())
@@ -153,12 +137,12 @@ def test_unknown_dose_is_not_dose_weighted_and_says_so(tmp_path: Path) -> None:
     movie, _drift = synthetic_movie(1, size=128, frames=4, **SNR)
     write_movie(tmp_path / "raw" / "cm1" / "Position_1_005.tiff", movie, PIXEL)
     processor = MotionCorrectionProcessor(cpu_settings(tmp_path))
-    value = _event("cm1/Position_1_005.tiff", movie, "tiff", dose_source="unknown")
+    value = movie_event("cm1/Position_1_005.tiff", movie, "tiff", dose_source="unknown")
     value["dose_e_per_angstrom2"] = 0.0
-    event = _run(processor, value)
+    event = run_movie(processor, value)
     assert event["dose_weighted"] is False
     assert event["micrograph_not_dose_weighted"] is None
-    known = _run(processor, _event("cm1/Position_1_005.tiff", movie, "tiff"))
+    known = run_movie(processor, movie_event("cm1/Position_1_005.tiff", movie, "tiff"))
     assert known["dose_weighted"] is True
 
 
@@ -170,19 +154,23 @@ def test_the_event_tells_the_beam_brightness_per_pixel_per_second(tmp_path: Path
     truth = float(movie.sum(axis=0, dtype=np.float64).mean()) / 0.6
     for binning in (1, 2):
         processor = MotionCorrectionProcessor(cpu_settings(tmp_path, binning=binning))
-        value = _event("cm1/bright.tiff", movie, "tiff", dose_source="unknown", exposure_time_seconds=0.6)
+        value = movie_event(
+            "cm1/bright.tiff", movie, "tiff", dose_source="unknown", exposure_time_seconds=0.6
+        )
         value["dose_e_per_angstrom2"] = 0.0
-        event = _run(processor, value)
+        event = run_movie(processor, value)
         assert event["mean_counts_per_pixel_per_second"] == pytest.approx(truth, rel=1e-4), binning
     dim = movie // 4  # a quarter of the electrons: a quarter of the brightness
     write_movie(tmp_path / "raw" / "cm1" / "dim.tiff", dim, PIXEL)
-    event = _run(MotionCorrectionProcessor(cpu_settings(tmp_path)), _event("cm1/dim.tiff", dim, "tiff"))
+    event = run_movie(
+        MotionCorrectionProcessor(cpu_settings(tmp_path)), movie_event("cm1/dim.tiff", dim, "tiff")
+    )
     assert event["mean_counts_per_pixel_per_second"] == pytest.approx(
         float(dim.sum(axis=0, dtype=np.float64).mean()) / 0.6, rel=1e-4
     )
-    unknown_time = _event("cm1/dim.tiff", dim, "tiff", exposure_time_seconds=0.0)
+    unknown_time = movie_event("cm1/dim.tiff", dim, "tiff", exposure_time_seconds=0.0)
     assert (
-        _run(MotionCorrectionProcessor(cpu_settings(tmp_path)), unknown_time)[
+        run_movie(MotionCorrectionProcessor(cpu_settings(tmp_path)), unknown_time)[
             "mean_counts_per_pixel_per_second"
         ]
         is None

@@ -11,20 +11,17 @@ from __future__ import annotations
 import stat
 import sys
 from pathlib import Path
-from typing import Any
 
 import mrcfile
 import numpy as np
 import pytest
 import torch
-from motioncorr_fixtures import cpu_settings, synthetic_movie, write_movie
+from motioncorr_fixtures import cpu_settings, movie_event, run_movie, synthetic_movie, write_movie
 
 from tiltstream.processors.motioncorr import MotionCorrectionProcessor
 from tiltstream.processors.motioncorr.dose import dose_filters, dose_weighted_sum
 from tiltstream.processors.motioncorr.fourier import apply_phase_ramps, spectrum_frequencies
 from tiltstream.processors.motioncorr.frame_halves import frame_half_sums, half_spectra, halves_from_spectra
-from tiltstream.processors.runtime import Job
-from tiltstream.streams.samples import sample_event
 
 PIXEL = 1.5
 
@@ -90,26 +87,6 @@ def test_too_few_frames_or_a_negative_first_frame_are_refused() -> None:
         half_spectra(torch.zeros(2, 8, 5, dtype=torch.complex64), -1)
 
 
-def _event(relative: str, movie: np.ndarray) -> dict[str, Any]:
-    value = sample_event("MovieAcquired", 1, 3)
-    value.update(
-        movie={"root": "raw", "path": relative},
-        movie_format="tiff",
-        frame_count=movie.shape[0],
-        image_height_pixels=movie.shape[1],
-        image_width_pixels=movie.shape[2],
-        pixel_size_angstroms=PIXEL,
-        dose_e_per_angstrom2=3.0,
-    )
-    return value
-
-
-def _run(processor: MotionCorrectionProcessor, value: dict[str, Any]) -> dict[str, Any]:
-    job = Job(value=value, topic="movie.acquired", partition=0, offset=0, attempt=1)
-    (output,) = processor.process(job, processor.load(value))
-    return output.value
-
-
 def _read(root: Path, path: dict[str, str] | None) -> np.ndarray:
     assert path is not None
     with mrcfile.open(root / path["path"]) as mrc:
@@ -126,7 +103,9 @@ def test_processor_writes_aligned_halves_that_add_up_to_the_micrograph(
 ) -> None:
     movie, _ = synthetic_movie(2, size=256, frames=10, step_pixels=2.0, counts=4.0, contrast=0.3)
     write_movie(tmp_path / "raw" / "cm1" / "Position_1_004.tiff", movie, PIXEL)
-    event = _run(MotionCorrectionProcessor(cpu_settings(tmp_path)), _event("cm1/Position_1_004.tiff", movie))
+    event = run_movie(
+        MotionCorrectionProcessor(cpu_settings(tmp_path)), movie_event("cm1/Position_1_004.tiff", movie)
+    )
     processed = tmp_path / "processed"
     assert event["micrograph_even"]["path"].endswith("/Position_1_004_EVN.mrc")
     assert event["micrograph_odd"]["path"].endswith("/Position_1_004_ODD.mrc")
@@ -152,7 +131,7 @@ def test_the_sessions_choice_wins_over_the_services(
     movie, _ = synthetic_movie(3, size=64, frames=4)
     write_movie(tmp_path / "raw" / "m.tiff", movie, PIXEL)
     processor = MotionCorrectionProcessor(cpu_settings(tmp_path, frame_halves=service))
-    event = _run(processor, _event("m.tiff", movie) | {"frame_halves": session})
+    event = run_movie(processor, movie_event("m.tiff", movie) | {"frame_halves": session})
     assert (event["micrograph_even"] is not None) == written
     assert (event["micrograph_odd"] is not None) == written
     assert bool(list((tmp_path / "processed").rglob("*_EVN.mrc"))) == written
@@ -205,8 +184,8 @@ def test_motioncor2_split_sums_are_picked_up(tmp_path: Path, halves: bool) -> No
     settings = cpu_settings(
         tmp_path, backend="motioncor2", motioncor_executable=str(_stand_in(tmp_path)), frame_halves=halves
     )
-    value = _event("movie.tiff", np.zeros((4, 32, 32)))
-    event = _run(MotionCorrectionProcessor(settings), value)
+    value = movie_event("movie.tiff", np.zeros((4, 32, 32)))
+    event = run_movie(MotionCorrectionProcessor(settings), value)
     processed = tmp_path / "processed"
     assert float(_read(processed, event["micrograph"]).mean()) == 2.0  # the dose-weighted sum
     if not halves:
