@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from tiltstream.connectors.simulator.doming import Doming, doming_shifts_pixels, random_doming
-from tiltstream.connectors.simulator.truth_comparison import field_rms_pixels
+from tiltstream.connectors.simulator.truth_comparison import drift_and_doming_pixels, field_rms_pixels
 from tiltstream.processors.ctf.builtin import estimate_ctf_builtin
 from tiltstream.processors.ctf.result import CtfParameters
 from tiltstream.processors.motioncorr.builtin import binned_spectra, correct_movie_builtin, local_motion
@@ -134,7 +134,7 @@ def _field_errors(
         local = local_motion(spectra, shape, rigid, parameters)
         field = displacement_field(local, rigid, shape, slice(0, t), step_pixels=FIELD_STEP)  # (t, 2, h', w')
     ys, xs = np.mgrid[0:h:FIELD_STEP, 0:w:FIELD_STEP]
-    truth = _true_field(drift, doming, np.stack([xs.ravel(), ys.ravel()], axis=1))
+    truth = drift_and_doming_pixels(drift, doming, np.stack([xs.ravel(), ys.ravel()], axis=1))
     ours = field.reshape(t, 2, -1).permute(0, 2, 1).flip(-1).cpu().numpy().astype(np.float64)
     whole = np.repeat(rigid.flip(-1).cpu().numpy()[:, None, :].astype(np.float64), ours.shape[1], axis=1)
     return field_rms_pixels(ours, truth), field_rms_pixels(whole, truth)
@@ -158,14 +158,9 @@ def _library_field_error(
         values = torch.stack([field.evaluate_at_t(i / (t - 1), (m, m)) for i in range(t)]) / PIXEL
     grid = np.linspace(0, h - 1, m)
     ys, xs = np.meshgrid(grid, grid, indexing="ij")
-    truth = _true_field(drift, doming, np.stack([xs.ravel(), ys.ravel()], axis=1))
+    truth = drift_and_doming_pixels(drift, doming, np.stack([xs.ravel(), ys.ravel()], axis=1))
     library = values.reshape(t, 2, -1).permute(0, 2, 1).flip(-1).cpu().numpy().astype(np.float64)
     return seconds, field_rms_pixels(library, truth)
-
-
-def _true_field(drift: np.ndarray, doming: Doming, positions_xy: np.ndarray) -> np.ndarray:
-    truth: np.ndarray = drift[:, None, :] + doming_shifts_pixels(doming, positions_xy)  # (t, n, 2)
-    return truth
 
 
 def measure_compute(

@@ -25,6 +25,7 @@ __all__ = [
     "astigmatism_within_tolerance",
     "axis_difference_degrees",
     "defocus_error_fraction",
+    "drift_and_doming_pixels",
     "drift_rms_pixels",
     "field_rms_pixels",
     "series_agreement",
@@ -57,11 +58,21 @@ def drift_rms_pixels(applied_xy_pixels: np.ndarray, drift_xy_pixels: np.ndarray)
 
 def true_displacement_pixels(tilt: TiltTruth, positions_xy_pixels: np.ndarray) -> np.ndarray:
     """``(t, n, 2)`` (x, y) true displacement of the content at ``n`` positions: drift plus doming."""
-    drift = np.asarray(tilt.frame_shifts_pixels, dtype=np.float64)[:, None, :]  # (t, 1, 2)
-    if tilt.doming is None:
+    doming = None if tilt.doming is None else Doming.from_dict(tilt.doming)
+    return drift_and_doming_pixels(np.asarray(tilt.frame_shifts_pixels), doming, positions_xy_pixels)
+
+
+def drift_and_doming_pixels(
+    drift_xy_pixels: np.ndarray,  # (t, 2)
+    doming: Doming | None,
+    positions_xy_pixels: np.ndarray,  # (n, 2)
+) -> np.ndarray:
+    """``(t, n, 2)`` (x, y): the whole-frame drift plus, when there is one, the doming's field."""
+    drift = np.asarray(drift_xy_pixels, dtype=np.float64)[:, None, :]  # (t, 1, 2)
+    if doming is None:
         rigid: np.ndarray = np.repeat(drift, len(positions_xy_pixels), axis=1)
         return rigid
-    total: np.ndarray = drift + doming_shifts_pixels(Doming.from_dict(tilt.doming), positions_xy_pixels)
+    total: np.ndarray = drift + doming_shifts_pixels(doming, positions_xy_pixels)
     return total
 
 
